@@ -1,0 +1,2 @@
+//! Echoic's listening pipeline, free of any plugin-framework type so that the plugin, the
+//! command-line tools and the tests all run this one implementation.
