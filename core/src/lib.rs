@@ -1,2 +1,10 @@
 //! Echoic's listening pipeline, free of any plugin-framework type so that the plugin, the
 //! command-line tools and the tests all run this one implementation.
+
+pub mod cochlea;
+pub mod denormals;
+pub mod erb;
+pub mod frame;
+pub mod dilated;
+pub mod memory;
+pub mod ring;

@@ -1,0 +1,244 @@
+//! Dilated spectral buffers: T steps of the echoic memory, where step j looks back further the
+//! larger j is, so that a short buffer spans a long stretch of time with fine detail near "now".
+
+use crate::memory::EchoicMemory;
+
+/// How far each step looks back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Dilation {
+    /// Step j ends `dilation^j` frames back (1, 2, 4, … for dilation 2): the original Listener's
+    /// layout.
+    Exponential,
+    /// Step j ends `1 + j·dilation` frames back (1, 3, 5, … for dilation 2).
+    Linear,
+}
+
+/// How a step turns the frames it covers into one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Pooling {
+    /// The frame at the step's look-back, ignoring the others: the original Listener's choice.
+    Pick,
+    /// The mean of the covered frames' log energies.
+    Mean,
+    /// The per-band maximum over the covered frames.
+    Max,
+}
+
+/// The shape of a dilated buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DilatedSpec {
+    /// Number of steps T.
+    pub steps: usize,
+    /// The dilation factor; at least 2 for [`Dilation::Exponential`], at least 1 for linear.
+    pub dilation: usize,
+    /// Exponential or linear spacing.
+    pub kind: Dilation,
+    /// How covered frames are combined.
+    pub pooling: Pooling,
+}
+
+impl Default for DilatedSpec {
+    fn default() -> Self {
+        Self { steps: 8, dilation: 2, kind: Dilation::Exponential, pooling: Pooling::Pick }
+    }
+}
+
+/// Why a spec cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// Zero steps or too long a look-back.
+    #[error("{steps} steps with dilation {dilation} ({kind:?}) look back {lookback} frames; the limit is {MAX_LOOKBACK}")]
+    TooLong {
+        /// Requested steps.
+        steps: usize,
+        /// Requested dilation.
+        dilation: usize,
+        /// Requested spacing.
+        kind: Dilation,
+        /// The look-back it implies (saturated).
+        lookback: usize,
+    },
+    /// A dilation that does not grow.
+    #[error("dilation {0} does not grow the look-back")]
+    Dilation(usize),
+}
+
+/// The longest look-back a spec may ask for: 40 s of 10 ms frames.
+pub const MAX_LOOKBACK: usize = 4096;
+
+impl DilatedSpec {
+    /// Checks that the spec is usable. Allocation-free.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let min_dilation = match self.kind {
+            Dilation::Exponential => 2,
+            Dilation::Linear => 1,
+        };
+        if self.dilation < min_dilation {
+            return Err(SpecError::Dilation(self.dilation));
+        }
+        let lookback = if self.steps == 0 { 0 } else { self.lookback(self.steps - 1) };
+        if self.steps == 0 || lookback > MAX_LOOKBACK {
+            return Err(SpecError::TooLong {
+                steps: self.steps,
+                dilation: self.dilation,
+                kind: self.kind,
+                lookback,
+            });
+        }
+        Ok(())
+    }
+
+    /// How many frames back step `j` ends (1 = the newest frame). Saturates instead of
+    /// overflowing. Allocation-free.
+    pub fn lookback(&self, step: usize) -> usize {
+        match self.kind {
+            Dilation::Exponential => {
+                self.dilation.saturating_pow(step.min(u32::MAX as usize) as u32)
+            }
+            Dilation::Linear => step.saturating_mul(self.dilation).saturating_add(1),
+        }
+    }
+
+    /// The frames step `j` covers, as look-backs `first..=last` (1 = newest). Steps tile the
+    /// memory without gaps or overlaps. Allocation-free.
+    pub fn covered(&self, step: usize) -> (usize, usize) {
+        let first = if step == 0 { 1 } else { self.lookback(step - 1) + 1 };
+        (first, self.lookback(step))
+    }
+
+    /// Memory capacity this spec needs, in frames. Allocation-free.
+    pub fn memory_frames(&self) -> usize {
+        self.lookback(self.steps.saturating_sub(1))
+    }
+
+    /// Seconds the buffer spans at a given hop. Allocation-free.
+    pub fn span_seconds(&self, hop_seconds: f64) -> f64 {
+        self.memory_frames() as f64 * hop_seconds
+    }
+
+    /// Writes the dilated buffer into `out` (`steps × bands`, oldest step first, so that the
+    /// sequence runs forward in time) and returns whether the memory is still warming up (look-
+    /// backs past its oldest frame repeat that frame). Returns `None`, leaving `out` untouched,
+    /// while the memory is empty. Allocation-free.
+    ///
+    /// # Panics
+    /// If `out.len() != steps × memory.n_bands()`.
+    pub fn build(&self, memory: &EchoicMemory, out: &mut [f32]) -> Option<BufferStatus> {
+        let n_bands = memory.n_bands();
+        assert_eq!(out.len(), self.steps * n_bands, "dilated buffer size");
+        if memory.is_empty() {
+            return None;
+        }
+        for step in 0..self.steps {
+            let row = self.steps - 1 - step;
+            let dst = &mut out[row * n_bands..(row + 1) * n_bands];
+            let (first, last) = self.covered(step);
+            match self.pooling {
+                Pooling::Pick => dst.copy_from_slice(memory.frame_back(last - 1)?),
+                Pooling::Mean => {
+                    dst.fill(0.0);
+                    for back in first..=last {
+                        for (d, s) in dst.iter_mut().zip(memory.frame_back(back - 1)?) {
+                            *d += s;
+                        }
+                    }
+                    let scale = 1.0 / (last - first + 1) as f32;
+                    dst.iter_mut().for_each(|d| *d *= scale);
+                }
+                Pooling::Max => {
+                    dst.copy_from_slice(memory.frame_back(first - 1)?);
+                    for back in first + 1..=last {
+                        for (d, s) in dst.iter_mut().zip(memory.frame_back(back - 1)?) {
+                            *d = d.max(*s);
+                        }
+                    }
+                }
+            }
+        }
+        Some(BufferStatus { warming_up: memory.is_warming_up() })
+    }
+}
+
+/// What [`DilatedSpec::build`] reports alongside the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferStatus {
+    /// The memory did not yet reach back as far as the oldest step; the oldest frame was repeated.
+    pub warming_up: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Frame;
+
+    /// A memory whose frame with sequence number s holds the value s in every band.
+    fn ramp_memory(capacity: usize, frames: u64) -> EchoicMemory {
+        let mut memory = EchoicMemory::new(capacity, 2);
+        for seq in 0..frames {
+            let mut frame = Frame::silent(2);
+            frame.seq = seq;
+            frame.bands[..2].fill(seq as f32);
+            memory.push(&frame);
+        }
+        memory
+    }
+
+    #[test]
+    fn default_spec_looks_back_in_powers_of_two_over_1_28_s() {
+        let spec = DilatedSpec::default();
+        let lookbacks: Vec<usize> = (0..8).map(|j| spec.lookback(j)).collect();
+        assert_eq!(lookbacks, vec![1, 2, 4, 8, 16, 32, 64, 128]);
+        assert!((spec.span_seconds(0.010) - 1.28).abs() < 1e-9);
+        assert_eq!(spec.covered(0), (1, 1));
+        assert_eq!(spec.covered(3), (5, 8));
+    }
+
+    #[test]
+    fn linear_spacing() {
+        let spec = DilatedSpec { kind: Dilation::Linear, dilation: 3, ..DilatedSpec::default() };
+        let lookbacks: Vec<usize> = (0..4).map(|j| spec.lookback(j)).collect();
+        assert_eq!(lookbacks, vec![1, 4, 7, 10]);
+        assert_eq!(spec.covered(2), (5, 7));
+    }
+
+    #[test]
+    fn pick_mean_and_max_pool_the_covered_frames() {
+        // Newest frame has value 199; look-back b holds 200 - b.
+        let memory = ramp_memory(128, 200);
+        let mut out = vec![0.0; 8 * 2];
+        for (pooling, expected_step3) in
+            [(Pooling::Pick, 192.0), (Pooling::Mean, 193.5), (Pooling::Max, 195.0)]
+        {
+            let spec = DilatedSpec { pooling, ..DilatedSpec::default() };
+            let status = spec.build(&memory, &mut out).unwrap();
+            assert!(!status.warming_up);
+            // Step 3 covers look-backs 5..=8, i.e. values 195..=192; it is row 8-1-3 = 4.
+            assert_eq!(out[4 * 2], expected_step3, "{pooling:?}");
+            // The newest step is the last row.
+            assert_eq!(out[7 * 2], 199.0);
+        }
+        let spec = DilatedSpec::default();
+        spec.build(&memory, &mut out).unwrap();
+        assert_eq!(out[0], 200.0 - 128.0); // oldest step first
+    }
+
+    #[test]
+    fn warming_up_repeats_the_oldest_frame() {
+        let memory = ramp_memory(128, 10);
+        let mut out = vec![0.0; 8 * 2];
+        let status = DilatedSpec::default().build(&memory, &mut out).unwrap();
+        assert!(status.warming_up);
+        // Steps reaching past the 10 frames held read the oldest frame, value 0.
+        assert_eq!(&out[..8], &[0.0; 8]);
+        assert_eq!(out[7 * 2], 9.0);
+        assert!(DilatedSpec::default().build(&EchoicMemory::new(128, 2), &mut out).is_none());
+    }
+
+    #[test]
+    fn unusable_specs_are_refused() {
+        assert!(DilatedSpec { dilation: 1, ..DilatedSpec::default() }.validate().is_err());
+        assert!(DilatedSpec { steps: 0, ..DilatedSpec::default() }.validate().is_err());
+        assert!(DilatedSpec { steps: 40, ..DilatedSpec::default() }.validate().is_err());
+        assert!(DilatedSpec::default().validate().is_ok());
+    }
+}
