@@ -8,3 +8,7 @@ pub mod frame;
 pub mod dilated;
 pub mod memory;
 pub mod ring;
+
+pub mod pipeline;
+pub mod worker;
+pub mod offline;

@@ -1,6 +1,10 @@
 //! Echoic: a plugin that listens the way a cochlea and echoic memory do, and turns what it hears
 //! into live embeddings and MIDI CC automation. Audio passes through untouched.
 
+use echoic_core::cochlea::Cochlea;
+use echoic_core::pipeline::AudioFront;
+use echoic_core::ring::frame_ring;
+use echoic_core::worker::{Worker, WorkerHandle, WorkerStatus};
 use nice_plug::prelude::*;
 use nice_plug_egui::EguiEditorState;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,21 +15,37 @@ pub mod params;
 
 use params::EchoicParams;
 
-/// State the audio thread publishes and the editor reads. Atomics only, so neither side waits.
+/// Frames the ring holds: 5 s of 10 ms hops, so a worker stalled for seconds loses nothing.
+const RING_FRAMES: usize = 512;
+
+/// State the audio side and the worker publish and the editor reads. The audio thread only
+/// touches atomics here, so it never waits for the editor.
 #[derive(Default)]
 pub struct EchoicShared {
     /// Sample rate of the current activation, in Hz (as f32 bits); 0 while inactive.
     sample_rate_bits: AtomicU32,
+    /// The worker's counters; one for the instance's whole life, cleared at each activation.
+    worker: Arc<WorkerStatus>,
 }
 
 impl EchoicShared {
     /// One line for the editor's status bar. Allocates.
     pub fn status_line(&self) -> String {
         let sample_rate = f32::from_bits(self.sample_rate_bits.load(Ordering::Relaxed));
-        if sample_rate > 0.0 {
-            format!("Listening at {:.1} kHz", sample_rate / 1000.0)
-        } else {
-            "Inactive: waiting for the host to start audio".to_owned()
+        if sample_rate <= 0.0 {
+            return "Inactive: waiting for the host to start audio".to_owned();
+        }
+        let worker = &self.worker;
+        let error = worker.error.lock().ok().and_then(|e| e.clone());
+        let frames = worker.frames_received.load(Ordering::Relaxed);
+        let dropped = worker.frames_dropped.load(Ordering::Relaxed);
+        let warming = if worker.warming_up.load(Ordering::Relaxed) { ", warming up" } else { "" };
+        match error {
+            Some(error) => format!("Settings refused: {error}"),
+            None => format!(
+                "Listening at {:.1} kHz: {frames} frames, {dropped} dropped{warming}",
+                sample_rate / 1000.0
+            ),
         }
     }
 }
@@ -38,6 +58,10 @@ pub struct Echoic {
     editor_state: Arc<EguiEditorState>,
     /// What the editor displays.
     shared: Arc<EchoicShared>,
+    /// The audio-thread half of the pipeline; `None` while inactive.
+    front: Option<AudioFront>,
+    /// The worker thread of the current activation; joined on deactivate and drop.
+    worker: Option<WorkerHandle>,
 }
 
 impl Default for Echoic {
@@ -50,6 +74,8 @@ impl Default for Echoic {
                 1.0,
             ),
             shared: Arc::new(EchoicShared::default()),
+            front: None,
+            worker: None,
         }
     }
 }
@@ -94,24 +120,74 @@ impl Plugin for Echoic {
         buffer_config: &BufferConfig,
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
+        // Hosts may activate repeatedly: the previous worker is always stopped first, so an
+        // instance never runs more than one.
+        self.stop_worker();
+        let sample_rate = buffer_config.sample_rate as f64;
+        let settings = self.params.listen_settings();
+        let cochlea = match Cochlea::new(settings.cochlea_config(sample_rate)) {
+            Ok(cochlea) => cochlea,
+            Err(error) => {
+                nice_log!("Echoic cannot listen with these settings: {error}");
+                return false;
+            }
+        };
+        let (sender, receiver) = frame_ring(RING_FRAMES);
+        let (front, swap) = AudioFront::new(cochlea, sender);
+        let status = self.shared.worker.clone();
+        status.clear();
+        let worker = Worker::new(receiver, swap, sample_rate, settings, (), status);
+        let params = self.params.clone();
+        match WorkerHandle::spawn(worker, move || params.listen_settings()) {
+            Ok(handle) => self.worker = Some(handle),
+            Err(error) => {
+                nice_log!("Echoic could not start its worker thread: {error}");
+                return false;
+            }
+        }
+        self.front = Some(front);
         self.shared
             .sample_rate_bits
             .store(buffer_config.sample_rate.to_bits(), Ordering::Relaxed);
         true
     }
 
+    fn reset(&mut self) {
+        if let Some(front) = &mut self.front {
+            front.reset();
+        }
+    }
+
     fn deactivate(&mut self) {
+        self.stop_worker();
+        self.front = None;
         self.shared.sample_rate_bits.store(0, Ordering::Relaxed);
     }
 
     fn process(
         &mut self,
-        _buffer: &mut Buffer,
+        buffer: &mut Buffer,
         _aux: &mut AuxiliaryBuffers,
         _context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
-        // The buffers are processed in place: leaving them alone is a bit-exact passthrough.
+        // The buffers are processed in place and only read here: a bit-exact passthrough.
+        if let Some(front) = &mut self.front {
+            let channels = buffer.as_slice_immutable();
+            match channels {
+                [mono] => front.process(&[mono]),
+                [left, right, ..] => front.process(&[left, right]),
+                [] => {}
+            }
+        }
         ProcessStatus::Normal
+    }
+}
+
+impl Echoic {
+    fn stop_worker(&mut self) {
+        if let Some(mut worker) = self.worker.take() {
+            worker.stop();
+        }
     }
 }
 

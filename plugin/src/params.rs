@@ -1,6 +1,8 @@
 //! Echoic's parameters. The `#[id]`s are part of the saved state and of host automation lanes, so
 //! they never change once released.
 
+use echoic_core::dilated::{DilatedSpec, Dilation, Pooling};
+use echoic_core::worker::ListenSettings;
 use nice_plug::prelude::*;
 
 /// The user-facing parameters of one Echoic instance.
@@ -23,6 +25,73 @@ pub struct EchoicParams {
     /// Time between two energy frames. Structural, like `bands`.
     #[id = "hop-ms"]
     pub hop_ms: FloatParam,
+
+    /// Steps T of the dilated buffer: how many frames the listener sees at once. Structural.
+    #[id = "steps"]
+    pub steps: IntParam,
+
+    /// Growth of the look-back from one step to the next. Changing it only changes which frames
+    /// are read from memory, so it may change while listening.
+    #[id = "dilation"]
+    pub dilation: IntParam,
+
+    /// Exponential look-back (1, 2, 4, …) as the original Listener, or linear (1, 3, 5, …).
+    #[id = "dilation-kind"]
+    pub dilation_kind: EnumParam<DilationKind>,
+
+    /// How a step summarises the frames it covers.
+    #[id = "pooling"]
+    pub pooling: EnumParam<PoolingMode>,
+}
+
+/// [`Dilation`] as a parameter.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DilationKind {
+    /// Step j ends dilation^j frames back.
+    #[id = "exponential"]
+    Exponential,
+    /// Step j ends 1 + j·dilation frames back.
+    #[id = "linear"]
+    Linear,
+}
+
+/// [`Pooling`] as a parameter.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolingMode {
+    /// The frame at the step's look-back.
+    #[id = "pick"]
+    Pick,
+    /// The mean of the covered frames.
+    #[id = "mean"]
+    Mean,
+    /// The per-band maximum of the covered frames.
+    #[id = "max"]
+    Max,
+}
+
+impl EchoicParams {
+    /// The listening settings the parameters ask for. Allocation-free; callable from any thread.
+    pub fn listen_settings(&self) -> ListenSettings {
+        ListenSettings {
+            n_bands: self.bands.value() as usize,
+            low_hz: self.low_hz.value() as f64,
+            high_hz: self.high_hz.value() as f64,
+            hop_seconds: self.hop_ms.value() as f64 / 1000.0,
+            spec: DilatedSpec {
+                steps: self.steps.value() as usize,
+                dilation: self.dilation.value() as usize,
+                kind: match self.dilation_kind.value() {
+                    DilationKind::Exponential => Dilation::Exponential,
+                    DilationKind::Linear => Dilation::Linear,
+                },
+                pooling: match self.pooling.value() {
+                    PoolingMode::Pick => Pooling::Pick,
+                    PoolingMode::Mean => Pooling::Mean,
+                    PoolingMode::Max => Pooling::Max,
+                },
+            },
+        }
+    }
 }
 
 impl Default for EchoicParams {
@@ -40,7 +109,7 @@ impl Default for EchoicParams {
             .non_automatable(),
             high_hz: FloatParam::new(
                 "Highest band",
-                16_000.0,
+                8_000.0,
                 FloatRange::Skewed {
                     min: 2_000.0,
                     max: 20_000.0,
@@ -54,6 +123,12 @@ impl Default for EchoicParams {
                 .with_unit(" ms")
                 .with_step_size(0.5)
                 .non_automatable(),
+            steps: IntParam::new("Steps", 8, IntRange::Linear { min: 2, max: 16 })
+                .non_automatable(),
+            dilation: IntParam::new("Dilation", 2, IntRange::Linear { min: 1, max: 4 })
+                .with_unit("×"),
+            dilation_kind: EnumParam::new("Dilation spacing", DilationKind::Exponential),
+            pooling: EnumParam::new("Pooling", PoolingMode::Pick),
         }
     }
 }

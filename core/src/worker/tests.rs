@@ -1,0 +1,87 @@
+use super::*;
+use crate::pipeline::AudioFront;
+use crate::ring::frame_ring;
+
+/// Records what the worker hands to its sink.
+#[derive(Default)]
+struct Recorder {
+    buffers: Vec<(u64, Vec<f32>, bool)>,
+}
+
+impl BufferSink for Recorder {
+    fn on_buffer(&mut self, frame: &Frame, buffer: &[f32], warming_up: bool) {
+        self.buffers.push((frame.seq, buffer.to_vec(), warming_up));
+    }
+}
+
+fn setup(settings: ListenSettings, ring: usize) -> (AudioFront, Worker<Recorder>) {
+    let (tx, rx) = frame_ring(ring);
+    let cochlea = Cochlea::new(settings.cochlea_config(48_000.0)).unwrap();
+    let (front, swap) = AudioFront::new(cochlea, tx);
+    let status = Arc::new(WorkerStatus::default());
+    (front, Worker::new(rx, swap, 48_000.0, settings, Recorder::default(), status))
+}
+
+fn tone(len: usize) -> Vec<f32> {
+    (0..len).map(|i| (i as f32 * 0.07).sin() * 0.3).collect()
+}
+
+#[test]
+fn one_buffer_per_frame_and_warm_after_the_longest_lookback() {
+    let (mut front, mut worker) = setup(ListenSettings::default(), 512);
+    let audio = tone(48_000 * 2);
+    front.process(&[&audio]);
+    assert_eq!(worker.drain(), 200);
+    let buffers = &worker.sink().buffers;
+    assert_eq!(buffers.len(), 200);
+    assert_eq!(buffers[0].1.len(), 8 * 100);
+    assert!(buffers[126].2, "warming up until 128 frames are held");
+    assert!(!buffers[127].2);
+    assert!(!worker.status.warming_up.load(Ordering::Relaxed));
+}
+
+#[test]
+fn a_full_ring_drops_frames_without_blocking_and_the_worker_recovers() {
+    let (mut front, mut worker) = setup(ListenSettings::default(), 16);
+    let audio = tone(48_000);
+    front.process(&[&audio]); // 100 frames into a ring of 16
+    assert_eq!(worker.drain(), 16);
+    assert_eq!(worker.status.frames_dropped.load(Ordering::Relaxed), 84);
+    front.process(&[&audio[..4800]]);
+    assert_eq!(worker.drain(), 10);
+}
+
+#[test]
+fn a_structural_change_swaps_the_filterbank_and_restarts_memory() {
+    let (mut front, mut worker) = setup(ListenSettings::default(), 512);
+    let audio = tone(4800);
+    front.process(&[&audio]);
+    worker.drain();
+    worker.apply(ListenSettings { n_bands: 32, ..ListenSettings::default() });
+    assert!(worker.status.error.lock().unwrap().is_none());
+    front.process(&[&audio]);
+    worker.drain();
+    let last = worker.sink().buffers.last().unwrap();
+    assert_eq!(last.1.len(), 8 * 32);
+    assert_eq!(front.cochlea().config().n_bands, 32);
+
+    worker.apply(ListenSettings { n_bands: 500, ..ListenSettings::default() });
+    let error = worker.status.error.lock().unwrap().clone().unwrap();
+    assert!(error.contains("500 bands"), "{error}");
+    assert_eq!(front.cochlea().config().n_bands, 32, "a bad setting leaves the old one running");
+}
+
+#[test]
+fn the_thread_parks_when_idle_and_joins_on_stop() {
+    let (mut front, worker) = setup(ListenSettings::default(), 512);
+    let status = worker.status.clone();
+    let mut handle = WorkerHandle::spawn(worker, ListenSettings::default).unwrap();
+    front.process(&[&tone(48_000)]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status.frames_received.load(Ordering::Relaxed) < 100 {
+        assert!(std::time::Instant::now() < deadline, "worker never drained the ring");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    handle.stop();
+    handle.stop();
+}
