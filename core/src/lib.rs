@@ -9,6 +9,8 @@ pub mod dilated;
 pub mod memory;
 pub mod ring;
 
+pub mod audio_file;
+pub mod corpus;
 pub mod pipeline;
 pub mod worker;
 pub mod offline;
