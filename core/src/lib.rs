@@ -14,3 +14,4 @@ pub mod corpus;
 pub mod pipeline;
 pub mod worker;
 pub mod offline;
+pub mod listener;

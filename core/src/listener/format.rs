@@ -1,0 +1,430 @@
+//! The listener model file: [safetensors](https://github.com/huggingface/safetensors) holding the
+//! weights of the encoder and the decoder as little-endian F32 tensors, plus one `__metadata__`
+//! entry, `"echoic"`, whose value is the JSON document [`ListenerMetadata`].
+//!
+//! # Tensors
+//! For every LSTM layer (see [`ModelConfig::layers`]) with input size D and H units:
+//!
+//! | name | shape |
+//! |---|---|
+//! | `encoder.K.kernel`, `decoder.K.kernel` | `D × 4H` |
+//! | `encoder.K.recurrent_kernel`, `decoder.K.recurrent_kernel` | `H × 4H` |
+//! | `encoder.K.bias`, `decoder.K.bias` | `4H` |
+//!
+//! Columns are the gates in Keras order i, f, g, o, so Keras `LSTM.get_weights()` map one to one.
+//! For the default 8 × 100 model: `encoder.0` (100 → 50), `encoder.1` (50 → 250, the embedding),
+//! `decoder.0` (250 → 50), `decoder.1` (50 → 100); 451,800 parameters.
+//!
+//! # Metadata
+//! ```json
+//! {
+//!   "format_version": 1,
+//!   "name": "echoic-default",
+//!   "features": {"n_bands": 100, "low_hz": 50.0, "high_hz": 8000.0, "hop_seconds": 0.01,
+//!                "spec": {"steps": 8, "dilation": 2, "kind": "Exponential", "pooling": "Pick"}},
+//!   "model": {"n_bands": 100, "steps": 8, "encoder": [50, 250], "decoder": [50],
+//!             "activation": "relu"},
+//!   "normalisation": {"offset": [100 floats], "scale": [100 floats]},
+//!   "pca": {"mean": [250], "components": [[250] × k], "explained_variance": [k],
+//!           "explained_variance_ratio": [k], "projection_low": [k], "projection_high": [k]}
+//!          or null,
+//!   "provenance": {"corpus": ["data/corpus/train"], "packages": {"hedgewars-data": 30.0},
+//!                  "files": 812, "sample_rate": 22050, "train_sequences": 108000,
+//!                  "validation_sequences": 12000, "epochs": 40, "best_epoch": 33,
+//!                  "seed": 1, "created_unix": 1790000000, "seconds": 3600.0,
+//!                  "git_describe": "v0.1-3-gabc1234", "echoic_version": "0.1.0"},
+//!   "metrics": {"train_loss": 0.004, "validation_loss": 0.005, ...}
+//! }
+//! ```
+//! Every provenance field has a default, so hand-made files need not invent them; `metrics` is
+//! free-form. Unknown fields are ignored, so version 1 readers accept files with additions that
+//! do not change the meaning of the known fields; anything else bumps [`FORMAT_VERSION`].
+
+use super::model::ModelConfig;
+use super::ListenerError;
+use crate::dilated::DilatedSpec;
+use crate::worker::ListenSettings;
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The file format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The `__metadata__` key holding the JSON document.
+pub const METADATA_KEY: &str = "echoic";
+/// At most this many principal axes are stored (the automation outputs use them).
+pub const MAX_PCA_AXES: usize = 8;
+
+/// The front end the model was trained on; the plugin must listen the same way for the
+/// embedding to mean anything.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Features {
+    /// Gammatone bands: the model's input width.
+    pub n_bands: usize,
+    /// Lowest band centre in Hz: a different range moves every band.
+    pub low_hz: f64,
+    /// Upper end of the ERB spacing in Hz, for the same reason.
+    pub high_hz: f64,
+    /// Time between frames in seconds: it sets how much time each dilated step spans.
+    pub hop_seconds: f64,
+    /// The dilated buffer's shape: the model's input length and what each step means.
+    pub spec: DilatedSpec,
+}
+
+impl Features {
+    /// The features of a listening configuration.
+    pub fn from_settings(settings: &ListenSettings) -> Self {
+        Self {
+            n_bands: settings.n_bands,
+            low_hz: settings.low_hz,
+            high_hz: settings.high_hz,
+            hop_seconds: settings.hop_seconds,
+            spec: settings.spec,
+        }
+    }
+
+    /// The listening configuration that produces these features.
+    pub fn to_settings(&self) -> ListenSettings {
+        ListenSettings {
+            n_bands: self.n_bands,
+            low_hz: self.low_hz,
+            high_hz: self.high_hz,
+            hop_seconds: self.hop_seconds,
+            spec: self.spec,
+        }
+    }
+}
+
+/// Per-band affine map from dB to the model's units: `z = (x_dB − offset[b]) · scale[b]`,
+/// fitted so that the training set's 1st..99th percentile of each band maps to 0..1.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalisation {
+    /// Per band, the dB value mapped to 0 (the 1st percentile): removes the band's level.
+    pub offset: Vec<f32>,
+    /// Per band, the reciprocal of the 1st..99th percentile range: equalises the bands' spreads
+    /// so that the loss weighs them alike.
+    pub scale: Vec<f32>,
+}
+
+/// Principal axes of the training embeddings, for the automation outputs (a few smooth,
+/// decorrelated controls instead of hundreds of raw latent values).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pca {
+    /// Mean embedding, subtracted before projecting.
+    pub mean: Vec<f32>,
+    /// The top-k unit axes, strongest first, each `latent_dim` long.
+    pub components: Vec<Vec<f32>>,
+    /// Variance of the training embeddings along each axis: how much each control moves.
+    pub explained_variance: Vec<f32>,
+    /// Each axis' share of the total variance, to judge how much of the embedding k axes keep.
+    pub explained_variance_ratio: Vec<f32>,
+    /// Per axis, the 1st percentile of the training projections: maps to 0 on a 0..1 output.
+    pub projection_low: Vec<f32>,
+    /// Per axis, the 99th percentile of the training projections: maps to 1 on a 0..1 output.
+    pub projection_high: Vec<f32>,
+}
+
+/// Where a model came from, so that a file can be traced to its data and code.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Provenance {
+    /// The input folders the training audio was collected from.
+    pub corpus: Vec<String>,
+    /// Minutes of audio per package (the first folder level under each input folder), to see
+    /// what the model has heard.
+    pub packages: BTreeMap<String, f64>,
+    /// Audio files used (training and validation).
+    pub files: usize,
+    /// Rate the audio was decoded at before the cochlea, Hz.
+    pub sample_rate: u32,
+    /// Sequences trained on.
+    pub train_sequences: usize,
+    /// Sequences held out for validation (from files disjoint from the training files).
+    pub validation_sequences: usize,
+    /// Epochs run.
+    pub epochs: usize,
+    /// The epoch whose weights were kept (lowest validation loss), 1-based.
+    pub best_epoch: usize,
+    /// Seed of the initialisation, split and shuffles: with the data, it reproduces the run.
+    pub seed: u64,
+    /// When training finished, Unix seconds.
+    pub created_unix: u64,
+    /// Wall-clock training time, seconds.
+    pub seconds: f64,
+    /// `git describe --always --dirty` of the working tree, when available.
+    pub git_describe: Option<String>,
+    /// The echoic-core version that trained the model.
+    pub echoic_version: String,
+}
+
+/// Everything in a model file besides the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListenerMetadata {
+    /// File format version, [`FORMAT_VERSION`]; a reader refuses versions it does not know.
+    pub format_version: u32,
+    /// A human-readable model name, shown in the plugin.
+    pub name: String,
+    /// The listening front end the model expects.
+    pub features: Features,
+    /// The network's sizes; must agree with `features` and with the tensors.
+    pub model: ModelConfig,
+    /// Maps dB to model units and back.
+    pub normalisation: Normalisation,
+    /// Principal axes of the training embeddings; `None` in checkpoints.
+    pub pca: Option<Pca>,
+    /// Where the model came from.
+    #[serde(default)]
+    pub provenance: Provenance,
+    /// Free-form evaluation numbers (losses, ...).
+    #[serde(default)]
+    pub metrics: BTreeMap<String, serde_json::Value>,
+}
+
+/// A weight tensor as stored: name, shape and row-major values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    /// The tensor's name (see the module documentation).
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its values, row-major.
+    pub data: Vec<f32>,
+}
+
+/// An [`ListenerError::Inconsistent`] with `msg`.
+fn inconsistent(msg: impl Into<String>) -> ListenerError {
+    ListenerError::Inconsistent(msg.into())
+}
+
+/// Refuses NaN and infinities in `values`, naming them `name`.
+fn check_finite(name: &str, values: &[f32]) -> Result<(), ListenerError> {
+    if values.iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(ListenerError::NonFinite(name.to_string()))
+    }
+}
+
+impl ListenerMetadata {
+    /// Checks every field and their agreement with each other. Allocates only on error.
+    pub fn validate(&self) -> Result<(), ListenerError> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(ListenerError::UnsupportedVersion {
+                found: self.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        self.model.validate().map_err(inconsistent)?;
+        let f = &self.features;
+        if f.n_bands != self.model.n_bands {
+            return Err(inconsistent(format!(
+                "features have {} bands but the model takes {}",
+                f.n_bands, self.model.n_bands
+            )));
+        }
+        if f.spec.steps != self.model.steps {
+            return Err(inconsistent(format!(
+                "the dilated buffer has {} steps but the model takes {}",
+                f.spec.steps, self.model.steps
+            )));
+        }
+        f.spec.validate().map_err(|e| inconsistent(e.to_string()))?;
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if !positive(f.low_hz) || !positive(f.high_hz) || f.low_hz >= f.high_hz {
+            return Err(inconsistent(format!(
+                "band range {} Hz to {} Hz",
+                f.low_hz, f.high_hz
+            )));
+        }
+        if !positive(f.hop_seconds) {
+            return Err(inconsistent(format!("hop of {} s", f.hop_seconds)));
+        }
+        let n = &self.normalisation;
+        if n.offset.len() != f.n_bands || n.scale.len() != f.n_bands {
+            return Err(inconsistent(format!(
+                "normalisation has {} offsets and {} scales for {} bands",
+                n.offset.len(),
+                n.scale.len(),
+                f.n_bands
+            )));
+        }
+        check_finite("normalisation.offset", &n.offset)?;
+        check_finite("normalisation.scale", &n.scale)?;
+        if n.scale.iter().any(|&s| s == 0.0 || !(1.0 / s).is_finite()) {
+            return Err(inconsistent(
+                "a normalisation scale is zero or too small to invert",
+            ));
+        }
+        if let Some(pca) = &self.pca {
+            let latent = self.model.latent_dim();
+            let k = pca.components.len();
+            if k == 0 || k > MAX_PCA_AXES.min(latent) {
+                return Err(inconsistent(format!(
+                    "{k} principal axes; 1..={} are allowed",
+                    MAX_PCA_AXES.min(latent)
+                )));
+            }
+            if pca.mean.len() != latent || pca.components.iter().any(|c| c.len() != latent) {
+                return Err(inconsistent(format!(
+                    "principal axes are not {latent} long"
+                )));
+            }
+            for (name, v) in [
+                ("pca.explained_variance", &pca.explained_variance),
+                (
+                    "pca.explained_variance_ratio",
+                    &pca.explained_variance_ratio,
+                ),
+                ("pca.projection_low", &pca.projection_low),
+                ("pca.projection_high", &pca.projection_high),
+            ] {
+                if v.len() != k {
+                    return Err(inconsistent(format!(
+                        "{name} has {} values for {k} axes",
+                        v.len()
+                    )));
+                }
+                check_finite(name, v)?;
+            }
+            check_finite("pca.mean", &pca.mean)?;
+            for c in &pca.components {
+                check_finite("pca.components", c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Serialises metadata and weights into a model file. Validates the metadata and that the
+/// tensors are exactly the ones the model needs.
+pub fn encode(meta: &ListenerMetadata, tensors: &[NamedTensor]) -> Result<Vec<u8>, ListenerError> {
+    meta.validate()?;
+    check_tensors(
+        &meta.model,
+        tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.as_slice())),
+    )?;
+    for t in tensors {
+        check_finite(&t.name, &t.data)?;
+    }
+    let json = serde_json::to_string(meta).map_err(|e| ListenerError::Metadata(e.to_string()))?;
+    let bytes: Vec<(String, Vec<u8>)> = tensors
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, (name, b))| {
+            safetensors::tensor::TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| ListenerError::Format(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
+    safetensors::serialize(views, Some(metadata)).map_err(|e| ListenerError::Format(e.to_string()))
+}
+
+/// Checks that `tensors` are exactly the model's, with the right shapes.
+fn check_tensors<'a>(
+    cfg: &ModelConfig,
+    tensors: impl Iterator<Item = (&'a str, &'a [usize])> + Clone,
+) -> Result<(), ListenerError> {
+    let expected = cfg.tensor_shapes();
+    for (name, shape) in &expected {
+        let found = tensors.clone().find(|(n, _)| n == name);
+        match found {
+            None => return Err(ListenerError::MissingTensor(name.clone())),
+            Some((_, s)) if s != shape.as_slice() => {
+                return Err(ListenerError::Shape {
+                    name: name.clone(),
+                    expected: shape.clone(),
+                    found: s.to_vec(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    let known: HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    let mut seen = HashSet::new();
+    for (name, _) in tensors {
+        if !known.contains(name) || !seen.insert(name) {
+            return Err(ListenerError::UnexpectedTensor(name.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Just the version, read before the rest so that a future file gets a version error rather
+/// than a confusing schema error.
+#[derive(Deserialize)]
+struct VersionOnly {
+    /// The only field every version must keep, under this name.
+    format_version: u32,
+}
+
+/// Parses and validates a model file: metadata and weights, in forward order. Never panics.
+pub fn decode(bytes: &[u8]) -> Result<(ListenerMetadata, Vec<NamedTensor>), ListenerError> {
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| ListenerError::Format(e.to_string()))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(METADATA_KEY))
+        .ok_or(ListenerError::MissingMetadata)?;
+    let version: VersionOnly = serde_json::from_str(json)
+        .map_err(|e| ListenerError::Metadata(format!("format_version: {e}")))?;
+    if version.format_version != FORMAT_VERSION {
+        return Err(ListenerError::UnsupportedVersion {
+            found: version.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let meta: ListenerMetadata =
+        serde_json::from_str(json).map_err(|e| ListenerError::Metadata(e.to_string()))?;
+    meta.validate()?;
+
+    let st = SafeTensors::deserialize(bytes).map_err(|e| ListenerError::Format(e.to_string()))?;
+    let stored: Vec<(String, Vec<usize>)> = st
+        .iter()
+        .map(|(name, view)| (name.to_string(), view.shape().to_vec()))
+        .collect();
+    check_tensors(
+        &meta.model,
+        stored.iter().map(|(n, s)| (n.as_str(), s.as_slice())),
+    )?;
+    let mut tensors = Vec::new();
+    for (name, shape) in meta.model.tensor_shapes() {
+        let view = st
+            .tensor(&name)
+            .map_err(|_| ListenerError::MissingTensor(name.clone()))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(ListenerError::Dtype {
+                name,
+                dtype: format!("{:?}", view.dtype()),
+            });
+        }
+        let raw = view.data();
+        let count: usize = shape.iter().product();
+        if raw.len() != count * 4 {
+            return Err(ListenerError::Format(format!(
+                "tensor `{name}` holds {} bytes, expected {}",
+                raw.len(),
+                count * 4
+            )));
+        }
+        let data: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        check_finite(&name, &data)?;
+        tensors.push(NamedTensor { name, shape, data });
+    }
+    Ok((meta, tensors))
+}

@@ -1,0 +1,757 @@
+//! Tests of the listener: shapes, the golden comparison with the numpy reference, the loader's
+//! refusals, a training smoke run, and (ignored) timings.
+
+use super::format::{self, MAX_PCA_AXES};
+use super::*;
+use crate::worker::ListenSettings;
+
+/// The reference document written by `core/tests/golden/listener_reference.py`.
+const REFERENCE: &str = include_str!("../../tests/golden/listener_reference.json");
+
+/// The golden weights (see the reference script): tensor number `k` in forward order, element `i`
+/// in row-major order, `u = (i·2654435761 + k·1013904223) mod 2³²`,
+/// `w = amp·(2u/2³² − 1)` with `amp = 1.5/√rows` for matrices and 0.5 for biases.
+fn golden_weights(cfg: &ModelConfig) -> Vec<NamedTensor> {
+    cfg.tensor_shapes()
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, shape))| {
+            let count: usize = shape.iter().product();
+            let amp = if shape.len() == 1 {
+                0.5
+            } else {
+                1.5 / (shape[0] as f64).sqrt()
+            };
+            let data = (0..count as u64)
+                .map(|i| {
+                    let u = (i
+                        .wrapping_mul(2_654_435_761)
+                        .wrapping_add(k as u64 * 1_013_904_223))
+                        % (1u64 << 32);
+                    (amp * (2.0 * u as f64 / 4_294_967_296.0 - 1.0)) as f32
+                })
+                .collect();
+            NamedTensor { name, shape, data }
+        })
+        .collect()
+}
+
+/// The golden inputs: `x_dB = −50 + 25·sin(0.05b + 0.7t + 1.3n) + 10·cos(0.11bt + n)`.
+fn golden_inputs(n: usize, steps: usize, n_bands: usize) -> Vec<f32> {
+    let mut x = Vec::with_capacity(n * steps * n_bands);
+    for s in 0..n {
+        for t in 0..steps {
+            for b in 0..n_bands {
+                let (s, t, b) = (s as f64, t as f64, b as f64);
+                x.push(
+                    (-50.0
+                        + 25.0 * (0.05 * b + 0.7 * t + 1.3 * s).sin()
+                        + 10.0 * (0.11 * b * t + s).cos()) as f32,
+                );
+            }
+        }
+    }
+    x
+}
+
+/// Metadata for `cfg` with the golden normalisation `offset[b] = −80 + 0.2b`,
+/// `scale[b] = 1/(50 + 0.3b)`.
+fn golden_meta(cfg: &ModelConfig) -> ListenerMetadata {
+    let settings = ListenSettings {
+        n_bands: cfg.n_bands,
+        spec: crate::dilated::DilatedSpec {
+            steps: cfg.steps,
+            ..Default::default()
+        },
+        ..ListenSettings::default()
+    };
+    ListenerMetadata {
+        format_version: FORMAT_VERSION,
+        name: "golden".into(),
+        features: Features::from_settings(&settings),
+        model: cfg.clone(),
+        normalisation: Normalisation {
+            offset: (0..cfg.n_bands)
+                .map(|b| (-80.0 + 0.2 * b as f64) as f32)
+                .collect(),
+            scale: (0..cfg.n_bands)
+                .map(|b| (1.0 / (50.0 + 0.3 * b as f64)) as f32)
+                .collect(),
+        },
+        pca: None,
+        provenance: Provenance::default(),
+        metrics: Default::default(),
+    }
+}
+
+fn golden_listener(activation: Activation) -> Listener {
+    let cfg = ModelConfig {
+        activation,
+        ..ModelConfig::default()
+    };
+    Listener::from_parts(golden_meta(&cfg), &golden_weights(&cfg), Device::Cpu).unwrap()
+}
+
+fn json_floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn default_model_has_the_keras_parameter_count() {
+    let cfg = ModelConfig::default();
+    assert_eq!(cfg.parameter_count(), 451_800);
+    let weights = golden_weights(&cfg);
+    assert_eq!(weights.iter().map(|t| t.data.len()).sum::<usize>(), 451_800);
+    let names: Vec<_> = cfg
+        .tensor_shapes()
+        .into_iter()
+        .map(|(n, s)| format!("{n}{s:?}"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "encoder.0.kernel[100, 200]",
+            "encoder.0.recurrent_kernel[50, 200]",
+            "encoder.0.bias[200]",
+            "encoder.1.kernel[50, 1000]",
+            "encoder.1.recurrent_kernel[250, 1000]",
+            "encoder.1.bias[1000]",
+            "decoder.0.kernel[250, 200]",
+            "decoder.0.recurrent_kernel[50, 200]",
+            "decoder.0.bias[200]",
+            "decoder.1.kernel[50, 400]",
+            "decoder.1.recurrent_kernel[100, 400]",
+            "decoder.1.bias[400]",
+        ]
+    );
+    assert_eq!(cfg.latent_dim(), 250);
+}
+
+fn golden(activation: Activation) {
+    let doc: serde_json::Value = serde_json::from_str(REFERENCE).unwrap();
+    let cfg = ModelConfig {
+        activation,
+        ..ModelConfig::default()
+    };
+    assert_eq!(doc["n_bands"], cfg.n_bands);
+    assert_eq!(doc["steps"], cfg.steps);
+    // The weights and inputs rebuilt here are the script's.
+    for t in golden_weights(&cfg) {
+        let want = doc["weight_sums"][&t.name].as_f64().unwrap();
+        let got: f64 = t.data.iter().map(|&v| v as f64).sum();
+        assert!(
+            (got - want).abs() < 1e-9 * t.data.len() as f64,
+            "{}: {got} vs {want}",
+            t.name
+        );
+    }
+    let n = doc["n_sequences"].as_u64().unwrap() as usize;
+    let x = golden_inputs(n, cfg.steps, cfg.n_bands);
+    let input_sum: f64 = x.iter().map(|&v| v as f64).sum();
+    assert!((input_sum - doc["input_sum"].as_f64().unwrap()).abs() < 1e-6);
+
+    let case = &doc["cases"][activation.name()];
+    let want_emb = json_floats(&case["embedding"]);
+    let want_rec = json_floats(&case["reconstruction_db"]);
+    let mut listener = golden_listener(activation);
+    // Batch paths: native (CPU) and candle.
+    let emb = listener.embed_batch(&x, n).unwrap();
+    let emb_err = max_abs_diff(&emb, &want_emb);
+    let candle_err = max_abs_diff(&listener.embed_batch_candle(&x, n).unwrap(), &want_emb);
+    // Batch-1 path, sequence by sequence.
+    let mut one = vec![0.0; listener.latent_dim()];
+    let mut one_err: f64 = 0.0;
+    for s in 0..n {
+        let len = listener.sequence_len();
+        listener
+            .embed_into(&x[s * len..(s + 1) * len], &mut one)
+            .unwrap();
+        one_err = one_err.max(max_abs_diff(
+            &one,
+            &want_emb[s * one.len()..(s + 1) * one.len()],
+        ));
+    }
+    let rec = listener.reconstruct_batch(&x, n).unwrap();
+    let rec_err = max_abs_diff(&rec, &want_rec);
+    eprintln!(
+        "{activation:?}: max |error| embedding native batch {emb_err:.2e}, native batch-1 {one_err:.2e}, \
+         candle {candle_err:.2e}, reconstruction (candle) {rec_err:.2e} dB"
+    );
+    assert!(
+        emb_err < 1e-4 && one_err < 1e-4 && candle_err < 1e-4,
+        "embedding error {emb_err}, {one_err}, {candle_err}"
+    );
+    assert!(rec_err < 1e-4, "reconstruction error {rec_err} dB");
+    // The file round trip keeps every bit.
+    let again = Listener::from_bytes_on(&listener.to_bytes().unwrap(), Device::Cpu).unwrap();
+    assert_eq!(again.embed_batch(&x, n).unwrap(), emb);
+    assert_eq!(again.metadata(), listener.metadata());
+}
+
+#[test]
+fn golden_relu_matches_numpy() {
+    golden(Activation::Relu);
+}
+
+#[test]
+fn golden_tanh_matches_numpy() {
+    golden(Activation::Tanh);
+}
+
+#[test]
+fn every_batch_size_agrees_with_one_at_a_time_and_with_candle() {
+    for activation in [Activation::Relu, Activation::Tanh] {
+        let mut listener = golden_listener(activation);
+        let n = 19; // two full blocks of 8 and a padded block of 3
+        let x = golden_inputs(n, 8, 100);
+        let batch = listener.embed_batch(&x, n).unwrap();
+        let candle = listener.embed_batch_candle(&x, n).unwrap();
+        let mut one = vec![0.0; 250];
+        for s in 0..n {
+            listener
+                .embed_into(&x[s * 800..(s + 1) * 800], &mut one)
+                .unwrap();
+            for (j, (&a, (&b, &c))) in one
+                .iter()
+                .zip(batch[s * 250..].iter().zip(&candle[s * 250..]))
+                .enumerate()
+            {
+                assert!(
+                    (a - b).abs() < 1e-6 && (a - c).abs() < 1e-6,
+                    "{activation:?} seq {s} unit {j}: {a} {b} {c}"
+                );
+            }
+        }
+        for m in 1..=9 {
+            let part = listener.embed_batch(&x[..m * 800], m).unwrap();
+            assert!(
+                part.iter().zip(&batch).all(|(a, b)| (a - b).abs() < 1e-6),
+                "batch of {m}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_listener_can_move_to_the_worker_thread() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Listener>();
+    send_sync::<ListenerError>();
+}
+
+#[test]
+fn wrong_input_lengths_are_errors() {
+    let mut listener = golden_listener(Activation::Relu);
+    let mut out = vec![0.0; 250];
+    assert!(matches!(
+        listener.embed_into(&[0.0; 799], &mut out),
+        Err(ListenerError::Input {
+            expected: 800,
+            found: 799
+        })
+    ));
+    assert!(matches!(
+        listener.embed_into(&[0.0; 800], &mut out[..10]),
+        Err(ListenerError::Input { .. })
+    ));
+    assert!(matches!(
+        listener.embed_batch(&[0.0; 1600], 3),
+        Err(ListenerError::Input { .. })
+    ));
+    assert!(matches!(
+        listener.reconstruct_batch(&[0.0; 10], 1),
+        Err(ListenerError::Input { .. })
+    ));
+    assert_eq!(listener.embed_batch(&[], 0).unwrap(), Vec::<f32>::new());
+    assert_eq!(listener.device_name(), "cpu");
+    assert_eq!(listener.project_pca(&out, &mut [0.0; 4]).unwrap(), 0);
+}
+
+/// A small valid file and its parts, for the refusal tests.
+fn small_model() -> (ListenerMetadata, Vec<NamedTensor>) {
+    let cfg = ModelConfig {
+        n_bands: 6,
+        steps: 3,
+        encoder: vec![4, 5],
+        decoder: vec![3],
+        activation: Activation::Tanh,
+    };
+    (golden_meta(&cfg), golden_weights(&cfg))
+}
+
+fn encode_raw(meta_json: &str, tensors: &[NamedTensor], dtype: safetensors::Dtype) -> Vec<u8> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| {
+            let b: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            if dtype == safetensors::Dtype::F16 {
+                b[..b.len() / 2].to_vec()
+            } else {
+                b
+            }
+        })
+        .collect();
+    let views: Vec<_> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| {
+            (
+                t.name.clone(),
+                safetensors::tensor::TensorView::new(dtype, t.shape.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let meta = std::collections::HashMap::from([(
+        format::METADATA_KEY.to_string(),
+        meta_json.to_string(),
+    )]);
+    safetensors::serialize(views, Some(meta)).unwrap()
+}
+
+#[test]
+fn the_loader_refuses_bad_files_with_clear_errors() {
+    let (meta, tensors) = small_model();
+    let good = format::encode(&meta, &tensors).unwrap();
+    assert!(Listener::from_bytes(&good).is_ok());
+    let json = serde_json::to_value(&meta).unwrap();
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut j = json.clone();
+        edit(&mut j);
+        encode_raw(&j.to_string(), &tensors, safetensors::Dtype::F32)
+    };
+    let err = |bytes: &[u8]| Listener::from_bytes(bytes).unwrap_err();
+
+    assert!(matches!(err(b""), ListenerError::Format(_)));
+    assert!(matches!(
+        err(b"definitely not a model file"),
+        ListenerError::Format(_)
+    ));
+    assert!(matches!(
+        err(&good[..good.len() - 1]),
+        ListenerError::Format(_)
+    ));
+    assert!(matches!(
+        err(&good[..good.len() / 2]),
+        ListenerError::Format(_)
+    ));
+    assert!(matches!(
+        err(&safetensors::serialize(
+            Vec::<(String, safetensors::tensor::TensorView)>::new(),
+            None
+        )
+        .unwrap()),
+        ListenerError::MissingMetadata
+    ));
+    assert!(matches!(
+        err(&encode_raw("{", &tensors, safetensors::Dtype::F32)),
+        ListenerError::Metadata(_)
+    ));
+    assert!(matches!(
+        err(&with(&|j| j["format_version"] = 2.into())),
+        ListenerError::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        }
+    ));
+    assert!(matches!(
+        err(&with(&|j| j["format_version"] = 0.into())),
+        ListenerError::UnsupportedVersion { found: 0, .. }
+    ));
+    assert!(matches!(
+        err(&with(&|j| j["format_version"] = (-1).into())),
+        ListenerError::Metadata(_)
+    ));
+    assert!(matches!(
+        err(&with(&|j| {
+            j.as_object_mut().unwrap().remove("model");
+        })),
+        ListenerError::Metadata(_)
+    ));
+    assert!(matches!(
+        err(&with(&|j| j["features"]["n_bands"] = 7.into())),
+        ListenerError::Inconsistent(_)
+    ));
+    assert!(matches!(
+        err(&with(&|j| j["features"]["spec"]["steps"] = 4.into())),
+        ListenerError::Inconsistent(_)
+    ));
+    assert!(matches!(
+        err(&with(&|j| j["features"]["low_hz"] = (-1.0).into())),
+        ListenerError::Inconsistent(_)
+    ));
+    assert!(matches!(
+        err(&with(&|j| j["model"]["encoder"] = serde_json::json!([]))),
+        ListenerError::Inconsistent(_)
+    ));
+    assert!(matches!(
+        err(&with(
+            &|j| j["model"]["encoder"] = serde_json::json!([4, 100000])
+        )),
+        ListenerError::Inconsistent(_)
+    ));
+    assert!(matches!(
+        err(&with(&|j| {
+            j["model"]["steps"] = 4000.into();
+            j["model"]["encoder"] = serde_json::json!([4, 300]);
+        })),
+        ListenerError::Inconsistent(m) if m.contains("step-gates")
+    ));
+    assert!(matches!(
+        err(&with(&|j| j["model"]["activation"] = "sigmoid".into())),
+        ListenerError::Metadata(_)
+    ));
+    assert!(matches!(
+        err(&with(
+            &|j| j["normalisation"]["scale"] = serde_json::json!(vec![1.0; 5])
+        )),
+        ListenerError::Inconsistent(_)
+    ));
+    assert!(matches!(
+        err(&with(&|j| j["normalisation"]["scale"][0] = 0.0.into())),
+        ListenerError::Inconsistent(_)
+    ));
+    // JSON has no NaN; an overflowing literal parses to infinity or fails, never passes.
+    let mut inf = json.to_string();
+    inf = inf.replacen("\"offset\":[", "\"offset\":[1e999,", 1);
+    assert!(Listener::from_bytes(&encode_raw(&inf, &tensors, safetensors::Dtype::F32)).is_err());
+    // Shapes agreeing with each other but not with the stored tensors.
+    assert!(matches!(
+        err(&with(&|j| j["model"]["encoder"] = serde_json::json!([4, 6]))),
+        ListenerError::Shape { .. }
+    ));
+    // PCA of the wrong size.
+    let pca = Pca {
+        mean: vec![0.0; 5],
+        components: vec![vec![0.0; 5]; 2],
+        explained_variance: vec![1.0; 2],
+        explained_variance_ratio: vec![0.5; 2],
+        projection_low: vec![0.0; 2],
+        projection_high: vec![1.0; 2],
+    };
+    let pca_json = serde_json::to_value(&pca).unwrap();
+    assert!(Listener::from_bytes(&with(&|j| j["pca"] = pca_json.clone())).is_ok());
+    assert!(matches!(
+        err(&with(&|j| {
+            j["pca"] = pca_json.clone();
+            j["pca"]["mean"] = serde_json::json!(vec![0.0; 4])
+        })),
+        ListenerError::Inconsistent(_)
+    ));
+    assert!(matches!(
+        err(&with(&|j| {
+            j["pca"] = pca_json.clone();
+            j["pca"]["components"] = serde_json::json!(vec![vec![0.0; 5]; MAX_PCA_AXES + 1])
+        })),
+        ListenerError::Inconsistent(_)
+    ));
+
+    // Tensors.
+    assert!(
+        matches!(err(&encode_raw(&json.to_string(), &tensors[1..], safetensors::Dtype::F32)), ListenerError::MissingTensor(n) if n == "encoder.0.kernel")
+    );
+    let mut extra = tensors.clone();
+    extra.push(NamedTensor {
+        name: "decoder.9.bias".into(),
+        shape: vec![1],
+        data: vec![0.0],
+    });
+    assert!(matches!(
+        err(&encode_raw(
+            &json.to_string(),
+            &extra,
+            safetensors::Dtype::F32
+        )),
+        ListenerError::UnexpectedTensor(_)
+    ));
+    let mut reshaped = tensors.clone();
+    reshaped[0].shape = vec![reshaped[0].shape[1], reshaped[0].shape[0]];
+    assert!(matches!(
+        err(&encode_raw(
+            &json.to_string(),
+            &reshaped,
+            safetensors::Dtype::F32
+        )),
+        ListenerError::Shape { .. }
+    ));
+    let mut nan = tensors.clone();
+    nan[4].data[3] = f32::NAN;
+    assert!(
+        matches!(err(&encode_raw(&json.to_string(), &nan, safetensors::Dtype::F32)), ListenerError::NonFinite(n) if n == nan[4].name)
+    );
+    nan[4].data[3] = f32::INFINITY;
+    assert!(matches!(
+        err(&encode_raw(
+            &json.to_string(),
+            &nan,
+            safetensors::Dtype::F32
+        )),
+        ListenerError::NonFinite(_)
+    ));
+    assert!(matches!(
+        err(&encode_raw(
+            &json.to_string(),
+            &tensors,
+            safetensors::Dtype::F16
+        )),
+        ListenerError::Dtype { .. }
+    ));
+    // Writing refuses what reading would refuse.
+    assert!(format::encode(&meta, &nan).is_err());
+    assert!(format::encode(&meta, &tensors[1..]).is_err());
+    // Error messages name the problem.
+    assert_eq!(
+        err(&with(&|j| j["format_version"] = 7.into())).to_string(),
+        "model format version 7 is not supported; this build reads version 1"
+    );
+    assert!(matches!(
+        Listener::load("/nonexistent/model.safetensors"),
+        Err(ListenerError::Io { .. })
+    ));
+}
+
+#[test]
+fn the_loader_never_panics_on_damaged_files() {
+    let (meta, tensors) = small_model();
+    let good = format::encode(&meta, &tensors).unwrap();
+    // Every truncation.
+    for len in 0..good.len() {
+        assert!(
+            Listener::from_bytes(&good[..len]).is_err(),
+            "truncated to {len}"
+        );
+    }
+    // Bit flips and byte overwrites everywhere (some land in weights and still load).
+    let mut rng = model::SplitMix64(3);
+    for pos in 0..good.len() {
+        let mut bad = good.clone();
+        bad[pos] ^= 1 << rng.below(8);
+        let _ = Listener::from_bytes(&bad);
+        bad[pos] = rng.next_u64() as u8;
+        let _ = Listener::from_bytes(&bad);
+    }
+    // Random bytes, with and without a plausible header length.
+    for len in [1, 7, 8, 9, 64, 1000] {
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        assert!(Listener::from_bytes(&bytes).is_err());
+        if len >= 8 {
+            bytes[..8].copy_from_slice(&((len as u64).saturating_sub(8)).to_le_bytes());
+            assert!(Listener::from_bytes(&bytes).is_err());
+        }
+    }
+}
+
+#[test]
+fn pca_projection_maps_the_training_range_to_0_1() {
+    let (mut meta, tensors) = small_model();
+    let mut rng = model::SplitMix64(11);
+    let embeddings: Vec<f32> = (0..500 * 5).map(|_| rng.normal() as f32).collect();
+    meta.pca = pca::fit(&embeddings, 5, 3);
+    let listener = Listener::from_parts(meta, &tensors, Device::Cpu).unwrap();
+    let pca = listener.metadata().pca.clone().unwrap();
+    let mut out = [0.0f32; 8];
+    assert_eq!(listener.project_pca(&pca.mean, &mut out).unwrap(), 3);
+    for (a, &o) in out.iter().take(3).enumerate() {
+        let mid = -pca.projection_low[a] / (pca.projection_high[a] - pca.projection_low[a]);
+        assert!(
+            (o - mid).abs() < 1e-5 && (0.3..0.7).contains(&o),
+            "{o} vs {mid}"
+        );
+    }
+}
+
+/// Writes a few seconds of synthetic audio per file into `dir/pkg/`.
+fn synth_corpus(dir: &std::path::Path) {
+    let rate = 16_000u32;
+    let mut rng = model::SplitMix64(5);
+    for (k, pkg) in ["tones", "noise", "chirps", "tones"].iter().enumerate() {
+        let folder = dir.join(pkg);
+        std::fs::create_dir_all(&folder).unwrap();
+        let n = (rate as f64 * 2.5) as usize;
+        let samples: Vec<f32> = (0..n)
+            .map(|i| {
+                let t = i as f64 / rate as f64;
+                let v = match k {
+                    1 => rng.normal() * 0.1 * (1.0 + (t * 3.0).sin()),
+                    2 => (std::f64::consts::TAU * (200.0 + 800.0 * t) * t).sin() * 0.3,
+                    _ => {
+                        (std::f64::consts::TAU * 440.0 * (k + 1) as f64 * t).sin()
+                            * 0.3
+                            * ((t * 2.0).floor() % 2.0)
+                    }
+                };
+                v as f32
+            })
+            .collect();
+        crate::audio_file::write_wav_mono(&folder.join(format!("clip{k}.wav")), &samples, rate)
+            .unwrap();
+    }
+}
+
+#[test]
+fn training_smoke_run_lowers_the_loss_and_writes_a_loadable_file() {
+    let dir = std::env::temp_dir().join(format!("echoic-train-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    synth_corpus(&dir.join("corpus"));
+    let settings = ListenSettings {
+        n_bands: 16,
+        spec: crate::dilated::DilatedSpec {
+            steps: 5,
+            ..Default::default()
+        },
+        ..ListenSettings::default()
+    };
+    let cfg = train::TrainConfig {
+        inputs: vec![dir.join("corpus")],
+        out: dir.join("models/smoke.safetensors"),
+        name: "smoke".into(),
+        settings,
+        sample_rate: 16_000,
+        model: ModelConfig {
+            encoder: vec![12, 8],
+            decoder: vec![12],
+            activation: Activation::Relu,
+            ..ModelConfig::default()
+        },
+        epochs: 2,
+        batch_size: 16,
+        learning_rate: 1e-2,
+        stride: 2,
+        validation_fraction: 0.25,
+        patience: 5,
+        log: false,
+        ..train::TrainConfig::default()
+    };
+    let report = train::train(&cfg, indicatif::ProgressDrawTarget::hidden()).unwrap();
+    assert_eq!(report.files, 4);
+    assert_eq!(report.validation_files, 1);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(
+        report.train_sequences > 100 && report.validation_sequences > 10,
+        "{report:?}"
+    );
+    assert_eq!(report.epochs.len(), 2);
+    let (e1, e2) = (&report.epochs[0], &report.epochs[1]);
+    assert!(e2.train_loss < e1.train_loss, "{report:?}");
+    assert!(e1.train_loss.is_finite() && e2.validation_loss.is_finite());
+
+    let listener = Listener::load(&cfg.out).unwrap();
+    let meta = listener.metadata();
+    assert_eq!(meta.name, "smoke");
+    assert_eq!(meta.model.n_bands, 16);
+    assert_eq!(meta.features.spec.steps, 5);
+    assert_eq!(meta.provenance.train_sequences, report.train_sequences);
+    assert_eq!(meta.provenance.packages.len(), 3);
+    assert_eq!(meta.provenance.best_epoch, report.best_epoch);
+    assert!(meta.metrics.contains_key("validation_rmse_db"));
+    let pca = meta.pca.as_ref().unwrap();
+    assert_eq!(pca.components.len(), 8);
+    assert_eq!(listener.latent_dim(), 8);
+    assert!(train::checkpoint_dir(&cfg.out)
+        .join("epoch-002.safetensors")
+        .exists());
+    assert!(Listener::load(train::checkpoint_dir(&cfg.out).join("epoch-001.safetensors")).is_ok());
+    // The written normalisation maps the training range near 0..1.
+    assert!(meta
+        .normalisation
+        .scale
+        .iter()
+        .all(|&s| s > 0.0 && s <= 1.0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Timings of the encoder on one thread. Run with
+/// `cargo test -p echoic-core --release --lib listener::tests::encoder_latency -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn encoder_latency() {
+    let threads = || {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Threads:"))
+                    .map(|l| l.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    eprintln!("before: {}", threads());
+    let mut listener = golden_listener(Activation::Relu);
+    let x = golden_inputs(256, 8, 100);
+    let mut out = vec![0.0; 250];
+    let one = &x[..800];
+    for _ in 0..200 {
+        listener.embed_into(one, &mut out).unwrap();
+    }
+    let mut times = Vec::new();
+    for _ in 0..5000 {
+        let t = std::time::Instant::now();
+        listener.embed_into(one, &mut out).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    eprintln!(
+        "batch 1: median {:.1} µs, p10 {:.1}, p90 {:.1}, p99 {:.1}",
+        times[times.len() / 2],
+        times[times.len() / 10],
+        times[times.len() * 9 / 10],
+        times[times.len() * 99 / 100]
+    );
+    let mut times = Vec::new();
+    for _ in 0..300 {
+        let t = std::time::Instant::now();
+        listener.embed_batch_candle(one, 1).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    eprintln!(
+        "batch 1 through candle: median {:.1} µs",
+        times[times.len() / 2]
+    );
+    for n in [8, 64, 256] {
+        let xs = &x[..n * 800];
+        let t = std::time::Instant::now();
+        for _ in 0..4 {
+            listener.embed_batch_candle(xs, n).unwrap();
+        }
+        eprintln!(
+            "batch {n} through candle: {:.1} µs per embedding",
+            t.elapsed().as_secs_f64() * 1e6 / (4 * n) as f64
+        );
+    }
+    for n in [8, 64, 256] {
+        let xs = &x[..n * 800];
+        listener.embed_batch(xs, n).unwrap();
+        let reps = 2048 / n;
+        let mut best = f64::MAX;
+        let mut total = 0.0;
+        for _ in 0..reps {
+            let t = std::time::Instant::now();
+            listener.embed_batch(xs, n).unwrap();
+            let e = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            best = best.min(e);
+            total += e;
+        }
+        eprintln!(
+            "batch {n}: {:.1} µs per embedding (mean), best {best:.1}",
+            total / reps as f64
+        );
+    }
+    eprintln!("after (candle ran batches of 256): {}", threads());
+    eprintln!(
+        "RAYON_NUM_THREADS={:?} CANDLE_NUM_THREADS={:?}",
+        std::env::var("RAYON_NUM_THREADS"),
+        std::env::var("CANDLE_NUM_THREADS")
+    );
+}

@@ -1,0 +1,722 @@
+//! Training a listener from folders of audio, through the plugin's own pipeline
+//! ([`crate::offline::analyse`]), so that the model sees exactly the buffers the plugin will
+//! feed it.
+//!
+//! Steps: collect the audio files; split them into training and validation *by file* (so that
+//! overlapping buffers of one recording never sit on both sides); analyse every file and keep
+//! every `stride`-th usable dilated buffer, thinning uniformly when the total would pass
+//! `max_sequences`; fit the per-band normalisation on the training buffers; train with AdamW on
+//! the mean squared reconstruction error in minibatches, evaluating the validation loss after
+//! every epoch, keeping the best epoch and stopping after `patience` epochs without improvement;
+//! then fit the principal axes of the training embeddings and write the model file.
+//!
+//! Offline code: allocates, reads and writes files. One thread (see
+//! [`limit_candle_threads`](super::limit_candle_threads)).
+
+use super::format::{
+    self, Features, ListenerMetadata, NamedTensor, Normalisation, Provenance, FORMAT_VERSION,
+};
+use super::model::{self, ModelConfig, SplitMix64};
+use super::{default_device, limit_candle_threads, pca};
+use crate::audio_file::decode_mono_at;
+use crate::offline::analyse;
+use crate::worker::ListenSettings;
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+/// Where [`train`] draws its progress (re-exported so that callers need not depend on
+/// indicatif): `ProgressDrawTarget::stderr()`, or `ProgressDrawTarget::hidden()` for silence.
+pub use indicatif::ProgressDrawTarget;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// File extensions collected as audio (compared in lower case).
+pub const AUDIO_EXTENSIONS: &[&str] = &["wav", "flac", "ogg", "oga"];
+
+/// Audio is analysed in pieces of at most this many seconds, so that the dilated buffers of one
+/// long recording (`steps × n_bands` floats per 10 ms frame) never fill the memory. Each piece
+/// loses only the memory's warm-up at its start.
+const SEGMENT_SECONDS: f64 = 300.0;
+
+/// Most values per band the normalisation percentiles are computed from.
+const NORMALISATION_SAMPLES: usize = 200_000;
+
+/// What to train on, how, and where to write it.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// Folders searched recursively for audio files (wav, flac, ogg).
+    pub inputs: Vec<PathBuf>,
+    /// The model file to write; checkpoints go to `<stem>.checkpoints/` beside it.
+    pub out: PathBuf,
+    /// The model's display name, stored in the file.
+    pub name: String,
+    /// How to listen: the same settings the plugin will use with this model.
+    pub settings: ListenSettings,
+    /// Rate the audio is decoded (resampled) to before the cochlea, Hz; the corpus tool writes
+    /// 22050 Hz, and one rate keeps every file's band edges identical.
+    pub sample_rate: u32,
+    /// Network sizes and activation; `n_bands` and `steps` are taken from `settings`.
+    pub model: ModelConfig,
+    /// Most epochs to run.
+    pub epochs: usize,
+    /// Sequences per minibatch.
+    pub batch_size: usize,
+    /// AdamW learning rate.
+    pub learning_rate: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Global gradient-norm limit; relu LSTM cells are not bounded and can explode without it.
+    pub clip_grad_norm: Option<f64>,
+    /// Cap on sequences kept in memory (training and validation together): 800 floats each at
+    /// the default shape, so 120k take about 400 MB.
+    pub max_sequences: usize,
+    /// Keep every `stride`-th usable buffer: neighbouring buffers (10 ms apart) overlap almost
+    /// entirely, so taking them all adds time, not information.
+    pub stride: usize,
+    /// Share of the files held out for validation (at least one file when there are two or more).
+    pub validation_fraction: f64,
+    /// Stop after this many epochs without a better validation loss.
+    pub patience: usize,
+    /// Seed of the initialisation, file split and shuffles.
+    pub seed: u64,
+    /// Write a checkpoint after every epoch.
+    pub checkpoints: bool,
+    /// Principal axes to store (at most 8).
+    pub pca_axes: usize,
+    /// Most training embeddings the principal axes are fitted on.
+    pub pca_max_sequences: usize,
+    /// Print per-epoch summaries on stderr even when the progress bars are not drawn (stderr
+    /// not a terminal, or a hidden target), so that redirected logs keep them.
+    pub log: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            inputs: Vec::new(),
+            out: PathBuf::from("models/echoic-default.safetensors"),
+            name: "echoic-default".to_string(),
+            settings: ListenSettings::default(),
+            sample_rate: 22_050,
+            model: ModelConfig::default(),
+            epochs: 40,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            weight_decay: 1e-4,
+            clip_grad_norm: Some(1.0),
+            max_sequences: 120_000,
+            stride: 5,
+            validation_fraction: 0.1,
+            patience: 5,
+            seed: 0x000e_c01c,
+            checkpoints: true,
+            pca_axes: 8,
+            pca_max_sequences: 20_000,
+            log: true,
+        }
+    }
+}
+
+/// One epoch's numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochStats {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's minibatches (normalised units², as trained).
+    pub train_loss: f64,
+    /// Validation loss after the epoch (the training loss when there is no validation set).
+    pub validation_loss: f64,
+    /// Wall-clock seconds the epoch took.
+    pub seconds: f64,
+}
+
+/// What a training run did.
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    /// The model file written.
+    pub out: PathBuf,
+    /// Audio files found.
+    pub files: usize,
+    /// Files whose buffers went to validation.
+    pub validation_files: usize,
+    /// Sequences trained on.
+    pub train_sequences: usize,
+    /// Sequences validated on.
+    pub validation_sequences: usize,
+    /// Every epoch run.
+    pub epochs: Vec<EpochStats>,
+    /// The epoch whose weights were kept, 1-based.
+    pub best_epoch: usize,
+    /// Its validation loss.
+    pub best_validation_loss: f64,
+    /// Root-mean-square validation reconstruction error of the kept weights, in dB.
+    pub validation_rmse_db: f64,
+    /// Files that could not be decoded or analysed, and why; training went on without them.
+    pub failures: Vec<(PathBuf, String)>,
+    /// Wall-clock seconds for the whole run.
+    pub seconds: f64,
+}
+
+/// Every audio file under `inputs`, sorted, with the package it belongs to (the first folder
+/// level under its input folder, or the input folder's name).
+fn collect_files(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+    let mut out = Vec::new();
+    for root in inputs {
+        if !root.is_dir() {
+            bail!("{} is not a folder", root.display());
+        }
+        let root_name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| root.display().to_string());
+        let mut stack = vec![root.clone()];
+        let mut files = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in
+                std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+            {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+                {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        for path in files {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let mut parts = rel.components();
+            let package = match (parts.next(), parts.next()) {
+                (Some(first), Some(_)) => first.as_os_str().to_string_lossy().into_owned(),
+                _ => root_name.clone(),
+            };
+            out.push((path, package));
+        }
+    }
+    Ok(out)
+}
+
+/// Dilated buffers gathered from many files, with uniform thinning under a cap.
+struct Collected {
+    /// `len × seq_len` values, dB until normalised.
+    data: Vec<f32>,
+    /// Per sequence, whether it belongs to a validation file.
+    validation: Vec<bool>,
+    /// Values per sequence.
+    seq_len: usize,
+    /// Current stride over all usable buffers seen.
+    stride: usize,
+    /// Usable buffers seen so far.
+    seen: usize,
+    /// Cap on the sequences kept.
+    cap: usize,
+}
+
+impl Collected {
+    /// Sequences kept.
+    fn len(&self) -> usize {
+        self.validation.len()
+    }
+
+    /// Counts a usable buffer and keeps it when it falls on the stride.
+    fn offer(&mut self, buffer: &[f32], validation: bool) {
+        if self.seen.is_multiple_of(self.stride) {
+            self.data.extend_from_slice(buffer);
+            self.validation.push(validation);
+            if self.len() > self.cap {
+                self.thin();
+            }
+        }
+        self.seen += 1;
+    }
+
+    /// Keeps every other sequence and doubles the stride: what was kept stays a uniform sample
+    /// of everything seen.
+    fn thin(&mut self) {
+        let n = self.len();
+        let s = self.seq_len;
+        let mut w = 0;
+        for r in (0..n).step_by(2) {
+            if r != w {
+                self.data.copy_within(r * s..(r + 1) * s, w * s);
+                self.validation[w] = self.validation[r];
+            }
+            w += 1;
+        }
+        self.data.truncate(w * s);
+        self.validation.truncate(w);
+        self.stride *= 2;
+    }
+}
+
+/// Fits the per-band normalisation on the training sequences: the 1st..99th percentile of each
+/// band maps to 0..1 (a range under 1 dB is widened to 1 dB so that a constant band does not
+/// blow up).
+fn fit_normalisation(
+    data: &[f32],
+    train: &[usize],
+    seq_len: usize,
+    n_bands: usize,
+) -> Normalisation {
+    let steps = seq_len / n_bands;
+    let rows = train.len() * steps;
+    let every = rows.div_ceil(NORMALISATION_SAMPLES).max(1);
+    let mut per_band: Vec<Vec<f32>> = vec![Vec::with_capacity(rows / every + 1); n_bands];
+    for r in (0..rows).step_by(every) {
+        let seq = train[r / steps];
+        let start = seq * seq_len + (r % steps) * n_bands;
+        for (b, v) in data[start..start + n_bands].iter().enumerate() {
+            per_band[b].push(*v);
+        }
+    }
+    let mut offset = Vec::with_capacity(n_bands);
+    let mut scale = Vec::with_capacity(n_bands);
+    for values in &mut per_band {
+        let (lo, hi) = if values.is_empty() {
+            (-100.0, 0.0)
+        } else {
+            (pca::percentile(values, 0.01), pca::percentile(values, 0.99))
+        };
+        offset.push(lo);
+        scale.push(1.0 / (hi - lo).max(1.0));
+    }
+    Normalisation { offset, scale }
+}
+
+/// Copies the sequences `idx` of `data` into one batch tensor `B × T × n_bands`.
+fn batch(
+    data: &[f32],
+    idx: &[usize],
+    cfg: &ModelConfig,
+    device: &Device,
+    buf: &mut Vec<f32>,
+) -> candle_core::Result<Tensor> {
+    let seq_len = cfg.steps * cfg.n_bands;
+    buf.clear();
+    for &i in idx {
+        buf.extend_from_slice(&data[i * seq_len..(i + 1) * seq_len]);
+    }
+    Tensor::from_slice(buf, (idx.len(), cfg.steps, cfg.n_bands), device)
+}
+
+/// Mean squared error of the model over `idx`, in normalised units, and per-band sums of
+/// squared errors (for the dB figure).
+fn evaluate(
+    model: &model::Seq2Seq,
+    data: &[f32],
+    idx: &[usize],
+    device: &Device,
+) -> candle_core::Result<(f64, Vec<f64>)> {
+    let cfg = model.config();
+    let mut buf = Vec::new();
+    let mut total = 0.0f64;
+    let mut per_band = vec![0.0f64; cfg.n_bands];
+    for chunk in idx.chunks(256) {
+        let x = batch(data, chunk, cfg, device, &mut buf)?;
+        let err = (model.forward(&x)? - &x)?.sqr()?;
+        let band_sums = err
+            .sum((0, 1))?
+            .to_dtype(candle_core::DType::F64)?
+            .to_vec1::<f64>()?;
+        for (p, s) in per_band.iter_mut().zip(&band_sums) {
+            *p += s;
+        }
+        total += band_sums.iter().sum::<f64>();
+    }
+    let count = (idx.len() * cfg.steps * cfg.n_bands).max(1) as f64;
+    Ok((total / count, per_band))
+}
+
+/// `git describe --always --dirty` in the current directory, if git and a repository are there.
+fn git_describe() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// A bar style from a template (the templates here are valid; the fallback is for safety).
+fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// Where checkpoints of a run writing `out` go: `<stem>.checkpoints/` beside it.
+pub fn checkpoint_dir(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    out.with_file_name(format!("{stem}.checkpoints"))
+}
+
+/// Trains a listener as described in the module documentation and writes it to `cfg.out`.
+/// Progress bars (analysis, then one per epoch with the running loss) and per-epoch summaries
+/// go to `progress`; pass [`ProgressDrawTarget::hidden`] for silence.
+pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainReport> {
+    limit_candle_threads();
+    let started = Instant::now();
+    let settings = cfg.settings;
+    settings.spec.validate().context("dilated buffer spec")?;
+    let model_cfg = ModelConfig {
+        n_bands: settings.n_bands,
+        steps: settings.spec.steps,
+        ..cfg.model.clone()
+    };
+    model_cfg
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("model configuration")?;
+    if cfg.batch_size == 0 || cfg.epochs == 0 || cfg.stride == 0 || cfg.max_sequences < 2 {
+        bail!("batch size, epochs and stride must be positive and max_sequences at least 2");
+    }
+    let seq_len = model_cfg.steps * model_cfg.n_bands;
+    let multi = MultiProgress::with_draw_target(progress);
+    let say = |msg: String| {
+        if !multi.is_hidden() {
+            let _ = multi.println(msg);
+        } else if cfg.log {
+            eprintln!("{msg}");
+        }
+    };
+
+    // Files, split by file.
+    let files = collect_files(&cfg.inputs)?;
+    if files.is_empty() {
+        bail!(
+            "no audio files ({}) under {:?}",
+            AUDIO_EXTENSIONS.join(", "),
+            cfg.inputs
+        );
+    }
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    let mut rng = SplitMix64(cfg.seed);
+    rng.shuffle(&mut order);
+    let n_val = if files.len() >= 2 && cfg.validation_fraction > 0.0 {
+        ((files.len() as f64 * cfg.validation_fraction).round() as usize).clamp(1, files.len() - 1)
+    } else {
+        0
+    };
+    let mut is_val = vec![false; files.len()];
+    order.iter().take(n_val).for_each(|&i| is_val[i] = true);
+
+    // Analysis.
+    let bar = multi.add(ProgressBar::new(files.len() as u64));
+    bar.set_style(bar_style(
+        "analysing {bar:40} {pos}/{len} files [{elapsed_precise}<{eta_precise}] {msg}",
+    ));
+    let mut store = Collected {
+        data: Vec::new(),
+        validation: Vec::new(),
+        seq_len,
+        stride: cfg.stride,
+        seen: 0,
+        cap: cfg.max_sequences,
+    };
+    let mut failures = Vec::new();
+    let mut packages: BTreeMap<String, f64> = BTreeMap::new();
+    let segment = (SEGMENT_SECONDS * cfg.sample_rate as f64) as usize;
+    for (i, (path, package)) in files.iter().enumerate() {
+        bar.set_message(package.clone());
+        match decode_mono_at(path, cfg.sample_rate) {
+            Ok(audio) => {
+                let rate = audio.sample_rate as f64;
+                *packages.entry(package.clone()).or_default() += audio.seconds() / 60.0;
+                for piece in audio.samples.chunks(segment.max(1)) {
+                    match analyse(piece, rate, &settings, true) {
+                        Ok(analysis) => {
+                            for f in analysis.usable() {
+                                store.offer(analysis.buffer(f), is_val[i]);
+                            }
+                        }
+                        Err(e) => {
+                            failures.push((path.clone(), e.to_string()));
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => failures.push((path.clone(), e.to_string())),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    for (path, e) in &failures {
+        say(format!("skipped {}: {e}", path.display()));
+    }
+    let train_idx: Vec<usize> = (0..store.len()).filter(|&i| !store.validation[i]).collect();
+    let val_idx: Vec<usize> = (0..store.len()).filter(|&i| store.validation[i]).collect();
+    if train_idx.is_empty() {
+        bail!(
+            "no usable training buffers: the files are shorter than the memory ({} frames)",
+            settings.spec.memory_frames()
+        );
+    }
+    say(format!(
+        "{} files ({} for validation), {} training and {} validation sequences (stride {})",
+        files.len(),
+        n_val,
+        train_idx.len(),
+        val_idx.len(),
+        store.stride
+    ));
+
+    // Normalisation, in place.
+    let normalisation = fit_normalisation(&store.data, &train_idx, seq_len, model_cfg.n_bands);
+    for row in store.data.chunks_exact_mut(model_cfg.n_bands) {
+        for (b, v) in row.iter_mut().enumerate() {
+            *v = (*v - normalisation.offset[b]) * normalisation.scale[b];
+        }
+    }
+    let data = store.data;
+
+    // Model and optimiser.
+    let device = default_device();
+    let varmap = VarMap::new();
+    let weights = model::initial_weights(&model_cfg, cfg.seed ^ 0x5eed);
+    let net = model::trainable(&model_cfg, &weights, &varmap, &device)?;
+    let eval_net = net.detached();
+    let mut opt = AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr: cfg.learning_rate,
+            weight_decay: cfg.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?;
+
+    let mut meta = ListenerMetadata {
+        format_version: FORMAT_VERSION,
+        name: cfg.name.clone(),
+        features: Features::from_settings(&settings),
+        model: model_cfg.clone(),
+        normalisation,
+        pca: None,
+        provenance: Provenance {
+            corpus: cfg.inputs.iter().map(|p| p.display().to_string()).collect(),
+            packages,
+            files: files.len(),
+            sample_rate: cfg.sample_rate,
+            train_sequences: train_idx.len(),
+            validation_sequences: val_idx.len(),
+            seed: cfg.seed,
+            git_describe: git_describe(),
+            echoic_version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Provenance::default()
+        },
+        metrics: BTreeMap::new(),
+    };
+    let ckpt_dir = checkpoint_dir(&cfg.out);
+    if cfg.checkpoints {
+        std::fs::create_dir_all(&ckpt_dir)
+            .with_context(|| format!("creating {}", ckpt_dir.display()))?;
+    }
+    if let Some(parent) = cfg.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+
+    // Epochs.
+    let mut shuffled = train_idx.clone();
+    let mut buf = Vec::new();
+    let mut epochs = Vec::new();
+    let mut best: Option<(usize, f64, Vec<NamedTensor>)> = None;
+    let n_batches = train_idx.len().div_ceil(cfg.batch_size);
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
+        rng.shuffle(&mut shuffled);
+        let bar = multi.add(ProgressBar::new(n_batches as u64));
+        bar.set_style(bar_style(
+            "epoch {prefix} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] loss {msg}",
+        ));
+        bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
+        let (mut sum, mut count) = (0.0f64, 0usize);
+        for (b, idx) in shuffled.chunks(cfg.batch_size).enumerate() {
+            let x = batch(&data, idx, &model_cfg, &device, &mut buf)?;
+            let loss = (net.forward(&x)? - &x)?.sqr()?.mean_all()?;
+            let mut grads = loss.backward()?;
+            if let Some(limit) = cfg.clip_grad_norm {
+                clip_gradients(&mut grads, &varmap, limit)?;
+            }
+            opt.step(&grads)?;
+            let value = loss.to_scalar::<f32>()? as f64;
+            if !value.is_finite() {
+                bar.finish_and_clear();
+                bail!("training diverged (loss {value}) in epoch {epoch}; lower the learning rate");
+            }
+            sum += value * idx.len() as f64;
+            count += idx.len();
+            if b % 8 == 0 {
+                bar.set_message(format!("{:.5}", sum / count as f64));
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let train_loss = sum / count.max(1) as f64;
+        let validation_loss = if val_idx.is_empty() {
+            train_loss
+        } else {
+            evaluate(&eval_net, &data, &val_idx, &device)?.0
+        };
+        let stats = EpochStats {
+            epoch,
+            train_loss,
+            validation_loss,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        let improved = best.as_ref().is_none_or(|(_, l, _)| validation_loss < *l);
+        say(format!(
+            "epoch {epoch}: train {train_loss:.5}, validation {validation_loss:.5}{} ({:.1} s)",
+            if improved { " *" } else { "" },
+            stats.seconds
+        ));
+        epochs.push(stats);
+        if improved {
+            best = Some((
+                epoch,
+                validation_loss,
+                model::read_weights(&model_cfg, &varmap)?,
+            ));
+        }
+        if cfg.checkpoints {
+            meta.provenance.epochs = epoch;
+            meta.metrics = BTreeMap::from([
+                ("epoch".to_string(), epoch.into()),
+                ("train_loss".to_string(), train_loss.into()),
+                ("validation_loss".to_string(), validation_loss.into()),
+            ]);
+            let tensors = model::read_weights(&model_cfg, &varmap)?;
+            let path = ckpt_dir.join(format!("epoch-{epoch:03}.safetensors"));
+            std::fs::write(&path, format::encode(&meta, &tensors)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        let best_epoch = best.as_ref().map_or(epoch, |b| b.0);
+        if epoch - best_epoch >= cfg.patience.max(1) {
+            say(format!(
+                "no improvement for {} epochs; stopping",
+                epoch - best_epoch
+            ));
+            break;
+        }
+    }
+    let Some((best_epoch, best_loss, best_weights)) = best else {
+        bail!("no epoch ran")
+    };
+
+    // The kept weights: validation error in dB, principal axes of the training embeddings.
+    let tensors = best_weights;
+    let final_net = model::Seq2Seq::from_fn(&model_cfg, |name| {
+        let t = tensors
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no {name}")))?;
+        Tensor::from_slice(&t.data, t.shape.as_slice(), &device)
+    })?;
+    let eval_idx = if val_idx.is_empty() {
+        &train_idx
+    } else {
+        &val_idx
+    };
+    let (_, per_band) = evaluate(&final_net, &data, eval_idx, &device)?;
+    let per_band_count = (eval_idx.len() * model_cfg.steps) as f64;
+    let mse_db: f64 = per_band
+        .iter()
+        .zip(&meta.normalisation.scale)
+        .map(|(s, &scale)| s / per_band_count / (scale as f64).powi(2))
+        .sum::<f64>()
+        / model_cfg.n_bands as f64;
+    let validation_rmse_db = mse_db.sqrt();
+
+    let pca_every = train_idx
+        .len()
+        .div_ceil(cfg.pca_max_sequences.max(2))
+        .max(1);
+    let pca_idx: Vec<usize> = train_idx.iter().copied().step_by(pca_every).collect();
+    let mut embeddings = Vec::with_capacity(pca_idx.len() * model_cfg.latent_dim());
+    for chunk in pca_idx.chunks(256) {
+        let x = batch(&data, chunk, &model_cfg, &device, &mut buf)?;
+        embeddings.extend(final_net.encode(&x)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    meta.pca = pca::fit(&embeddings, model_cfg.latent_dim(), cfg.pca_axes);
+
+    let last = epochs.last().cloned();
+    meta.provenance.epochs = epochs.len();
+    meta.provenance.best_epoch = best_epoch;
+    meta.provenance.created_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    meta.provenance.seconds = started.elapsed().as_secs_f64();
+    let best_train = epochs
+        .iter()
+        .find(|e| e.epoch == best_epoch)
+        .map_or(f64::NAN, |e| e.train_loss);
+    meta.metrics = BTreeMap::from([
+        ("train_loss".to_string(), best_train.into()),
+        ("validation_loss".to_string(), best_loss.into()),
+        ("validation_rmse_db".to_string(), validation_rmse_db.into()),
+        (
+            "validation_is_training_set".to_string(),
+            val_idx.is_empty().into(),
+        ),
+        (
+            "last_epoch_train_loss".to_string(),
+            last.as_ref().map_or(f64::NAN, |e| e.train_loss).into(),
+        ),
+        ("parameters".to_string(), model_cfg.parameter_count().into()),
+    ]);
+    let bytes = format::encode(&meta, &tensors)?;
+    std::fs::write(&cfg.out, bytes).with_context(|| format!("writing {}", cfg.out.display()))?;
+    say(format!(
+        "wrote {} (epoch {best_epoch}, validation loss {best_loss:.5}, {validation_rmse_db:.2} dB RMS)",
+        cfg.out.display()
+    ));
+    Ok(TrainReport {
+        out: cfg.out.clone(),
+        files: files.len(),
+        validation_files: n_val,
+        train_sequences: train_idx.len(),
+        validation_sequences: val_idx.len(),
+        epochs,
+        best_epoch,
+        best_validation_loss: best_loss,
+        validation_rmse_db,
+        failures,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Scales all gradients down together when their global L2 norm exceeds `limit`.
+fn clip_gradients(
+    grads: &mut candle_core::backprop::GradStore,
+    varmap: &VarMap,
+    limit: f64,
+) -> candle_core::Result<()> {
+    let vars = varmap.all_vars();
+    let mut total = 0.0f64;
+    for var in &vars {
+        if let Some(g) = grads.get(var.as_tensor()) {
+            total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+    }
+    let norm = total.sqrt();
+    if norm > limit && norm.is_finite() {
+        let factor = limit / norm;
+        for var in &vars {
+            if let Some(g) = grads.remove(var.as_tensor()) {
+                grads.insert(var.as_tensor(), (g * factor)?);
+            }
+        }
+    }
+    Ok(())
+}
