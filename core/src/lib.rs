@@ -15,3 +15,4 @@ pub mod pipeline;
 pub mod worker;
 pub mod offline;
 pub mod listener;
+pub mod outputs;
