@@ -139,6 +139,51 @@ fn main() {
             100.0 * time.as_secs_f64() / 0.01
         );
     }
+
+    listener_latency();
+}
+
+/// Listener inference per embedding on one thread: batch 1 (the worker's path) and batched (the
+/// offline tools'), with the shipped model.
+fn listener_latency() {
+    use echoic_core::listener::Listener;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/echoic-default.safetensors");
+    let Ok(mut listener) = Listener::load(&path) else {
+        println!("\nListener: no model at {}", path.display());
+        return;
+    };
+    let len = listener.sequence_len();
+    let buffers: Vec<f32> = noise(len * 256).iter().map(|x| -60.0 + 80.0 * x).collect();
+    let mut out = vec![0.0f32; listener.latent_dim()];
+    let reps = 400;
+    let single = best_of(3, || {
+        for i in 0..reps {
+            let b = &buffers[(i % 256) * len..(i % 256 + 1) * len];
+            listener.embed_into(black_box(b), &mut out).unwrap();
+        }
+    }) / reps as u32;
+    println!("\nListener {:?}, {} -> {} dims, one thread:", listener.metadata().name, len, listener.latent_dim());
+    println!("  batch 1 (worker, embed_into):        {:7.1} us per embedding", single.as_secs_f64() * 1e6);
+    let candle_single = best_of(3, || {
+        for i in 0..reps / 4 {
+            let b = &buffers[(i % 256) * len..(i % 256 + 1) * len];
+            black_box(listener.embed_batch_candle(black_box(b), 1).unwrap());
+        }
+    }) / (reps / 4) as u32;
+    println!("  batch 1 through candle ops:           {:7.1} us per embedding", candle_single.as_secs_f64() * 1e6);
+    for batch in [64usize, 256] {
+        let batched = best_of(3, || {
+            black_box(listener.embed_batch(black_box(&buffers[..batch * len]), batch).unwrap());
+        }) / batch as u32;
+        let candle = best_of(3, || {
+            black_box(listener.embed_batch_candle(black_box(&buffers[..batch * len]), batch).unwrap());
+        }) / batch as u32;
+        println!(
+            "  batch {batch:3} (offline, embed_batch):    {:7.1} us per embedding; through candle ops {:7.1} us",
+            batched.as_secs_f64() * 1e6,
+            candle.as_secs_f64() * 1e6
+        );
+    }
 }
 
 /// Times the Python `Gammatone` package's `erb_filterbank` on the same noise, through the

@@ -94,6 +94,12 @@ impl WorkerStatus {
 /// What the worker does with each dilated buffer. The listener model and the automation outputs
 /// plug in here.
 pub trait BufferSink: Send {
+    /// Called when the listening settings change (and once before the first buffer), so the sink
+    /// can check they still suit it.
+    fn settings_changed(&mut self, settings: &ListenSettings) {
+        let _ = settings;
+    }
+
     /// Called once per new frame with the frame and the dilated buffer (`steps × bands`, oldest
     /// step first) that ends with it.
     fn on_buffer(&mut self, frame: &Frame, buffer: &[f32], warming_up: bool);
@@ -191,6 +197,7 @@ impl<S: BufferSink> Worker<S> {
         }
         self.buffer = vec![0.0; wanted.spec.steps * wanted.n_bands];
         self.settings = wanted;
+        self.sink.settings_changed(&wanted);
         Ok(())
     }
 
@@ -200,6 +207,8 @@ impl<S: BufferSink> Worker<S> {
         let mut count = 0;
         while let Some(frame) = self.receiver.recv() {
             count += 1;
+            // Published per frame: a slow sink may keep this loop busy for a long time.
+            self.status.frames_dropped.store(self.receiver.dropped(), Ordering::Relaxed);
             if !self.memory.push(&frame) {
                 continue; // a frame of the previous layout, still in the ring
             }

@@ -203,6 +203,12 @@ impl Cochlea {
         &self.active[..self.config.n_bands]
     }
 
+    /// Samples filtered since construction or the last reset: the position frames are stamped
+    /// with. Allocation-free.
+    pub fn samples_processed(&self) -> u64 {
+        self.sample_pos
+    }
+
     /// The hop in samples.
     pub fn hop_samples(&self) -> usize {
         self.hop
