@@ -617,6 +617,16 @@ impl EchoicHost {
         self.pump_main_thread();
     }
 
+    /// Asks the plugin to clear its processing state (CLAP `reset`, an audio-thread call), as a
+    /// host does after a transport jump. Does nothing while inactive.
+    pub fn reset(&mut self) {
+        self.pump_main_thread();
+        if let Some(session) = self.session.as_mut() {
+            as_audio_thread(|| session.processor.reset());
+        }
+        self.pump_main_thread();
+    }
+
     // ----- audio ---------------------------------------------------------------------------
 
     /// Processes one block: `input[channel]` in, `output[channel]` out, all of one length between
