@@ -69,5 +69,19 @@ fn demo() -> Result<()> {
     println!("  Echoic.clap  -> copy to ~/.clap/");
     println!("  Echoic.vst3  -> copy to ~/.vst3/");
     println!("  Echoic       -> the standalone (try `target/bundled/Echoic -b dummy`)");
+    let out = root().join("target/demo");
+    let echoic = root().join("target/release/echoic");
+    run(
+        echoic.to_str().context("non-UTF-8 path")?,
+        &[
+            "embed",
+            "--png",
+            "--out",
+            out.to_str().context("non-UTF-8 path")?,
+            "tests/fixtures/music_armygeddon.wav",
+            "tests/fixtures/speech_june.wav",
+        ],
+    )?;
+    println!("\nThe shipped listener's embeddings and pictures are in {}", out.display());
     Ok(())
 }
