@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use echoic_core::corpus::{build_corpus, CorpusConfig};
+use echoic_core::listener::train::{train, ProgressDrawTarget, TrainConfig};
+use echoic_core::listener::{Activation, ModelConfig};
 
 /// Echoic's offline tools.
 #[derive(Debug, Parser)]
@@ -21,6 +23,58 @@ pub struct Cli {
 pub enum Command {
     /// Download Debian packages and build the training corpus and the labelled evaluation set.
     Corpus(CorpusArgs),
+    /// Train a listener model on folders of audio (wav, flac, ogg) and write it as safetensors.
+    Train(TrainArgs),
+    /// Run the listener over audio files: one .npy per file and a summary.csv.
+    Embed(EmbedArgs),
+    /// Measure a model on a labelled folder (`DIR/<class>/<clip>`): reconstruction and 5-NN
+    /// sound-type accuracy.
+    Eval(EvalArgs),
+}
+
+/// Which representation `echoic embed` writes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LayerArg {
+    /// The listener's embedding of every frame.
+    Embedding,
+    /// The gammatone frames in dB.
+    Cochleagram,
+    /// The flattened dilated buffers in dB.
+    Dilated,
+}
+
+/// Arguments of `echoic embed`.
+#[derive(Debug, clap::Args)]
+pub struct EmbedArgs {
+    /// A model file; the built-in model when absent.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// What to write per frame.
+    #[arg(long, value_enum, default_value = "embedding")]
+    pub layer: LayerArg,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also draw a cochleagram and embedding picture per file.
+    #[arg(long)]
+    pub png: bool,
+    /// Audio files or folders (wav, flac, ogg, mp3).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Arguments of `echoic eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// A model file; the built-in model when absent.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// The labelled folder.
+    #[arg(default_value = "data/corpus/eval")]
+    pub dir: PathBuf,
 }
 
 /// Arguments of `echoic corpus`.
@@ -49,6 +103,50 @@ pub struct CorpusArgs {
     pub quiet: bool,
 }
 
+/// Arguments of `echoic train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Folders searched recursively for training audio (e.g. data/corpus/train).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// The model file to write; checkpoints go to `<stem>.checkpoints/` beside it.
+    #[arg(long, default_value = "models/echoic-default.safetensors")]
+    pub out: PathBuf,
+    /// Most epochs to run (training stops earlier when validation stops improving).
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    pub epochs: usize,
+    /// Cap on the sequences held in memory (about 3.2 kB each at the default shape).
+    #[arg(long, default_value_t = TrainConfig::default().max_sequences)]
+    pub max_sequences: usize,
+    /// LSTM cell activation: relu (the original Listener) or tanh.
+    #[arg(long, default_value = "relu")]
+    pub activation: Activation,
+    /// The model's display name, stored in the file.
+    #[arg(long, default_value = "echoic-default")]
+    pub name: String,
+    /// Rate the audio is resampled to before the cochlea, in Hz.
+    #[arg(long, default_value_t = TrainConfig::default().sample_rate)]
+    pub rate: u32,
+    /// Sequences per minibatch.
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    pub batch_size: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+    pub learning_rate: f64,
+    /// Keep every N-th usable buffer (neighbours 10 ms apart overlap almost entirely).
+    #[arg(long, default_value_t = TrainConfig::default().stride)]
+    pub stride: usize,
+    /// Stop after this many epochs without a better validation loss.
+    #[arg(long, default_value_t = TrainConfig::default().patience)]
+    pub patience: usize,
+    /// Seed of the initialisation, split and shuffles.
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    pub seed: u64,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 /// Whether `arg` (the first command-line argument) names one of the tools, or asks for help
 /// about them.
 ///
@@ -68,7 +166,120 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Corpus(args) => corpus(args),
+        Command::Train(args) => train_listener(args),
+        Command::Embed(args) => embed(args),
+        Command::Eval(args) => eval(args),
     }
+}
+
+/// The model a tool uses: the file given, or the one built into the plugin.
+fn load_listener(path: Option<&PathBuf>) -> anyhow::Result<echoic_core::listener::Listener> {
+    Ok(match path {
+        Some(path) => echoic_core::listener::Listener::load(path)?,
+        None => echoic_core::listener::Listener::from_bytes(echoic::DEFAULT_MODEL)?,
+    })
+}
+
+fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+    use echoic_core::embed::{audio_files, embed_all, Layer};
+    let listener = load_listener(args.model.as_ref())?;
+    let layer = match args.layer {
+        LayerArg::Embedding => Layer::Embedding,
+        LayerArg::Cochleagram => Layer::Cochleagram,
+        LayerArg::Dilated => Layer::Dilated,
+    };
+    let total = audio_files(&args.inputs)?.len() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    let (done, errors) = embed_all(&listener, &args.inputs, &args.out, layer, args.png, |path| {
+        bar.set_message(path.display().to_string());
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    for file in &done {
+        let png = file.png.as_ref().map(|p| format!(", picture {}", p.display())).unwrap_or_default();
+        println!("{}: {} frames -> {}{png}", file.input.display(), file.frames, file.npy.display());
+    }
+    println!("summary: {}", args.out.join("summary.csv").display());
+    for error in &errors {
+        eprintln!("error: {error}");
+    }
+    anyhow::ensure!(errors.is_empty() || !done.is_empty(), "no input could be read");
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let listener = load_listener(args.model.as_ref())?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    let report = echoic_core::evaluation::evaluate(&listener, &args.dir, |path| {
+        bar.set_message(path.display().to_string());
+        bar.tick();
+    })?;
+    bar.finish_and_clear();
+    let r = &report.reconstruction;
+    println!("model: {} ({})", listener.metadata().name, listener.device_name());
+    println!("classes: {:?} clips {:?}", report.classes, report.clips_per_class);
+    println!("reconstruction over {} frames: MSE {:.2} dB², R² {:.3}, peak-band accuracy {:.1} %", r.frames, r.mse_db2, r.r_squared, 100.0 * r.peak_band_accuracy);
+    let m = &report.reconstruction_model_units;
+    println!("  in model units: R² {:.3}, peak-band accuracy {:.1} % (the original Listener's metric)", m.r_squared, 100.0 * m.peak_band_accuracy);
+    println!("5-NN sound type (5-fold CV, clip means):");
+    println!("  (a) mean spectrum   {:4} dims: {:.3}", report.dims[0], report.knn_mean_spectrum);
+    println!("  (b) dilated buffer  {:4} dims: {:.3}", report.dims[1], report.knn_dilated_buffer);
+    println!("  (c) embedding       {:4} dims: {:.3}", report.dims[2], report.knn_embedding);
+    for error in &report.errors {
+        eprintln!("error: {error}");
+    }
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+        println!("report: {}", path.display());
+    }
+    Ok(())
+}
+
+fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
+    let defaults = TrainConfig::default();
+    let cfg = TrainConfig {
+        inputs: args.inputs,
+        out: args.out,
+        name: args.name,
+        sample_rate: args.rate,
+        model: ModelConfig {
+            activation: args.activation,
+            ..defaults.model.clone()
+        },
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.learning_rate,
+        max_sequences: args.max_sequences,
+        stride: args.stride,
+        patience: args.patience,
+        seed: args.seed,
+        log: !args.quiet,
+        ..defaults
+    };
+    let target = if args.quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let report = train(&cfg, target)?;
+    for (path, error) in &report.failures {
+        eprintln!("skipped {}: {error}", path.display());
+    }
+    println!(
+        "{}: {} files ({} validation), {} + {} sequences, {} epochs, best epoch {} \
+         (validation loss {:.5}, {:.2} dB RMS), {:.0} s",
+        report.out.display(),
+        report.files,
+        report.validation_files,
+        report.train_sequences,
+        report.validation_sequences,
+        report.epochs.len(),
+        report.best_epoch,
+        report.best_validation_loss,
+        report.validation_rmse_db,
+        report.seconds
+    );
+    Ok(())
 }
 
 fn corpus(args: CorpusArgs) -> anyhow::Result<()> {
@@ -97,6 +308,7 @@ mod tests {
     fn cli_is_consistent() {
         Cli::command().debug_assert();
         assert!(is_tool_command("corpus"));
+        assert!(is_tool_command("train"));
         assert!(!is_tool_command("-b"));
     }
 
@@ -113,9 +325,39 @@ mod tests {
             "80",
         ])
         .unwrap();
-        let Command::Corpus(a) = cli.command;
+        let Command::Corpus(a) = cli.command else {
+            panic!("not corpus")
+        };
         assert_eq!(a.out, PathBuf::from("x"));
         assert_eq!(a.minutes_per_package, 12.0);
         assert_eq!(a.clips_per_class, 80);
+    }
+
+    #[test]
+    fn train_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "echoic",
+            "train",
+            "--epochs",
+            "3",
+            "--activation",
+            "tanh",
+            "--max-sequences",
+            "500",
+            "a",
+            "b",
+        ])
+        .unwrap();
+        let Command::Train(a) = cli.command else {
+            panic!("not train")
+        };
+        assert_eq!(a.inputs, [PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(
+            (a.epochs, a.max_sequences, a.activation),
+            (3, 500, Activation::Tanh)
+        );
+        assert_eq!(a.out, PathBuf::from("models/echoic-default.safetensors"));
+        assert!(Cli::try_parse_from(["echoic", "train"]).is_err());
+        assert!(Cli::try_parse_from(["echoic", "train", "--activation", "sigmoid", "a"]).is_err());
     }
 }

@@ -2,16 +2,25 @@
 //! into live embeddings and MIDI CC automation. Audio passes through untouched.
 
 use echoic_core::cochlea::Cochlea;
+use echoic_core::display::{EditorLink, ModelInfo, ModelSource};
+use echoic_core::listener::Listener;
+use echoic_core::listening::{cc_ring, CcReceiver, Listening, ListenerStatus};
+use echoic_core::outputs::cc::{block_offset, CcEmitter};
+use echoic_core::outputs::N_SLOTS;
 use echoic_core::pipeline::AudioFront;
 use echoic_core::ring::frame_ring;
 use echoic_core::worker::{Worker, WorkerHandle, WorkerStatus};
 use nice_plug::prelude::*;
-use nice_plug_egui::EguiEditorState;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 mod editor;
 pub mod params;
+mod slot_params;
+
+/// The listener model shipped with Echoic, compiled in so that an installed bundle needs no
+/// other file. See `models/MODEL_CARD.md`.
+pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/echoic-default.safetensors");
 
 use params::EchoicParams;
 
@@ -20,12 +29,26 @@ const RING_FRAMES: usize = 512;
 
 /// State the audio side and the worker publish and the editor reads. The audio thread only
 /// touches atomics here, so it never waits for the editor.
-#[derive(Default)]
 pub struct EchoicShared {
     /// Sample rate of the current activation, in Hz (as f32 bits); 0 while inactive.
     sample_rate_bits: AtomicU32,
     /// The worker's counters; one for the instance's whole life, cleared at each activation.
     worker: Arc<WorkerStatus>,
+    /// The listener's status: model errors, inference time, slot values.
+    listener: Arc<ListenerStatus>,
+    /// The editor's display feed, its requests to the worker and the model in use.
+    link: Arc<EditorLink>,
+}
+
+impl Default for EchoicShared {
+    fn default() -> Self {
+        Self {
+            sample_rate_bits: AtomicU32::new(0),
+            worker: Arc::default(),
+            listener: Arc::default(),
+            link: EditorLink::new(),
+        }
+    }
 }
 
 impl EchoicShared {
@@ -36,7 +59,12 @@ impl EchoicShared {
             return "Inactive: waiting for the host to start audio".to_owned();
         }
         let worker = &self.worker;
-        let error = worker.error.lock().ok().and_then(|e| e.clone());
+        let error = worker
+            .error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .or_else(|| self.listener.error.lock().ok().and_then(|e| e.clone()));
         let frames = worker.frames_received.load(Ordering::Relaxed);
         let dropped = worker.frames_dropped.load(Ordering::Relaxed);
         let warming = if worker.warming_up.load(Ordering::Relaxed) { ", warming up" } else { "" };
@@ -54,28 +82,27 @@ impl EchoicShared {
 pub struct Echoic {
     /// Parameters shared with the host and the editor.
     params: Arc<EchoicParams>,
-    /// The editor's size and open flag. Kept here so that reopening the editor keeps its size.
-    editor_state: Arc<EguiEditorState>,
     /// What the editor displays.
     shared: Arc<EchoicShared>,
     /// The audio-thread half of the pipeline; `None` while inactive.
     front: Option<AudioFront>,
     /// The worker thread of the current activation; joined on deactivate and drop.
     worker: Option<WorkerHandle>,
+    /// Automation values from the worker; `None` while inactive.
+    cc_values: Option<CcReceiver>,
+    /// Per slot, what was last sent, for hysteresis.
+    emitters: [CcEmitter; N_SLOTS],
 }
 
 impl Default for Echoic {
     fn default() -> Self {
-        let (width, height) = editor::DEFAULT_SIZE;
         Self {
             params: Arc::new(EchoicParams::default()),
-            editor_state: EguiEditorState::from_size(
-                nice_plug::editor::dpi::LogicalSize::new(width as f64, height as f64),
-                1.0,
-            ),
             shared: Arc::new(EchoicShared::default()),
             front: None,
             worker: None,
+            cc_values: None,
+            emitters: [CcEmitter::new(); N_SLOTS],
         }
     }
 }
@@ -102,7 +129,7 @@ impl Plugin for Echoic {
 
     const MIDI_OUTPUT: MidiConfig = MidiConfig::MidiCCs;
 
-    type Editor = nice_plug_egui::EguiEditor<editor::EchoicEditor>;
+    type Editor = editor::EchoicEditorShell;
     type SysExMessage = ();
     type BackgroundTask = ();
 
@@ -111,7 +138,7 @@ impl Plugin for Echoic {
     }
 
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
-        editor::create(self.editor_state.clone(), self.shared.clone())
+        Some(editor::EchoicEditorShell::new(self.params.clone(), self.shared.clone()))
     }
 
     fn activate(
@@ -136,7 +163,19 @@ impl Plugin for Echoic {
         let (front, swap) = AudioFront::new(cochlea, sender);
         let status = self.shared.worker.clone();
         status.clear();
-        let worker = Worker::new(receiver, swap, sample_rate, settings, (), status);
+        let listener = self.load_model();
+        let (cc_tx, cc_rx) = cc_ring();
+        let controls_params = self.params.clone();
+        let sink = Listening::new(
+            listener,
+            &settings,
+            cc_tx,
+            move || controls_params.controls(),
+            self.params.learned.clone(),
+            self.shared.listener.clone(),
+        )
+        .with_display(self.shared.link.new_feed());
+        let worker = Worker::new(receiver, swap, sample_rate, settings, sink, status);
         let params = self.params.clone();
         match WorkerHandle::spawn(worker, move || params.listen_settings()) {
             Ok(handle) => self.worker = Some(handle),
@@ -146,6 +185,8 @@ impl Plugin for Echoic {
             }
         }
         self.front = Some(front);
+        self.cc_values = Some(cc_rx);
+        self.emitters = [CcEmitter::new(); N_SLOTS];
         self.shared
             .sample_rate_bits
             .store(buffer_config.sample_rate.to_bits(), Ordering::Relaxed);
@@ -161,6 +202,7 @@ impl Plugin for Echoic {
     fn deactivate(&mut self) {
         self.stop_worker();
         self.front = None;
+        self.cc_values = None;
         self.shared.sample_rate_bits.store(0, Ordering::Relaxed);
     }
 
@@ -168,15 +210,35 @@ impl Plugin for Echoic {
         &mut self,
         buffer: &mut Buffer,
         _aux: &mut AuxiliaryBuffers,
-        _context: &mut impl ProcessContext<Self>,
+        context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
         // The buffers are processed in place and only read here: a bit-exact passthrough.
-        if let Some(front) = &mut self.front {
-            let channels = buffer.as_slice_immutable();
-            match channels {
-                [mono] => front.process(&[mono]),
-                [left, right, ..] => front.process(&[left, right]),
-                [] => {}
+        let Some(front) = &mut self.front else { return ProcessStatus::Normal };
+        let block_start = front.cochlea().samples_processed();
+        let block_len = buffer.samples() as u32;
+        let channels = buffer.as_slice_immutable();
+        match channels {
+            [mono] => front.process(&[mono]),
+            [left, right, ..] => front.process(&[left, right]),
+            [] => {}
+        }
+        if let Some(cc_values) = &mut self.cc_values {
+            while let Some(hop) = cc_values.recv() {
+                let timing = block_offset(hop.sample_pos, block_start, block_len);
+                for (slot, emitter) in self.emitters.iter_mut().enumerate() {
+                    let params = &self.params.slots[slot];
+                    if !params.enabled.value() {
+                        continue;
+                    }
+                    emitter.update(hop.values[slot], &params.cc_config(), |channel, cc, value| {
+                        let _ = context.try_send_event(NoteEvent::MidiCC {
+                            timing,
+                            channel,
+                            cc,
+                            value: value as f32 / 127.0,
+                        });
+                    });
+                }
             }
         }
         ProcessStatus::Normal
@@ -184,6 +246,44 @@ impl Plugin for Echoic {
 }
 
 impl Echoic {
+    /// Loads the model the editor chose (saved in the state), or the built-in one when none was
+    /// chosen or the file is gone or broken, and tells the editor which one is in use. Runs at
+    /// activation, on the main thread: file I/O and allocation are fine here.
+    fn load_model(&self) -> Option<Listener> {
+        // A model the editor offered while inactive is superseded by the saved path.
+        self.shared.link.discard_offered_model();
+        let chosen = self.params.model_path.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut note = None;
+        if let Some(path) = chosen {
+            if !std::path::Path::new(&path).is_file() {
+                note = Some(format!("the chosen model {path} is gone; using the built-in model"));
+            } else {
+                match Listener::load(&path) {
+                    Ok(listener) => {
+                        self.shared.link.set_model(ModelInfo::of(&listener, ModelSource::File(path)));
+                        return Some(listener);
+                    }
+                    Err(error) => {
+                        note = Some(format!("the chosen model {path} failed to load ({error}); using the built-in model"));
+                    }
+                }
+            }
+        }
+        match Listener::from_bytes(DEFAULT_MODEL) {
+            Ok(listener) => {
+                let info = ModelInfo { note, ..ModelInfo::of(&listener, ModelSource::BuiltIn) };
+                self.shared.link.set_model(info);
+                Some(listener)
+            }
+            Err(error) => {
+                let why = format!("the built-in model failed to load: {error}");
+                *self.shared.listener.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+                self.shared.link.set_model(ModelInfo { note: Some(why), ..ModelInfo::default() });
+                None
+            }
+        }
+    }
+
     fn stop_worker(&mut self) {
         if let Some(mut worker) = self.worker.take() {
             worker.stop();

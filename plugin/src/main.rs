@@ -6,6 +6,8 @@ mod cli;
 fn main() {
     if let Some(first) = std::env::args().nth(1) {
         if cli::is_tool_command(&first) {
+            // Before any thread starts: candle's CPU work stays on the calling thread.
+            echoic_core::listener::limit_candle_threads();
             if let Err(e) = cli::run() {
                 eprintln!("error: {e:#}");
                 std::process::exit(1);

@@ -2,8 +2,13 @@
 //! they never change once released.
 
 use echoic_core::dilated::{DilatedSpec, Dilation, Pooling};
+use crate::slot_params::SlotParams;
+use echoic_core::listening::Controls;
+use echoic_core::outputs::learned::LearnedSounds;
+use echoic_core::outputs::source::MAX_LEARNED;
 use echoic_core::worker::ListenSettings;
 use nice_plug::prelude::*;
+use std::sync::{Arc, Mutex};
 
 /// The user-facing parameters of one Echoic instance.
 #[derive(Params)]
@@ -42,6 +47,45 @@ pub struct EchoicParams {
     /// How a step summarises the frames it covers.
     #[id = "pooling"]
     pub pooling: EnumParam<PoolingMode>,
+
+    /// Learn triggers: turning one on starts capturing the mean embedding of the next
+    /// `learn_seconds` as learned sound j. Parameters, so that a host or automation can trigger
+    /// learning as well as the editor's buttons.
+    #[nested(array, group = "Learn")]
+    pub learn: [LearnParams; MAX_LEARNED],
+
+    /// How long a capture lasts.
+    #[id = "learn-seconds"]
+    pub learn_seconds: FloatParam,
+
+    /// The eight automation outputs.
+    #[nested(array, group = "Outputs")]
+    pub slots: [SlotParams; echoic_core::outputs::N_SLOTS],
+
+    /// The learned sounds, saved with the session. The worker writes it when a capture finishes;
+    /// the audio thread never touches it.
+    #[persist = "learned-sounds"]
+    pub learned: Arc<Mutex<LearnedSounds>>,
+
+    /// The listener model file chosen in the editor; `None` for the built-in model. Saved so that
+    /// a session reopens with the model it was made with; a file that has gone missing falls back
+    /// to the built-in model (the editor says so).
+    #[persist = "model-path"]
+    pub model_path: Arc<Mutex<Option<String>>>,
+
+    /// The editor window's logical size, `[width, height]`. Saved here because the editor's own
+    /// state (`EguiEditorState`) is not serialisable; the editor opens at this size and writes
+    /// it back whenever the window is resized.
+    #[persist = "editor-size"]
+    pub editor_size: Arc<Mutex<[u32; 2]>>,
+}
+
+/// One learn trigger.
+#[derive(Params)]
+pub struct LearnParams {
+    /// Rising edge starts a capture.
+    #[id = "learn"]
+    pub learn: BoolParam,
 }
 
 /// [`Dilation`] as a parameter.
@@ -70,6 +114,16 @@ pub enum PoolingMode {
 }
 
 impl EchoicParams {
+    /// What the worker reads every hop: slot settings and learn triggers. Allocation-free;
+    /// callable from any thread.
+    pub fn controls(&self) -> Controls {
+        Controls {
+            slots: std::array::from_fn(|i| self.slots[i].config()),
+            learn: std::array::from_fn(|j| self.learn[j].learn.value()),
+            learn_seconds: self.learn_seconds.value(),
+        }
+    }
+
     /// The listening settings the parameters ask for. Allocation-free; callable from any thread.
     pub fn listen_settings(&self) -> ListenSettings {
         ListenSettings {
@@ -129,6 +183,20 @@ impl Default for EchoicParams {
                 .with_unit("×"),
             dilation_kind: EnumParam::new("Dilation spacing", DilationKind::Exponential),
             pooling: EnumParam::new("Pooling", PoolingMode::Pick),
+            learn: std::array::from_fn(|j| LearnParams {
+                learn: BoolParam::new(format!("Learn sound {}", j + 1), false),
+            }),
+            learn_seconds: FloatParam::new(
+                "Learn length",
+                2.0,
+                FloatRange::Linear { min: 0.5, max: 10.0 },
+            )
+            .with_unit(" s")
+            .with_step_size(0.1),
+            slots: std::array::from_fn(SlotParams::new),
+            learned: Arc::new(Mutex::new(LearnedSounds::default())),
+            model_path: Arc::new(Mutex::new(None)),
+            editor_size: Arc::new(Mutex::new(crate::editor::DEFAULT_SIZE)),
         }
     }
 }
