@@ -22,6 +22,7 @@
 
 pub mod bundle;
 pub mod error;
+pub mod gui;
 pub mod handlers;
 pub mod host;
 pub mod signal;

@@ -83,26 +83,30 @@ fn a_thousand_lifecycles_leak_no_threads_and_no_memory() {
 fn eight_instances_process_concurrently_and_independently() {
     let _serial = serial();
     let before = threads();
+    let all_active = std::sync::Arc::new(std::sync::Barrier::new(8));
     let workers: Vec<_> = (0..8)
         .map(|k| {
+            let all_active = all_active.clone();
             std::thread::spawn(move || {
                 let mut host = EchoicHost::new().unwrap();
                 let rate = [44_100.0, 48_000.0][k % 2];
                 host.activate(AudioConfig::new(rate, 1024, 1)).unwrap();
+                all_active.wait();
                 // Every instance gets a different signal.
                 let mut signal = test_signal(rate, 2.0, 1);
                 signal[0].iter_mut().for_each(|x| *x *= 0.1 + 0.1 * k as f32);
                 let out = host.process_signal(&signal, &[128 + 64 * k]).unwrap();
                 assert_eq!(out.audio, signal, "instance {k}");
                 let during = threads();
+                all_active.wait();
                 host.deactivate();
                 during
             })
         })
         .collect();
     let during: Vec<usize> = workers.into_iter().map(|w| w.join().unwrap()).collect();
-    // While all eight were active there were at least eight worker threads beside the hosts'.
-    assert!(during.iter().any(|&n| n >= before + 8), "{during:?}");
+    // While all eight were active: eight host threads and eight worker threads.
+    assert!(during.iter().all(|&n| n >= before + 16), "before {before}, during {during:?}");
     assert_eq!(threads(), before, "threads left behind");
 }
 

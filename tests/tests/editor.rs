@@ -1,0 +1,427 @@
+//! The editor in real windows, under Xvfb with Mesa's software renderer when no display is set.
+//!
+//! - The CLAP editor embedded in the test host's X11 window while real recordings play through
+//!   the plugin in real time: the panels must show live data, and the cochleagram and the map
+//!   must differ between music and speech. Resizing must reach the saved state.
+//! - The standalone application: a click on a learn button (a synthetic X event) must put the
+//!   learned sound's marker on the map, and a click on clear must take it away again.
+//!
+//! Screenshots are kept in `target/editor-screenshots/` for a person to look at. Frame timings
+//! (from the editor's probe) and the audio thread's cost with the editor closed and open are
+//! printed.
+
+use echoic_host_tests::gui::{centre, screenshot_dir, EmbeddedEditor, Probe, Screenshot, XServer, X11};
+use echoic_host_tests::{AudioConfig, EchoicHost};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The window tests share one process-wide `DISPLAY` and probe variable: run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const BLOCK: usize = 256;
+
+/// The colour of the present position and its trail on the map (`theme::ACCENT` in the plugin).
+const ACCENT: [u8; 3] = [0x4f, 0xd1, 0xc5];
+
+/// The colour of learned sound 1 on the map (`theme::LEARNED[0]` in the plugin).
+const SOUND_1: [u8; 3] = [0xff, 0xb0, 0x3b];
+
+fn fixture(name: &str) -> (Vec<f32>, f64) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let mut reader = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rate = reader.spec().sample_rate as f64;
+    let samples = reader.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect();
+    (samples, rate)
+}
+
+/// Plays `signal` in real time through the plugin, keeping the editor serviced between blocks.
+/// Returns the mean time the plugin's `process` took per block, in µs.
+fn play(host: &mut EchoicHost, editor: Option<&mut EmbeddedEditor>, signal: &[f32]) -> f64 {
+    let rate = host.config().unwrap().sample_rate;
+    let start = Instant::now();
+    let mut editor = editor;
+    let mut out = vec![0.0f32; BLOCK];
+    let mut busy = Duration::ZERO;
+    let mut blocks = 0;
+    for (i, block) in signal.chunks(BLOCK).enumerate() {
+        let t = Instant::now();
+        host.process_block(&[block], &mut [&mut out[..block.len()]]).unwrap();
+        busy += t.elapsed();
+        blocks += 1;
+        if let Some(editor) = editor.as_deref_mut() {
+            editor.pump(host);
+        }
+        let due = Duration::from_secs_f64(((i + 1) * BLOCK) as f64 / rate);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    busy.as_secs_f64() * 1e6 / blocks.max(1) as f64
+}
+
+/// Sets the process environment for the in-process editor (its window system reads `DISPLAY`,
+/// its probe `ECHOIC_EDITOR_PROBE`) and restores it when dropped, so that the next test still
+/// sees whether the environment had a display of its own.
+struct EnvGuard(
+    /// Each variable set, with the value it had before (`None`: unset).
+    Vec<(&'static str, Option<std::ffi::OsString>)>,
+);
+
+impl EnvGuard {
+    fn set(vars: &[(&'static str, &std::ffi::OsStr)]) -> Self {
+        let saved = vars.iter().map(|(k, _)| (*k, std::env::var_os(k))).collect();
+        for (k, v) in vars {
+            std::env::set_var(k, v);
+        }
+        Self(saved)
+    }
+}
+
+impl Drop for EnvGuard {
+    fn drop(&mut self) {
+        for (k, v) in &self.0 {
+            match v {
+                Some(v) => std::env::set_var(k, v),
+                None => std::env::remove_var(k),
+            }
+        }
+    }
+}
+
+/// The regions of a screenshot the assertions look at.
+fn region(shot: &Screenshot, probe: &Probe, name: &str) -> Screenshot {
+    shot.crop(probe.rect(name).unwrap_or_else(|| panic!("the probe has no {name} rect: {probe:?}")))
+}
+
+#[test]
+fn embedded_editor_shows_music_and_speech_live() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = XServer::start().expect("an X server");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let probe_path = dir.join("probe-clap.json");
+    let _ = std::fs::remove_file(&probe_path);
+    let _env = EnvGuard::set(&[("DISPLAY", server.display().as_ref()), ("ECHOIC_EDITOR_PROBE", probe_path.as_os_str())]);
+
+    let (music, rate) = fixture("music_armygeddon.wav");
+    let (speech, _) = fixture("speech_june.wav");
+    // Declared before the host so that, should an assertion fail, the host (and with it the
+    // plugin's window) goes first, then the test's X connection, then the X server.
+    let mut embedded: Option<EmbeddedEditor> = None;
+    let mut host = EchoicHost::new().unwrap();
+    host.activate(AudioConfig::new(rate, BLOCK as u32, 1)).unwrap();
+
+    // The audio thread's cost without an editor, as a reference.
+    let closed_us = play(&mut host, None, &music[..(2.0 * rate) as usize]);
+
+    let editor = embedded.insert(EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens embedded"));
+    println!("editor embedded at {}×{}", editor.size.width, editor.size.height);
+    Probe::wait(&probe_path, Duration::from_secs(20), |p| p.stat("frames") > 0.0).expect("the editor draws");
+
+    // Learn the music from the editor: a click on sound 1's learn button, 1.5 s into the music
+    // (once the echoic memory is full of it); the capture takes the next 2 s.
+    let split = (1.5 * rate) as usize;
+    let mut music_us = play(&mut host, Some(&mut *editor), &music[..split]);
+    let probe = Probe::read(&probe_path).unwrap();
+    let (x, y) = centre(probe.learn_button(0).unwrap());
+    editor.x11.click(editor.parent, x, y).unwrap();
+    music_us = (music_us + play(&mut host, Some(&mut *editor), &music[split..])) * 0.5;
+    let music_shot = editor.screenshot().unwrap();
+    let music_probe = Probe::read(&probe_path).unwrap();
+    assert!(music_probe.learned(0), "clicking learn in the embedded editor learned nothing: {music_probe:?}");
+    music_shot.save_png(&dir.join("clap-music.png")).unwrap();
+
+    let speech_us = play(&mut host, Some(&mut *editor), &speech);
+    let speech_shot = editor.screenshot().unwrap();
+    let speech_probe = Probe::read(&probe_path).unwrap();
+    speech_shot.save_png(&dir.join("clap-speech.png")).unwrap();
+    // The learned music is on the map, away from where the speech is.
+    let marker = region(&speech_shot, &speech_probe, "map").count_near(SOUND_1, 24);
+    println!("sound 1 (the music) marker: {marker} pixels, at {} on the map", speech_probe.0["learned_on_map"][0]);
+    assert!(marker > 100, "no marker for the learned music on the map ({marker} pixels)");
+
+    println!(
+        "editor frames: {:.1} fps, ui() mean {:.2} ms (p95 {:.2}, max {:.2}), frame interval mean {:.1} ms (p95 {:.1}); \
+         {} frames, {} hops",
+        speech_probe.stat("fps"),
+        speech_probe.stat("ui_ms_mean"),
+        speech_probe.stat("ui_ms_p95"),
+        speech_probe.stat("ui_ms_max"),
+        speech_probe.stat("interval_ms_mean"),
+        speech_probe.stat("interval_ms_p95"),
+        speech_probe.stat("frames"),
+        speech_probe.hops(),
+    );
+    println!("plugin process() per {BLOCK}-sample block: {closed_us:.1} µs with the editor closed, {music_us:.1} / {speech_us:.1} µs open");
+
+    // Every data panel shows something, on both sounds.
+    for (name, shot, probe) in [("music", &music_shot, &music_probe), ("speech", &speech_shot, &speech_probe)] {
+        for panel in ["cochleagram", "memory", "embedding"] {
+            let r = region(shot, probe, panel);
+            let (spread, colours) = (r.brightness_spread(), r.distinct_colours());
+            println!("{name} {panel}: brightness spread {spread:.1}, {colours} colours");
+            assert!(spread > 8.0 && colours > 40, "the {panel} is blank on {name} ({spread:.1}, {colours} colours)");
+        }
+        let map = region(shot, probe, "map");
+        let accent = map.count_near(ACCENT, 40);
+        assert!(accent > 20, "no present position or trail on the map on {name} ({accent} accent pixels)");
+    }
+    // And what they show depends on the sound: the cochleagram as a whole, and where the map
+    // draws the present and its trail.
+    let coch_diff = region(&music_shot, &music_probe, "cochleagram").mean_abs_diff(&region(&speech_shot, &speech_probe, "cochleagram"));
+    println!("cochleagram: mean difference music vs speech {coch_diff:.1} (of 255)");
+    assert!(coch_diff > 10.0, "the cochleagram looks the same for music and speech ({coch_diff:.1})");
+    let map_music = region(&music_shot, &music_probe, "map");
+    let map_speech = region(&speech_shot, &speech_probe, "map");
+    let map_diff = map_music.mean_abs_diff(&map_speech);
+    let (a, b) = (map_music.centroid_near(ACCENT, 40).unwrap(), map_speech.centroid_near(ACCENT, 40).unwrap());
+    let moved = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+    println!("map: mean difference {map_diff:.1}, the trail's centre moved {moved:.0} px ({a:?} → {b:?})");
+    assert!(map_diff > 0.5 && moved > 15.0, "the map shows the same place for music and speech");
+    assert!(speech_probe.stat("frames") > 30.0, "the editor hardly drew: {speech_probe:?}");
+
+    // Resizing the window is saved with the plugin state.
+    editor.set_size(&mut host, 1120, 760).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut saved = String::new();
+    while Instant::now() < deadline {
+        editor.pump(&mut host);
+        std::thread::sleep(Duration::from_millis(100));
+        saved = String::from_utf8_lossy(&host.save_state().unwrap()).into_owned();
+        if saved.contains("1120") && saved.contains("760") {
+            break;
+        }
+    }
+    assert!(saved.contains("editor-size") && saved.contains("1120") && saved.contains("760"), "the new size is not in the state: {saved}");
+    let resized = Probe::wait(&probe_path, Duration::from_secs(10), |p| p.0["screen"][2].as_f64() == Some(1120.0)).unwrap();
+    editor.screenshot().unwrap().save_png(&dir.join("clap-resized.png")).unwrap();
+    println!("resized editor probe screen: {}", resized.0["screen"]);
+
+    if let Some(editor) = embedded.take() {
+        editor.close(&mut host);
+    }
+    host.deactivate();
+    drop(host);
+    println!("screenshots in {}", dir.display());
+}
+
+#[test]
+fn standalone_learn_button_puts_a_marker_on_the_map() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let standalone = echoic_host_tests::bundle_dir().join("Echoic");
+    assert!(standalone.is_file(), "{} is missing: run `cargo xtask bundle echoic` first", standalone.display());
+    let server = XServer::start().expect("an X server");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let probe_path = dir.join("probe-standalone.json");
+    let _ = std::fs::remove_file(&probe_path);
+    let mut app = std::process::Command::new(&standalone)
+        .args(["-b", "dummy"])
+        .env("DISPLAY", server.display())
+        .env("ECHOIC_EDITOR_PROBE", &probe_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("standalone-stderr.log")).unwrap())
+        .spawn()
+        .expect("the standalone starts");
+    let x11 = X11::connect(server.display()).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let window = x11.wait_for_window("Echoic", Duration::from_secs(30)).expect("the standalone's window");
+        // Wait until the listener runs (the memory has filled, embeddings flow).
+        let probe = Probe::wait(&probe_path, Duration::from_secs(30), |p| p.hops() > 200).unwrap();
+        assert!(!probe.learned(0), "nothing is learned at start");
+        let map = probe.rect("map").unwrap();
+        let before = x11.screenshot(window).unwrap();
+        before.save_png(&dir.join("standalone-before-learn.png")).unwrap();
+        let amber_before = before.crop(map).count_near(SOUND_1, 24);
+
+        let (x, y) = centre(probe.learn_button(0).unwrap());
+        x11.click(window, x, y).unwrap();
+        // The capture lasts `learn_seconds` (2 s) once it starts.
+        let learned = Probe::wait(&probe_path, Duration::from_secs(15), |p| p.learned(0)).expect("sound 1 gets learned");
+        std::thread::sleep(Duration::from_millis(500));
+        let after = x11.screenshot(window).unwrap();
+        after.save_png(&dir.join("standalone-learned.png")).unwrap();
+        let amber_after = after.crop(map).count_near(SOUND_1, 24);
+        println!("map pixels in sound 1's colour: {amber_before} before learning, {amber_after} after; on the map at {}", learned.0["learned_on_map"][0]);
+        assert!(learned.0["learned_on_map"][0].is_array(), "the learned sound has no map position");
+        assert!(amber_after > amber_before + 100, "no marker for sound 1 appeared ({amber_before} → {amber_after})");
+
+        let (x, y) = centre(learned.clear_button(0).unwrap());
+        x11.click(window, x, y).unwrap();
+        Probe::wait(&probe_path, Duration::from_secs(10), |p| !p.learned(0)).expect("sound 1 is cleared");
+        std::thread::sleep(Duration::from_millis(500));
+        let cleared = x11.screenshot(window).unwrap();
+        let amber_cleared = cleared.crop(map).count_near(SOUND_1, 24);
+        println!("after clearing: {amber_cleared}");
+        assert!(amber_cleared + 100 < amber_after, "the marker stayed after clearing");
+        let stats = Probe::read(&probe_path).unwrap();
+        println!(
+            "standalone editor: {:.1} fps, ui() mean {:.2} ms, frame interval mean {:.1} ms",
+            stats.stat("fps"),
+            stats.stat("ui_ms_mean"),
+            stats.stat("interval_ms_mean")
+        );
+
+        x11.request_close(window).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = app.try_wait().unwrap() {
+                assert!(status.success(), "the standalone exited with {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the standalone did not exit after its window was closed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }));
+    if app.try_wait().ok().flatten().is_none() {
+        let _ = app.kill();
+        let _ = app.wait();
+    }
+    if let Err(panic) = result {
+        let stderr = std::fs::read_to_string(dir.join("standalone-stderr.log")).unwrap_or_default();
+        eprintln!("standalone stderr:\n{stderr}");
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A model file for the chooser tests: a copy of the shipped model under another name.
+fn model_dir(name: &str) -> std::path::PathBuf {
+    let dir = screenshot_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = echoic_host_tests::bundle::workspace_root().join("models").join("echoic-default.safetensors");
+    std::fs::copy(&shipped, dir.join("copy-of-default.safetensors")).unwrap();
+    std::fs::write(dir.join("broken.safetensors"), b"this is not a model").unwrap();
+    dir
+}
+
+/// Sets the saved model path in a state saved by the plugin. nice-plug's CLAP state is the
+/// length of a JSON document (8 bytes, little-endian) followed by the document, in which a
+/// persisted field is stored as a JSON string.
+fn with_model_path(state: &[u8], path: &str) -> Vec<u8> {
+    let len = u64::from_le_bytes(state[..8].try_into().unwrap()) as usize;
+    let mut json: serde_json::Value = serde_json::from_slice(&state[8..8 + len]).expect("the state is JSON after its length");
+    json["fields"]["model-path"] = serde_json::Value::String(serde_json::to_string(&Some(path)).unwrap());
+    let document = serde_json::to_vec(&json).unwrap();
+    let mut out = (document.len() as u64).to_le_bytes().to_vec();
+    out.extend(document);
+    out
+}
+
+/// The JSON document of a saved state (see [`with_model_path`]).
+fn state_json(state: &[u8]) -> serde_json::Value {
+    let len = u64::from_le_bytes(state[..8].try_into().unwrap()) as usize;
+    serde_json::from_slice(&state[8..8 + len]).unwrap()
+}
+
+#[test]
+fn saved_model_path_is_used_and_a_missing_file_falls_back_to_the_built_in_model() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = XServer::start().expect("an X server");
+    let dir = model_dir("models-saved-path");
+    let probe_path = screenshot_dir().join("probe-clap-model.json");
+    let _ = std::fs::remove_file(&probe_path);
+    let _env = EnvGuard::set(&[("DISPLAY", server.display().as_ref()), ("ECHOIC_EDITOR_PROBE", probe_path.as_os_str())]);
+    let mut embedded: Option<EmbeddedEditor> = None;
+    let mut host = EchoicHost::new().unwrap();
+    let state = host.save_state().unwrap();
+    let good = dir.join("copy-of-default.safetensors").display().to_string();
+
+    // A saved model file that exists is loaded at activation.
+    host.load_state(&with_model_path(&state, &good)).unwrap();
+    host.activate(AudioConfig::new(48_000.0, BLOCK as u32, 1)).unwrap();
+    let editor = embedded.insert(EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens"));
+    let probe = Probe::wait(&probe_path, Duration::from_secs(20), |p| p.0["model_file"].is_string()).expect("the saved file is in use");
+    assert_eq!(probe.0["model_file"].as_str(), Some(good.as_str()));
+    assert!(probe.0["model_note"].is_null(), "{probe:?}");
+    editor.pump(&mut host);
+
+    // One that has gone: the built-in model, and a note saying so.
+    host.deactivate();
+    host.load_state(&with_model_path(&state, "/nonexistent/gone.safetensors")).unwrap();
+    host.activate(AudioConfig::new(48_000.0, BLOCK as u32, 1)).unwrap();
+    let probe = Probe::wait(&probe_path, Duration::from_secs(20), |p| p.0["model_note"].is_string()).expect("a note about the missing file");
+    println!("note: {}", probe.0["model_note"]);
+    assert!(probe.0["model_file"].is_null(), "the built-in model is in use");
+    assert_eq!(probe.0["model"].as_str(), Some("echoic-default"));
+    assert!(probe.0["model_note"].as_str().unwrap().contains("gone"));
+    let silence = vec![0.0f32; 48_000];
+    play(&mut host, embedded.as_mut(), &silence);
+    embedded.as_ref().unwrap().screenshot().unwrap().save_png(&screenshot_dir().join("clap-model-gone.png")).unwrap();
+    // The path stays saved: when the file comes back, the session finds it again.
+    let saved = state_json(&host.save_state().unwrap());
+    assert!(saved["fields"]["model-path"].as_str().unwrap().contains("gone.safetensors"), "{saved}");
+
+    if let Some(editor) = embedded.take() {
+        editor.close(&mut host);
+    }
+    host.deactivate();
+}
+
+#[test]
+fn standalone_model_chooser_refuses_a_broken_file_and_loads_a_good_one() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let standalone = echoic_host_tests::bundle_dir().join("Echoic");
+    assert!(standalone.is_file(), "{} is missing: run `cargo xtask bundle echoic` first", standalone.display());
+    let server = XServer::start().expect("an X server");
+    let dir = screenshot_dir();
+    let models = model_dir("models-chooser");
+    let probe_path = dir.join("probe-standalone-models.json");
+    let _ = std::fs::remove_file(&probe_path);
+    let mut app = std::process::Command::new(&standalone)
+        .args(["-b", "dummy"])
+        .env("DISPLAY", server.display())
+        .env("ECHOIC_EDITOR_PROBE", &probe_path)
+        .env("ECHOIC_MODELS_DIR", &models)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("standalone-models-stderr.log")).unwrap())
+        .spawn()
+        .expect("the standalone starts");
+    let x11 = X11::connect(server.display()).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let window = x11.wait_for_window("Echoic", Duration::from_secs(30)).expect("the standalone's window");
+        let entry = |p: &Probe, needle: &str| {
+            p.0["model_list"].as_array()?.iter().find(|e| e[0].as_str().is_some_and(|n| n.contains(needle))).and_then(|e| {
+                let r = e[1].as_array()?;
+                Some([0, 1, 2, 3].map(|i| r[i].as_f64().unwrap_or(0.0) as f32))
+            })
+        };
+        let probe = Probe::wait(&probe_path, Duration::from_secs(30), |p| p.hops() > 50 && entry(p, "broken").is_some()).expect("the chooser lists the files");
+        assert!(probe.0["model_file"].is_null(), "the built-in model at start");
+
+        let (x, y) = centre(entry(&probe, "broken").unwrap());
+        x11.click(window, x, y).unwrap();
+        let refused = Probe::wait(&probe_path, Duration::from_secs(15), |p| p.0["model_error"].is_string()).expect("an error for the broken file");
+        println!("error shown: {}", refused.0["model_error"]);
+        assert!(refused.0["model_file"].is_null(), "the previous (built-in) model stays in use");
+        assert_eq!(refused.0["model"].as_str(), Some("echoic-default"));
+        std::thread::sleep(Duration::from_millis(300));
+        x11.screenshot(window).unwrap().save_png(&dir.join("standalone-broken-model.png")).unwrap();
+
+        let (x, y) = centre(entry(&refused, "copy-of-default").unwrap());
+        x11.click(window, x, y).unwrap();
+        let loaded = Probe::wait(&probe_path, Duration::from_secs(15), |p| p.0["model_file"].is_string()).expect("the good file is loaded");
+        assert!(loaded.0["model_file"].as_str().unwrap().ends_with("copy-of-default.safetensors"));
+        assert!(loaded.0["model_error"].is_null(), "{loaded:?}");
+        // The worker installed it and it listens with these settings.
+        let listening = Probe::wait(&probe_path, Duration::from_secs(10), |p| p.0["refused"] == false && p.hops() > loaded.hops() + 100).unwrap();
+        println!("model in use: {} from {}", listening.0["model"], listening.0["model_file"]);
+        x11.screenshot(window).unwrap().save_png(&dir.join("standalone-chosen-model.png")).unwrap();
+
+        x11.request_close(window).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while app.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the standalone did not exit after its window was closed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }));
+    if app.try_wait().ok().flatten().is_none() {
+        let _ = app.kill();
+        let _ = app.wait();
+    }
+    if let Err(panic) = result {
+        eprintln!("standalone stderr:\n{}", std::fs::read_to_string(dir.join("standalone-models-stderr.log")).unwrap_or_default());
+        std::panic::resume_unwind(panic);
+    }
+}
