@@ -51,33 +51,6 @@ impl Default for EchoicShared {
     }
 }
 
-impl EchoicShared {
-    /// One line for the editor's status bar. Allocates.
-    pub fn status_line(&self) -> String {
-        let sample_rate = f32::from_bits(self.sample_rate_bits.load(Ordering::Relaxed));
-        if sample_rate <= 0.0 {
-            return "Inactive: waiting for the host to start audio".to_owned();
-        }
-        let worker = &self.worker;
-        let error = worker
-            .error
-            .lock()
-            .ok()
-            .and_then(|e| e.clone())
-            .or_else(|| self.listener.error.lock().ok().and_then(|e| e.clone()));
-        let frames = worker.frames_received.load(Ordering::Relaxed);
-        let dropped = worker.frames_dropped.load(Ordering::Relaxed);
-        let warming = if worker.warming_up.load(Ordering::Relaxed) { ", warming up" } else { "" };
-        match error {
-            Some(error) => format!("Settings refused: {error}"),
-            None => format!(
-                "Listening at {:.1} kHz: {frames} frames, {dropped} dropped{warming}",
-                sample_rate / 1000.0
-            ),
-        }
-    }
-}
-
 /// One plugin instance.
 pub struct Echoic {
     /// Parameters shared with the host and the editor.

@@ -7,6 +7,11 @@ use super::theme;
 use echoic_core::outputs::MAX_LEARNED;
 use egui::{pos2, Align2, Color32, Rect, Stroke, Ui};
 
+/// Age groups of the trail: each is drawn as one polyline of one brightness.
+const TRAIL_BUCKETS: usize = 12;
+/// Points per age group, at most (the trail's length over the groups, rounded up).
+const TRAIL_BUCKET: usize = super::history::TRAIL / TRAIL_BUCKETS + 1;
+
 /// The panel; returns the plot rect.
 pub fn show(ui: &Ui, rect: Rect, history: &History, learn_names: &[String; MAX_LEARNED]) -> Rect {
     let content = plot::panel(ui, rect, "Map", "principal axes 1 and 2, z-score");
@@ -46,22 +51,36 @@ pub fn show(ui: &Ui, rect: Rect, history: &History, learn_names: &[String; MAX_L
     painter.text(pos2(plot_rect.right() - 3.0, plot_rect.bottom() - 2.0), Align2::RIGHT_BOTTOM, "axis 1", theme::small(), theme::TEXT_DIM);
     painter.text(pos2(plot_rect.left() + 3.0, plot_rect.top() + 2.0), Align2::LEFT_TOP, "axis 2", theme::small(), theme::TEXT_DIM);
 
-    // Trail: older is fainter and thinner.
+    // Trail: older is fainter and thinner. Drawn as a few polylines of equal age rather than one
+    // segment per hop, which would cost hundreds of separately tessellated shapes a frame.
     let n = history.trail.len();
-    let mut previous: Option<egui::Pos2> = None;
-    for (i, p) in history.trail.iter().enumerate() {
-        let Some(p) = p else {
-            previous = None;
-            continue;
-        };
-        let here = map_point(plot_rect, range, *p);
-        if let Some(prev) = previous {
-            let age = 1.0 - i as f32 / n.max(1) as f32;
-            let alpha = ((1.0 - age).powf(1.6) * 220.0) as u8;
-            clip.line_segment([prev, here], Stroke::new(0.6 + 1.6 * (1.0 - age), theme::ACCENT.gamma_multiply(alpha as f32 / 255.0)));
+    let mut run: Vec<egui::Pos2> = Vec::with_capacity(TRAIL_BUCKET + 1);
+    let bucket_of = |i: usize| i * TRAIL_BUCKETS / n.max(1);
+    let flush = |run: &mut Vec<egui::Pos2>, bucket: usize, keep_last: bool| {
+        if run.len() >= 2 {
+            let fresh = (bucket + 1) as f32 / TRAIL_BUCKETS as f32;
+            let stroke = Stroke::new(0.6 + 1.6 * fresh, theme::ACCENT.gamma_multiply(fresh.powf(1.6) * 0.86));
+            clip.add(egui::Shape::line(run.clone(), stroke));
         }
-        previous = Some(here);
+        let last = run.last().copied();
+        run.clear();
+        if let (true, Some(last)) = (keep_last, last) {
+            run.push(last);
+        }
+    };
+    let mut current_bucket = 0;
+    for (i, p) in history.trail.iter().enumerate() {
+        let bucket = bucket_of(i);
+        if bucket != current_bucket {
+            flush(&mut run, current_bucket, true);
+            current_bucket = bucket;
+        }
+        match p {
+            Some(p) => run.push(map_point(plot_rect, range, *p)),
+            None => flush(&mut run, current_bucket, false),
+        }
     }
+    flush(&mut run, current_bucket, false);
 
     // The present: a halo under the learned markers, a hollow ring over them, so a learned sound
     // at the present position stays visible through it.

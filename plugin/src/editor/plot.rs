@@ -124,7 +124,7 @@ pub fn band_image(
                 continue;
             }
             let screen = Rect::from_min_max(pos2(xs.start, top), pos2(xs.end, bottom));
-            // Rows are flipped: the texture's row b is band b, the screen's bottom is band 0.
+            // Texture row b is band b; its quad spans the band's rows on the log axis.
             let uv = Rect::from_min_max(pos2(texels.start / cols, v0), pos2(texels.end / cols, v1));
             mesh.add_rect_with_uv(screen, uv, Color32::WHITE);
         }

@@ -47,14 +47,22 @@ fn empty_part(ui: &Ui, rect: Rect, fraction: f32) {
 pub fn level_bar(ui: &Ui, rect: Rect) {
     let painter = ui.painter();
     let bar = Rect::from_min_max(pos2(rect.right() + 6.0, rect.top()), pos2(rect.right() + 14.0, rect.bottom()));
-    let n = 48;
-    for i in 0..n {
-        let t0 = i as f32 / n as f32;
-        let t1 = (i + 1) as f32 / n as f32;
-        let db = theme::DB_FLOOR + (theme::DB_TOP - theme::DB_FLOOR) * (t0 + t1) * 0.5;
-        let r = Rect::from_min_max(pos2(bar.left(), bar.bottom() - t1 * bar.height()), pos2(bar.right(), bar.bottom() - t0 * bar.height() + 0.5));
-        painter.rect_filled(r, 0.0, theme::level_colour(db));
+    // One mesh with a colour per vertex row: the GPU interpolates the gradient.
+    let n = 32;
+    let mut mesh = egui::Mesh::default();
+    for i in 0..=n {
+        let t = i as f32 / n as f32;
+        let colour = theme::level_colour(theme::DB_FLOOR + (theme::DB_TOP - theme::DB_FLOOR) * t);
+        let y = bar.bottom() - t * bar.height();
+        mesh.colored_vertex(pos2(bar.left(), y), colour);
+        mesh.colored_vertex(pos2(bar.right(), y), colour);
+        if i > 0 {
+            let k = 2 * i as u32;
+            mesh.add_triangle(k - 2, k - 1, k);
+            mesh.add_triangle(k - 1, k + 1, k);
+        }
     }
+    painter.add(mesh);
     for db in [theme::DB_TOP, (theme::DB_TOP + theme::DB_FLOOR) * 0.5, theme::DB_FLOOR] {
         let y = bar.bottom() - (db - theme::DB_FLOOR) / (theme::DB_TOP - theme::DB_FLOOR) * bar.height();
         painter.text(pos2(bar.right() + 3.0, y), Align2::LEFT_CENTER, format!("{db:.0} dB"), theme::small(), theme::TEXT_DIM);
