@@ -33,7 +33,7 @@ pub use handlers::{LogRecord, MainThreadNotices, PluginExtensions};
 pub use host::{
     AudioConfig, EchoicHost, MidiMessage, ParamInfo, PortConfig, ProcessedSignal, OUTPUT_POISON,
 };
-pub use signal::test_signal;
+pub use signal::{recording, test_signal};
 
 /// Re-exported so that users (e.g. a future editor-embedding host) name the same versions.
 pub use clack_extensions;

@@ -5,19 +5,10 @@
 //! Blocks are paced in real time, as a DAW plays them, so that the worker thread runs at the speed
 //! it would in a session.
 
-use echoic_host_tests::{AudioConfig, EchoicHost, MidiMessage, ParamInfo};
-use std::path::Path;
+use echoic_host_tests::{recording, AudioConfig, EchoicHost, MidiMessage, ParamInfo};
 use std::time::{Duration, Instant};
 
 const BLOCK: usize = 256;
-
-fn fixture(name: &str) -> (Vec<f32>, f64) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
-    let mut reader = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let rate = reader.spec().sample_rate as f64;
-    let samples = reader.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect();
-    (samples, rate)
-}
 
 /// The parameter `name` of output slot `slot` (1-based) or of the top level.
 fn param(params: &[ParamInfo], group: &str, name: &str) -> ParamInfo {
@@ -58,8 +49,8 @@ fn held_value(midi: &[MidiMessage], cc: u8, at: u64) -> f32 {
 
 #[test]
 fn similarity_rises_on_the_learned_sound_and_stays_low_on_another() {
-    let (music, rate) = fixture("music_armygeddon.wav");
-    let (speech, speech_rate) = fixture("speech_june.wav");
+    let (music, rate) = recording("music_armygeddon.wav");
+    let (speech, speech_rate) = recording("speech_june.wav");
     assert_eq!(rate, speech_rate);
     let mut host = EchoicHost::new().unwrap();
     let params = host.params().unwrap();

@@ -11,8 +11,7 @@
 //! printed.
 
 use echoic_host_tests::gui::{centre, screenshot_dir, EmbeddedEditor, Probe, Screenshot, XServer, X11};
-use echoic_host_tests::{AudioConfig, EchoicHost};
-use std::path::Path;
+use echoic_host_tests::{recording, AudioConfig, EchoicHost};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,14 +25,6 @@ const ACCENT: [u8; 3] = [0x4f, 0xd1, 0xc5];
 
 /// The colour of learned sound 1 on the map (`theme::LEARNED[0]` in the plugin).
 const SOUND_1: [u8; 3] = [0xff, 0xb0, 0x3b];
-
-fn fixture(name: &str) -> (Vec<f32>, f64) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
-    let mut reader = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let rate = reader.spec().sample_rate as f64;
-    let samples = reader.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect();
-    (samples, rate)
-}
 
 /// Plays `signal` in real time through the plugin, keeping the editor serviced between blocks.
 /// Returns the mean time the plugin's `process` took per block, in µs.
@@ -104,8 +95,8 @@ fn embedded_editor_shows_music_and_speech_live() {
     let _ = std::fs::remove_file(&probe_path);
     let _env = EnvGuard::set(&[("DISPLAY", server.display().as_ref()), ("ECHOIC_EDITOR_PROBE", probe_path.as_os_str())]);
 
-    let (music, rate) = fixture("music_armygeddon.wav");
-    let (speech, _) = fixture("speech_june.wav");
+    let (music, rate) = recording("music_armygeddon.wav");
+    let (speech, _) = recording("speech_june.wav");
     // Declared before the host so that, should an assertion fail, the host (and with it the
     // plugin's window) goes first, then the test's X connection, then the X server.
     let mut embedded: Option<EmbeddedEditor> = None;
