@@ -11,6 +11,7 @@
 //! printed.
 
 use echoic_host_tests::gui::{centre, screenshot_dir, EmbeddedEditor, Probe, Screenshot, XServer, X11};
+use std::path::Path;
 use echoic_host_tests::{recording, AudioConfig, EchoicHost};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -197,24 +198,37 @@ fn embedded_editor_shows_music_and_speech_live() {
     println!("screenshots in {}", dir.display());
 }
 
+/// Starts the bundled standalone with the dummy back end on `server`, its editor writing probe
+/// JSON to `probe_path` and its stderr to `<screenshot dir>/<log_name>-stderr.log`.
+fn start_standalone(
+    server: &XServer,
+    probe_path: &Path,
+    log_name: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Child {
+    let standalone = echoic_host_tests::bundle_dir().join("Echoic");
+    assert!(standalone.is_file(), "{} is missing: run `cargo xtask bundle echoic` first", standalone.display());
+    let _ = std::fs::remove_file(probe_path);
+    let log = screenshot_dir().join(format!("{log_name}-stderr.log"));
+    std::process::Command::new(&standalone)
+        .args(["-b", "dummy"])
+        .env("DISPLAY", server.display())
+        .env("ECHOIC_EDITOR_PROBE", probe_path)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("the standalone starts")
+}
+
 #[test]
 fn standalone_learn_button_puts_a_marker_on_the_map() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let standalone = echoic_host_tests::bundle_dir().join("Echoic");
-    assert!(standalone.is_file(), "{} is missing: run `cargo xtask bundle echoic` first", standalone.display());
     let server = XServer::start().expect("an X server");
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let probe_path = dir.join("probe-standalone.json");
-    let _ = std::fs::remove_file(&probe_path);
-    let mut app = std::process::Command::new(&standalone)
-        .args(["-b", "dummy"])
-        .env("DISPLAY", server.display())
-        .env("ECHOIC_EDITOR_PROBE", &probe_path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("standalone-stderr.log")).unwrap())
-        .spawn()
-        .expect("the standalone starts");
+    let mut app = start_standalone(&server, &probe_path, "standalone", &[]);
     let x11 = X11::connect(server.display()).unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let window = x11.wait_for_window("Echoic", Duration::from_secs(30)).expect("the standalone's window");
@@ -353,22 +367,11 @@ fn saved_model_path_is_used_and_a_missing_file_falls_back_to_the_built_in_model(
 #[test]
 fn standalone_model_chooser_refuses_a_broken_file_and_loads_a_good_one() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let standalone = echoic_host_tests::bundle_dir().join("Echoic");
-    assert!(standalone.is_file(), "{} is missing: run `cargo xtask bundle echoic` first", standalone.display());
     let server = XServer::start().expect("an X server");
     let dir = screenshot_dir();
     let models = model_dir("models-chooser");
     let probe_path = dir.join("probe-standalone-models.json");
-    let _ = std::fs::remove_file(&probe_path);
-    let mut app = std::process::Command::new(&standalone)
-        .args(["-b", "dummy"])
-        .env("DISPLAY", server.display())
-        .env("ECHOIC_EDITOR_PROBE", &probe_path)
-        .env("ECHOIC_MODELS_DIR", &models)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("standalone-models-stderr.log")).unwrap())
-        .spawn()
-        .expect("the standalone starts");
+    let mut app = start_standalone(&server, &probe_path, "standalone-models", &[("ECHOIC_MODELS_DIR", models.as_os_str())]);
     let x11 = X11::connect(server.display()).unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let window = x11.wait_for_window("Echoic", Duration::from_secs(30)).expect("the standalone's window");
