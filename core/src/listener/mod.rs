@@ -47,6 +47,10 @@ pub use format::{
 };
 pub use model::{Activation, ModelConfig};
 
+/// The largest model file [`Listener::load`] reads: 256 MiB, over a hundred times the shipped
+/// model, and far above what the largest configuration (128 bands, wide LSTMs) needs.
+pub const MAX_MODEL_BYTES: u64 = 256 << 20;
+
 /// Why a model file cannot be used, or an inference call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
@@ -58,6 +62,14 @@ pub enum ListenerError {
         /// What the OS said.
         #[source]
         source: std::io::Error,
+    },
+    /// The file is larger than any listener model ([`MAX_MODEL_BYTES`]); it was not read.
+    #[error("{path} is larger than {limit} bytes, too large for a listener model")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
     },
     /// The bytes are not a safetensors file (truncated, random, or a bad header).
     #[error("not a listener model file: {0}")]
@@ -200,12 +212,28 @@ impl Listener {
     }
 
     /// Reads and loads a model file onto [`default_device`]. Allocates and does file I/O.
+    ///
+    /// Reads at most [`MAX_MODEL_BYTES`]: a path from a saved session may name anything (a huge
+    /// file, a file under `/proc` that never ends), and a larger file is refused unread.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ListenerError> {
+        use std::io::Read;
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ListenerError::Io {
+        let io = |source| ListenerError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(io)?
+            .take(MAX_MODEL_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_MODEL_BYTES {
+            return Err(ListenerError::TooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_MODEL_BYTES,
+            });
+        }
         Self::from_bytes(&bytes)
     }
 

@@ -519,6 +519,19 @@ fn the_loader_refuses_bad_files_with_clear_errors() {
         Listener::load("/nonexistent/model.safetensors"),
         Err(ListenerError::Io { .. })
     ));
+    assert!(matches!(Listener::load("/"), Err(ListenerError::Io { .. })));
+    // A file past the size limit is refused without being read into memory (a sparse file, so
+    // the test takes no disk space); one exactly at the limit is read and refused as a format.
+    let dir = std::env::temp_dir().join(format!("echoic-too-large-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let huge = dir.join("huge.safetensors");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(MAX_MODEL_BYTES + 1).unwrap();
+    let refused = Listener::load(&huge);
+    assert!(matches!(refused, Err(ListenerError::TooLarge { .. })), "{refused:?}");
+    file.set_len(MAX_MODEL_BYTES).unwrap();
+    assert!(matches!(Listener::load(&huge), Err(ListenerError::Format(_))));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
