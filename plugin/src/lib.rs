@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 mod editor;
 pub mod params;
+mod saved_state;
 mod slot_params;
 
 /// The listener model shipped with Echoic, compiled in so that an installed bundle needs no
@@ -108,6 +109,11 @@ impl Plugin for Echoic {
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    /// Every state is checked and completed before nice-plug applies it: see `saved_state`.
+    fn filter_state(state: &mut PluginState) {
+        saved_state::repair(state);
     }
 
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {

@@ -2,6 +2,7 @@
 //! they never change once released.
 
 use echoic_core::dilated::{DilatedSpec, Dilation, Pooling};
+use crate::saved_state::StateNotes;
 use crate::slot_params::SlotParams;
 use echoic_core::listening::Controls;
 use echoic_core::outputs::learned::LearnedSounds;
@@ -78,6 +79,12 @@ pub struct EchoicParams {
     /// it back whenever the window is resized.
     #[persist = "editor-size"]
     pub editor_size: Arc<Mutex<[u32; 2]>>,
+
+    /// What was repaired in the last state loaded (see `saved_state`), for the editor to show.
+    /// A persisted field only because a state load can reach this instance no other way; it is
+    /// always saved empty.
+    #[persist = "state-notes"]
+    pub state_notes: Arc<Mutex<StateNotes>>,
 }
 
 /// One learn trigger.
@@ -197,6 +204,7 @@ impl Default for EchoicParams {
             learned: Arc::new(Mutex::new(LearnedSounds::default())),
             model_path: Arc::new(Mutex::new(None)),
             editor_size: Arc::new(Mutex::new(crate::editor::DEFAULT_SIZE)),
+            state_notes: Arc::new(Mutex::new(StateNotes::default())),
         }
     }
 }

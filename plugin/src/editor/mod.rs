@@ -343,7 +343,8 @@ impl EchoicEditor {
         let gap = 8.0;
         let header = Rect::from_min_size(full.min, egui::vec2(full.width(), 34.0));
         status::header(ui, header, &self.shared, &self.model, &self.stats);
-        let notices = status::notices(&self.shared, &self.model, self.chooser.error.as_deref());
+        let state_notes = self.params.state_notes.try_lock().map(|n| n.0.clone()).unwrap_or_default();
+        let notices = status::notices(&self.shared, &self.model, self.chooser.error.as_deref(), &state_notes);
         let banner_h = notices.len().min(3) as f32 * 22.0;
         let banner = Rect::from_min_size(pos2(full.left(), header.bottom() + gap), egui::vec2(full.width(), banner_h));
         status::banner(ui, banner, &notices[..notices.len().min(3)]);
@@ -425,6 +426,7 @@ impl EchoicEditor {
             "model_error": self.chooser.error,
             "model_list": models,
             "refused": self.shared.listener.refused.load(Ordering::Relaxed),
+            "state_notes": self.params.state_notes.try_lock().map(|n| n.0.clone()).unwrap_or_default(),
         });
         let tmp = path.with_extension("tmp");
         if std::fs::write(&tmp, probe.to_string()).is_ok() {

@@ -19,7 +19,7 @@ pub struct Notice {
 }
 
 /// Everything wrong right now, most important first.
-pub fn notices(shared: &EchoicShared, model: &ModelInfo, chooser_error: Option<&str>) -> Vec<Notice> {
+pub fn notices(shared: &EchoicShared, model: &ModelInfo, chooser_error: Option<&str>, state_notes: &[String]) -> Vec<Notice> {
     let mut out = Vec::new();
     if let Some(e) = shared.worker.error.try_lock().ok().and_then(|e| e.clone()) {
         out.push(Notice { text: format!("Settings refused: {e}"), error: true });
@@ -32,6 +32,13 @@ pub fn notices(shared: &EchoicShared, model: &ModelInfo, chooser_error: Option<&
     }
     if let Some(note) = &model.note {
         out.push(Notice { text: note.clone(), error: false });
+    }
+    if let Some(first) = state_notes.first() {
+        let more = match state_notes.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
+        out.push(Notice { text: format!("The loaded state was repaired: {first}{more}"), error: false });
     }
     out
 }
