@@ -27,8 +27,9 @@ const ACCENT: [u8; 3] = [0x4f, 0xd1, 0xc5];
 /// The colour of learned sound 1 on the map (`theme::LEARNED[0]` in the plugin).
 const SOUND_1: [u8; 3] = [0xff, 0xb0, 0x3b];
 
-/// Plays `signal` in real time through the plugin, keeping the editor serviced between blocks.
-/// Returns the mean time the plugin's `process` took per block, in µs.
+/// Plays `signal` in real time through the plugin, keeping the editor serviced between blocks,
+/// and checks that every block passes through bit for bit. Returns the mean time the plugin's
+/// `process` took per block, in µs.
 fn play(host: &mut EchoicHost, editor: Option<&mut EmbeddedEditor>, signal: &[f32]) -> f64 {
     let rate = host.config().unwrap().sample_rate;
     let start = Instant::now();
@@ -40,6 +41,7 @@ fn play(host: &mut EchoicHost, editor: Option<&mut EmbeddedEditor>, signal: &[f3
         let t = Instant::now();
         host.process_block(&[block], &mut [&mut out[..block.len()]]).unwrap();
         busy += t.elapsed();
+        assert!(out[..block.len()] == *block, "the audio did not pass through untouched in block {i}");
         blocks += 1;
         if let Some(editor) = editor.as_deref_mut() {
             editor.pump(host);
@@ -418,4 +420,155 @@ fn standalone_model_chooser_refuses_a_broken_file_and_loads_a_good_one() {
         eprintln!("standalone stderr:\n{}", std::fs::read_to_string(dir.join("standalone-models-stderr.log")).unwrap_or_default());
         std::panic::resume_unwind(panic);
     }
+}
+
+/// Damaged copies of the shipped model, one per kind of damage the loader must refuse, and a
+/// word the error shown for each must contain. Each damage keeps the rest of the file intact, so
+/// that only the check under test can catch it. The names sort first in the chooser's list, so
+/// that an error banner above it cannot push them out of the window.
+fn damaged_models(dir: &Path) -> Vec<(String, &'static str)> {
+    let shipped = std::fs::read(echoic_host_tests::bundle::workspace_root().join("models").join("echoic-default.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(shipped[..8].try_into().unwrap()) as usize;
+    let edit_header = |from: &str, to: &str| {
+        assert_eq!(from.len(), to.len(), "a same-length edit keeps the header's length field right");
+        let header = std::str::from_utf8(&shipped[8..8 + header_len]).unwrap();
+        assert!(header.contains(from), "the shipped model's header has no {from}");
+        let mut bytes = shipped.clone();
+        bytes[8..8 + header_len].copy_from_slice(header.replacen(from, to, 1).as_bytes());
+        bytes
+    };
+    let mut nan = shipped.clone();
+    // The first weight (decoder.0.bias[0]) becomes a quiet NaN.
+    nan[8 + header_len..8 + header_len + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let files = [
+        ("bad-truncated", shipped[..shipped.len() / 2].to_vec(), "not a listener model file"),
+        ("bad-random", random, "not a listener model file"),
+        ("bad-version", edit_header(r#"\"format_version\":1,"#, r#"\"format_version\":9,"#), "version 9"),
+        ("bad-shape", edit_header(r#""shape":[250,200]"#, r#""shape":[200,250]"#), "shape"),
+        ("bad-nan", nan, "NaN"),
+    ];
+    files
+        .into_iter()
+        .map(|(name, bytes, expect)| {
+            std::fs::write(dir.join(format!("{name}.safetensors")), bytes).unwrap();
+            (name.to_owned(), expect)
+        })
+        .collect()
+}
+
+#[test]
+fn clap_editor_refuses_damaged_models_keeps_the_previous_one_and_audio_passes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = XServer::start().expect("an X server");
+    let dir = model_dir("models-damaged");
+    let damaged = damaged_models(&dir);
+    let probe_path = screenshot_dir().join("probe-clap-damaged.json");
+    let _ = std::fs::remove_file(&probe_path);
+    let _env = EnvGuard::set(&[
+        ("DISPLAY", server.display().as_ref()),
+        ("ECHOIC_EDITOR_PROBE", probe_path.as_os_str()),
+        ("ECHOIC_MODELS_DIR", dir.as_os_str()),
+    ]);
+    let (music, rate) = recording("music_armygeddon.wav");
+    let mut embedded: Option<EmbeddedEditor> = None;
+    let mut host = EchoicHost::new().unwrap();
+    let state = host.save_state().unwrap();
+    let good = dir.join("copy-of-default.safetensors").display().to_string();
+
+    // The previous model: a file chosen earlier and saved with the session.
+    host.load_state(&with_model_path(&state, &good)).unwrap();
+    host.activate(AudioConfig::new(rate, BLOCK as u32, 1)).unwrap();
+    let editor = embedded.insert(EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens"));
+    let entry = |p: &Probe, name: &str| {
+        let file = format!("/{name}.safetensors");
+        p.0["model_list"].as_array()?.iter().find(|e| e[0].as_str().is_some_and(|n| n.ends_with(&file))).and_then(|e| {
+            let r = e[1].as_array()?;
+            Some([0, 1, 2, 3].map(|i| r[i].as_f64().unwrap_or(0.0) as f32))
+        })
+    };
+    let mut probe = Probe::wait(&probe_path, Duration::from_secs(20), |p| {
+        p.0["model_file"].as_str() == Some(good.as_str())
+            && damaged.iter().all(|(name, _)| entry(p, name).is_some())
+    })
+    .expect("the saved file is in use and the chooser lists the damaged files");
+
+    // Each damaged file, chosen while music plays: an error naming the damage, the previous
+    // model still in use and still listening, and the audio untouched throughout (`play`).
+    let mut position = 0;
+    let quarter = (0.25 * rate) as usize;
+    for (name, expect) in &damaged {
+        // Where the entry is once the layout has settled (a banner above the list moves it):
+        // the same place in two probes a second apart.
+        let mut seen = entry(&probe, name);
+        for _ in 0..20 {
+            for _ in 0..4 {
+                play(&mut host, Some(&mut *editor), &music[position..position + quarter]);
+                position = (position + quarter) % (music.len() - quarter);
+            }
+            probe = Probe::read(&probe_path).unwrap();
+            let now = entry(&probe, name);
+            if now.is_some() && now == seen {
+                break;
+            }
+            seen = now;
+        }
+        let (x, y) = centre(seen.unwrap());
+        editor.x11.click(editor.parent, x, y).unwrap();
+        let hops_before = probe.hops();
+        let mut refused = None;
+        for _ in 0..40 {
+            let chunk = &music[position..position + quarter];
+            position = (position + chunk.len()) % (music.len() - chunk.len());
+            play(&mut host, Some(&mut *editor), chunk);
+            let p = Probe::read(&probe_path).unwrap();
+            if p.0["model_error"].as_str().is_some_and(|e| e.contains(name.as_str())) && p.hops() > hops_before + 50 {
+                refused = Some(p);
+                break;
+            }
+        }
+        let p = refused.unwrap_or_else(|| {
+            let _ = editor.screenshot().map(|shot| shot.save_png(&screenshot_dir().join("clap-bad-model-failed.png")));
+            panic!("no error shown for {name}, or the listener stopped: {:?}", Probe::read(&probe_path))
+        });
+        let error = p.0["model_error"].as_str().unwrap();
+        println!("{name}: {error}");
+        assert!(error.contains(expect), "the error for {name} does not say \"{expect}\": {error}");
+        assert!(error.contains("previous model stays in use"), "{error}");
+        assert_eq!(p.0["model_file"].as_str(), Some(good.as_str()), "the previous model was replaced after {name}");
+        assert_eq!(p.0["refused"], false, "{p:?}");
+        probe = p;
+    }
+    editor.screenshot().unwrap().save_png(&screenshot_dir().join("clap-damaged-model.png")).unwrap();
+    let saved = state_json(&host.save_state().unwrap());
+    assert_eq!(saved["fields"]["model-path"].as_str(), Some(serde_json::to_string(&Some(&good)).unwrap().as_str()), "the saved choice changed");
+
+    // A session saved with a file that has since been damaged: the built-in model, a note that
+    // says why, and the choice kept in the state so that a repaired file is found again.
+    let nan_path = dir.join("bad-nan.safetensors").display().to_string();
+    host.deactivate();
+    host.load_state(&with_model_path(&state, &nan_path)).unwrap();
+    host.activate(AudioConfig::new(rate, BLOCK as u32, 1)).unwrap();
+    let note = Probe::wait(&probe_path, Duration::from_secs(20), |p| p.0["model_note"].as_str().is_some_and(|n| n.contains("bad-nan"))).expect("a note about the damaged file");
+    println!("note: {}", note.0["model_note"]);
+    assert!(note.0["model_note"].as_str().unwrap().contains("failed to load"), "{note:?}");
+    assert!(note.0["model_file"].is_null(), "the built-in model is in use");
+    play(&mut host, embedded.as_mut(), &music[..rate as usize]);
+    let listening = Probe::read(&probe_path).unwrap();
+    assert!(listening.hops() > note.hops() + 50, "the built-in model does not listen: {listening:?}");
+    let saved = state_json(&host.save_state().unwrap());
+    assert!(saved["fields"]["model-path"].as_str().unwrap().contains("bad-nan"), "{saved}");
+
+    if let Some(editor) = embedded.take() {
+        editor.close(&mut host);
+    }
+    host.deactivate();
 }
