@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask bundle …` (nice-plug's bundler), `cargo xtask test` (everything
-//! CI runs) and `cargo xtask demo` (the main job: release bundles and the listener on a demo clip).
+//! CI runs), `cargo xtask demo` (the main job: release bundles and the listener on a demo clip)
+//! and `cargo xtask fuzz` (the loaders' fuzz targets).
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -10,13 +11,16 @@ fn main() -> Result<()> {
     match args.next().as_deref() {
         Some("test") => test(),
         Some("demo") => demo(),
+        Some("fuzz") => fuzz_command(args),
         Some("bundle") | Some("bundle-universal") | Some("known-packages") => {
             nice_plug_xtask::main_with_args("cargo xtask", std::env::args().skip(1))
         }
         _ => bail!(
             "usage:\n  cargo xtask bundle echoic [--release]   build Echoic.clap, Echoic.vst3 and the standalone\n  \
              cargo xtask test                      bundle, then run every Rust and host test\n  \
-             cargo xtask demo                      release bundles, then listen to the demo clip"
+             cargo xtask demo                      release bundles, then listen to the demo clip\n  \
+             cargo xtask fuzz [--seconds N] [TARGET...]\n                                        \
+             fuzz the loaders (model_loader, state_loader), N s each (default 600)"
         ),
     }
 }
@@ -57,7 +61,83 @@ fn test() -> Result<()> {
     if !python.exists() {
         bail!("{} is missing: run .ci/setup-debian first", python.display());
     }
-    run(python.to_str().context("non-UTF-8 path")?, &["-m", "pytest", "tests/python", "-q"])
+    run(python.to_str().context("non-UTF-8 path")?, &["-m", "pytest", "tests/python", "-q"])?;
+    fuzz(FUZZ_TARGETS, CI_FUZZ_SECONDS)
+}
+
+/// The cargo-fuzz targets in `fuzz/fuzz_targets`.
+const FUZZ_TARGETS: &[&str] = &["model_loader", "state_loader"];
+
+/// How long `cargo xtask fuzz` runs each target unless told otherwise.
+const DEFAULT_FUZZ_SECONDS: u64 = 600;
+
+/// How long `cargo xtask test` (CI) runs each target: a short run that proves the targets build,
+/// start from their seeds and survive a few thousand inputs.
+const CI_FUZZ_SECONDS: u64 = 30;
+
+/// `cargo xtask fuzz [--seconds N] [TARGET...]`.
+fn fuzz_command(mut args: impl Iterator<Item = String>) -> Result<()> {
+    let mut seconds = DEFAULT_FUZZ_SECONDS;
+    let mut targets = Vec::new();
+    while let Some(arg) = args.next() {
+        if arg == "--seconds" {
+            let value = args.next().context("--seconds needs a number")?;
+            seconds = value.parse().with_context(|| format!("--seconds {value}: not a number of seconds"))?;
+        } else if FUZZ_TARGETS.contains(&arg.as_str()) {
+            targets.push(arg);
+        } else {
+            bail!("unknown fuzz target or option `{arg}`; the targets are {FUZZ_TARGETS:?}");
+        }
+    }
+    let targets: Vec<&str> = if targets.is_empty() { FUZZ_TARGETS.to_vec() } else { targets.iter().map(String::as_str).collect() };
+    fuzz(&targets, seconds)
+}
+
+/// Writes fresh seeds (`fuzz-seeds`), then runs each target for `seconds` with libFuzzer through
+/// cargo-fuzz: an instrumented dev-profile build with AddressSanitizer (cargo-fuzz needs nightly
+/// flags; `RUSTC_BOOTSTRAP=1` lets the stable toolchain accept them). The corpus grows in
+/// `target/fuzz/corpus/<target>`; a finding is written to `target/fuzz/artifacts/<target>/` and
+/// fails the command.
+fn fuzz(targets: &[&str], seconds: u64) -> Result<()> {
+    let has_cargo_fuzz = Command::new(cargo()).args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !has_cargo_fuzz {
+        bail!("cargo-fuzz is missing: `cargo install cargo-fuzz --locked` (.ci/setup-debian does)");
+    }
+    let work = root().join("target/fuzz");
+    let seeds = work.join("seeds");
+    run(&cargo(), &["run", "-q", "-p", "echoic-fuzz", "--bin", "fuzz-seeds", "--", seeds.to_str().context("non-UTF-8 path")?])?;
+    for target in targets {
+        let corpus = work.join("corpus").join(target);
+        let artifacts = work.join("artifacts").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        std::fs::create_dir_all(&artifacts)?;
+        let corpus = corpus.to_str().context("non-UTF-8 path")?;
+        let seeds = seeds.join(target);
+        let seeds = seeds.to_str().context("non-UTF-8 path")?;
+        let artifact_prefix = format!("-artifact_prefix={}/", artifacts.to_str().context("non-UTF-8 path")?);
+        let max_time = format!("-max_total_time={seconds}");
+        let args = [
+            "fuzz", "run", "--dev", "--fuzz-dir", "fuzz", target, corpus, seeds, "--",
+            &max_time, &artifact_prefix,
+            // A state load re-activates the plugin and a model may be megabytes: generous, but
+            // a hang or a runaway allocation is still a finding.
+            "-timeout=20", "-rss_limit_mb=4096", "-max_len=65536", "-print_final_stats=1",
+        ];
+        eprintln!("\n$ RUSTC_BOOTSTRAP=1 cargo {}", args.join(" "));
+        let log = work.join(format!("{target}-plugin.log"));
+        let status = Command::new(cargo())
+            .args(args)
+            .current_dir(root())
+            .env("RUSTC_BOOTSTRAP", "1")
+            // The plugin logs every refused state; keep that out of the fuzzer's output.
+            .env("NICE_LOG", &log)
+            .status()
+            .context("could not start cargo fuzz")?;
+        if !status.success() {
+            bail!("fuzz target {target} failed ({status}): the input is in {}", artifacts.display());
+        }
+    }
+    Ok(())
 }
 
 /// The main job: release bundles, then the shipped listener on the demo clip.
