@@ -116,13 +116,19 @@ fn fuzz(targets: &[&str], seconds: u64) -> Result<()> {
         let seeds = seeds.to_str().context("non-UTF-8 path")?;
         let artifact_prefix = format!("-artifact_prefix={}/", artifacts.to_str().context("non-UTF-8 path")?);
         let max_time = format!("-max_total_time={seconds}");
-        let args = [
+        let mut args = vec![
             "fuzz", "run", "--dev", "--fuzz-dir", "fuzz", target, corpus, seeds, "--",
             &max_time, &artifact_prefix,
             // A state load re-activates the plugin and a model may be megabytes: generous, but
             // a hang or a runaway allocation is still a finding.
             "-timeout=20", "-rss_limit_mb=4096", "-max_len=65536", "-print_final_stats=1",
         ];
+        // The dictionary `fuzz-seeds` wrote for this target, if any.
+        let dict = work.join("seeds").join(format!("{target}.dict"));
+        let dict_arg = format!("-dict={}", dict.to_str().context("non-UTF-8 path")?);
+        if dict.is_file() {
+            args.push(&dict_arg);
+        }
         eprintln!("\n$ RUSTC_BOOTSTRAP=1 cargo {}", args.join(" "));
         let log = work.join(format!("{target}-plugin.log"));
         let status = Command::new(cargo())

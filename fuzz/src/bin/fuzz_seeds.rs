@@ -3,6 +3,10 @@
 //! - `state_loader`: states saved by the real plugin — as it starts, with every parameter moved
 //!   to the top of its range, and with a learned sound, a chosen model file and an editor size.
 //!
+//! It also writes `<dir>/state_loader.dict`, a libFuzzer dictionary of the state's vocabulary
+//! (value kinds, parameter ids, field keys, edge numbers), so that mutations such as "an enum
+//! stored as an index past its end" are a few steps away rather than hundreds.
+//!
 //! Usage: `fuzz-seeds <dir>` (`cargo xtask fuzz` runs it). Seeds are written fresh each time,
 //! from the code under test, so that they never go stale after a format change.
 
@@ -38,6 +42,15 @@ fn main() -> Result<()> {
     fields["model-path"] = serde_json::to_string(&Some("/nonexistent/model.safetensors"))?.into();
     fields["editor-size"] = serde_json::to_string(&[900, 640])?.into();
     let persisted = state_bytes(&document);
+
+    let mut words: Vec<String> = ["{\"i32\":", "{\"f32\":", "{\"bool\":", "{\"string\":", "\"params\":", "\"fields\":", "\"version\":"]
+        .map(String::from)
+        .to_vec();
+    words.extend(document["params"].as_object().into_iter().flatten().map(|(id, _)| format!("\"{id}\"")));
+    words.extend(document["fields"].as_object().into_iter().flatten().map(|(key, _)| format!("\"{key}\"")));
+    words.extend(["-1", "99", "100000", "2147483647", "-2147483648", "1e39", "-0.0", "null", "true", "[]", "{}"].map(String::from));
+    let dict: String = words.iter().map(|w| format!("{}\n", serde_json::to_string(w).expect("a string serialises"))).collect();
+    std::fs::write(dir.join("state_loader.dict"), dict).context("writing the state dictionary")?;
 
     write(&dir.join("state_loader"), &[("default.state", default), ("maxed.state", maxed), ("persisted.state", persisted)])?;
     Ok(())
