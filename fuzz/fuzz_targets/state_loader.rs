@@ -7,7 +7,7 @@
 #![no_main]
 
 use echoic_fuzz::{active_host, test_block, BLOCK};
-use echoic_host_tests::EchoicHost;
+use echoic_host_tests::{state_document, EchoicHost};
 use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
 
@@ -37,8 +37,8 @@ fuzz_target!(|data: &[u8]| {
         host.load_state(&saved).expect("a state the plugin saved loads again");
         let again = host.save_state().expect("and saves again");
         assert_eq!(
-            echoic_fuzz::state_document(&saved),
-            echoic_fuzz::state_document(&again),
+            state_document(&saved),
+            state_document(&again),
             "saving, loading and saving again changed the state"
         );
     });

@@ -116,19 +116,3 @@ pub fn tiny_model(with_pca: bool) -> Vec<u8> {
     };
     format::encode(&meta, &tensors).expect("the seed model is valid")
 }
-
-/// The state document inside a nice-plug CLAP state (8 bytes of little-endian length, then
-/// JSON), as a JSON value; `None` if `state` is not one.
-pub fn state_document(state: &[u8]) -> Option<serde_json::Value> {
-    let len = u64::from_le_bytes(state.get(..8)?.try_into().ok()?);
-    let end = 8usize.checked_add(usize::try_from(len).ok()?)?;
-    serde_json::from_slice(state.get(8..end)?).ok()
-}
-
-/// A nice-plug CLAP state holding `document`.
-pub fn state_bytes(document: &serde_json::Value) -> Vec<u8> {
-    let json = serde_json::to_vec(document).expect("a JSON value serialises");
-    let mut out = (json.len() as u64).to_le_bytes().to_vec();
-    out.extend(json);
-    out
-}

@@ -26,6 +26,7 @@ pub mod gui;
 pub mod handlers;
 pub mod host;
 pub mod signal;
+pub mod state;
 
 pub use bundle::{bundle_dir, clap_bundle_path, load_default_entry, load_entry, PLUGIN_ID};
 pub use error::HostError;
@@ -34,6 +35,7 @@ pub use host::{
     AudioConfig, EchoicHost, MidiMessage, ParamInfo, PortConfig, ProcessedSignal, OUTPUT_POISON,
 };
 pub use signal::{recording, test_signal};
+pub use state::{state_bytes, state_document};
 
 /// Re-exported so that users (e.g. a future editor-embedding host) name the same versions.
 pub use clack_extensions;

@@ -12,7 +12,7 @@
 
 use echoic_host_tests::gui::{centre, screenshot_dir, EmbeddedEditor, Probe, Screenshot, XServer, X11};
 use std::path::Path;
-use echoic_host_tests::{recording, AudioConfig, EchoicHost};
+use echoic_host_tests::{recording, state_bytes, state_document, AudioConfig, EchoicHost};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -303,23 +303,17 @@ fn model_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Sets the saved model path in a state saved by the plugin. nice-plug's CLAP state is the
-/// length of a JSON document (8 bytes, little-endian) followed by the document, in which a
-/// persisted field is stored as a JSON string.
+/// Sets the saved model path in a state saved by the plugin (a persisted field is stored as a
+/// JSON string).
 fn with_model_path(state: &[u8], path: &str) -> Vec<u8> {
-    let len = u64::from_le_bytes(state[..8].try_into().unwrap()) as usize;
-    let mut json: serde_json::Value = serde_json::from_slice(&state[8..8 + len]).expect("the state is JSON after its length");
+    let mut json = state_json(state);
     json["fields"]["model-path"] = serde_json::Value::String(serde_json::to_string(&Some(path)).unwrap());
-    let document = serde_json::to_vec(&json).unwrap();
-    let mut out = (document.len() as u64).to_le_bytes().to_vec();
-    out.extend(document);
-    out
+    state_bytes(&json)
 }
 
-/// The JSON document of a saved state (see [`with_model_path`]).
+/// The JSON document of a saved state.
 fn state_json(state: &[u8]) -> serde_json::Value {
-    let len = u64::from_le_bytes(state[..8].try_into().unwrap()) as usize;
-    serde_json::from_slice(&state[8..8 + len]).unwrap()
+    state_document(state).expect("the state is a length and JSON")
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Hostile hosts and bad input against the real bundle: bad audio through the host, lifecycles,
 //! many instances at once, corrupt state.
 
-use echoic_host_tests::{test_signal, AudioConfig, EchoicHost};
+use echoic_host_tests::{state_bytes, state_document, test_signal, AudioConfig, EchoicHost};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -164,20 +164,6 @@ fn corrupt_state_is_refused_without_harm() {
     assert_eq!(host.process_signal(&signal, &[256]).unwrap().audio, signal);
 }
 
-/// The JSON document of a nice-plug CLAP state (8 bytes of little-endian length, then JSON).
-fn document(state: &[u8]) -> serde_json::Value {
-    let len = u64::from_le_bytes(state[..8].try_into().unwrap()) as usize;
-    serde_json::from_slice(&state[8..8 + len]).unwrap()
-}
-
-/// A nice-plug CLAP state holding `document`.
-fn state_of(document: &serde_json::Value) -> Vec<u8> {
-    let json = serde_json::to_vec(document).unwrap();
-    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
-    bytes.extend(json);
-    bytes
-}
-
 /// A state that parses but is partial, out of range or holds unreadable fields is completed
 /// with defaults and clamped into range, so that nothing of the previous session leaks into the
 /// loaded one and nothing out of range reaches the filterbank (nice-plug alone would keep the
@@ -186,31 +172,31 @@ fn state_of(document: &serde_json::Value) -> Vec<u8> {
 fn partial_and_out_of_range_states_are_completed_with_defaults() {
     let _serial = serial();
     let mut host = EchoicHost::new().unwrap();
-    let defaults = document(&host.save_state().unwrap());
+    let defaults = state_document(&host.save_state().unwrap()).unwrap();
 
     // A session with its own settings and model file.
     let mut session = defaults.clone();
     session["params"]["bands"] = serde_json::json!({"i32": 64});
     session["params"]["pooling"] = serde_json::json!({"string": "max"});
     session["fields"]["model-path"] = serde_json::json!("\"/somewhere/model.safetensors\"");
-    host.load_state(&state_of(&session)).unwrap();
-    assert_eq!(document(&host.save_state().unwrap()), session);
+    host.load_state(&state_bytes(&session)).unwrap();
+    assert_eq!(state_document(&host.save_state().unwrap()).unwrap(), session);
 
     // An empty state: every parameter and field back to its default, not the session's.
     let empty = serde_json::json!({"version": "", "params": {}, "fields": {}});
-    host.load_state(&state_of(&empty)).expect("an empty state is a valid state");
-    assert_eq!(document(&host.save_state().unwrap()), defaults, "an empty state must mean the defaults");
+    host.load_state(&state_bytes(&empty)).expect("an empty state is a valid state");
+    assert_eq!(state_document(&host.save_state().unwrap()).unwrap(), defaults, "an empty state must mean the defaults");
 
     // Out of range, wrong types and unreadable fields: repaired, and the repaired state saves.
-    host.load_state(&state_of(&session)).unwrap();
+    host.load_state(&state_bytes(&session)).unwrap();
     let mut broken = session.clone();
     broken["params"]["bands"] = serde_json::json!({"i32": 100_000});
     broken["params"]["pooling"] = serde_json::json!({"i32": 99});
     broken["params"]["dilation"] = serde_json::json!({"bool": true});
     broken["fields"]["model-path"] = serde_json::json!("{{{ not json");
     broken["fields"]["learned-sounds"] = serde_json::json!("{\"version\": 1, \"sounds\": \"none\"}");
-    host.load_state(&state_of(&broken)).expect("a repairable state loads");
-    let loaded = document(&host.save_state().expect("a repaired state saves"));
+    host.load_state(&state_bytes(&broken)).expect("a repairable state loads");
+    let loaded = state_document(&host.save_state().expect("a repaired state saves")).unwrap();
     println!("repaired: {}", loaded["params"]);
     assert_eq!(loaded["params"]["bands"], serde_json::json!({"i32": 128}), "bands clamped into range");
     for id in ["pooling", "dilation"] {

@@ -12,8 +12,8 @@
 
 use anyhow::{bail, Context, Result};
 use echoic_core::outputs::learned::LearnedSounds;
-use echoic_fuzz::{in_process_entry, state_bytes, state_document, tiny_model};
-use echoic_host_tests::EchoicHost;
+use echoic_fuzz::{in_process_entry, tiny_model};
+use echoic_host_tests::{state_bytes, state_document, EchoicHost};
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<()> {

@@ -1,0 +1,18 @@
+//! nice-plug's CLAP state frame: 8 bytes of little-endian length, then a JSON document
+//! (`{"version", "params", "fields"}`, persisted fields stored as JSON strings). Tests read and
+//! edit saved states through these.
+
+/// The JSON document inside a saved state; `None` if `state` is not one.
+pub fn state_document(state: &[u8]) -> Option<serde_json::Value> {
+    let len = u64::from_le_bytes(state.get(..8)?.try_into().ok()?);
+    let end = 8usize.checked_add(usize::try_from(len).ok()?)?;
+    serde_json::from_slice(state.get(8..end)?).ok()
+}
+
+/// A state holding `document`, framed as nice-plug saves it.
+pub fn state_bytes(document: &serde_json::Value) -> Vec<u8> {
+    let json = serde_json::to_vec(document).expect("a JSON value serialises");
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(json);
+    out
+}
