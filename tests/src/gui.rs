@@ -532,6 +532,14 @@ impl Probe {
         rect_of(&self.0["rects"]["clear"][j])
     }
 
+    /// Where the model chooser drew the entry of the file named `<stem>.safetensors`.
+    pub fn model_entry(&self, stem: &str) -> Option<PixelRect> {
+        let file = format!("/{stem}.safetensors");
+        let entries = self.0["model_list"].as_array()?;
+        let entry = entries.iter().find(|e| e[0].as_str().is_some_and(|path| path.ends_with(&file)))?;
+        rect_of(&entry[1])
+    }
+
     /// Whether learn target `j` holds a learned sound.
     pub fn learned(&self, j: usize) -> bool {
         self.0["learned"][j].as_bool().unwrap_or(false)
