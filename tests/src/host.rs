@@ -105,6 +105,21 @@ pub struct MidiMessage {
     pub data: [u8; 3],
 }
 
+/// A parameter change at a sample offset inside one block: a CLAP param value event in that
+/// block's input event list, as a DAW sends automation (or a knob turned during playback).
+///
+/// Why: [`EchoicHost::set_param`] only reaches the plugin at a block's first sample; changes in
+/// the middle of a block take another path through the plugin's event handling.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimedParam {
+    /// Offset into the block in samples; below the block's length.
+    pub offset: u32,
+    /// CLAP parameter id ([`ParamInfo::id`]).
+    pub id: u32,
+    /// CLAP value (the scale of [`ParamInfo::min`]).
+    pub value: f64,
+}
+
 /// The result of [`EchoicHost::process_signal`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcessedSignal {
@@ -643,6 +658,23 @@ impl EchoicHost {
         input: &[&[f32]],
         output: &mut [&mut [f32]],
     ) -> Result<ProcessStatus, HostError> {
+        self.process_block_with_params(input, output, &[])
+    }
+
+    /// As [`process_block`](Self::process_block), with parameter changes at sample offsets
+    /// inside the block. The input event list holds the changes queued by
+    /// [`set_param`](Self::set_param) (at offset 0), then `params`, so it is in time order.
+    ///
+    /// # Errors
+    ///
+    /// As [`process_block`](Self::process_block); [`HostError::InvalidBuffers`] as well if an
+    /// offset is not below the block's length or the offsets are not in non-decreasing order.
+    pub fn process_block_with_params(
+        &mut self,
+        input: &[&[f32]],
+        output: &mut [&mut [f32]],
+        params: &[TimedParam],
+    ) -> Result<ProcessStatus, HostError> {
         self.pump_main_thread();
         let session = self
             .session
@@ -667,6 +699,23 @@ impl EchoicHost {
                 "block of {frames} frames, allowed 1..={}",
                 session.config.max_block_size
             )));
+        }
+
+        if params.iter().any(|p| p.offset as usize >= frames)
+            || params.windows(2).any(|w| w[1].offset < w[0].offset)
+        {
+            return Err(HostError::InvalidBuffers(format!(
+                "parameter offsets {:?} must be in order and below the block's {frames} frames",
+                params.iter().map(|p| p.offset).collect::<Vec<_>>()
+            )));
+        }
+        for p in params {
+            session.pending_params.push(&ParamValueEvent::new(
+                p.offset,
+                ClapId::new(p.id),
+                Pckn::match_all(),
+                p.value,
+            ));
         }
 
         for (host, caller) in session.inputs.iter_mut().zip(input) {
@@ -824,6 +873,17 @@ impl EchoicHost {
             .as_mut()
             .map(|s| std::mem::take(&mut s.midi))
             .unwrap_or_default()
+    }
+
+    /// The times (sample offsets into the block) of the events the plugin emitted in the last
+    /// `process` call, in the order of its raw output event list; empty while inactive.
+    ///
+    /// Why: a host may rely on each block's output events being in time order and inside the
+    /// block; [`take_midi`](Self::take_midi) has already made the times absolute.
+    pub fn last_output_event_times(&self) -> Vec<u32> {
+        self.session.as_ref().map_or_else(Vec::new, |s| {
+            s.output_events.iter().map(|e| e.header().time()).collect()
+        })
     }
 
     /// Number of non-MIDI output events the plugin has emitted in this activation.

@@ -32,7 +32,8 @@ pub use bundle::{bundle_dir, clap_bundle_path, load_default_entry, load_entry, P
 pub use error::HostError;
 pub use handlers::{LogRecord, MainThreadNotices, PluginExtensions};
 pub use host::{
-    AudioConfig, EchoicHost, MidiMessage, ParamInfo, PortConfig, ProcessedSignal, OUTPUT_POISON,
+    AudioConfig, EchoicHost, MidiMessage, ParamInfo, PortConfig, ProcessedSignal, TimedParam,
+    OUTPUT_POISON,
 };
 pub use signal::{recording, test_signal};
 pub use state::{state_bytes, state_document};

@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask bundle …` (nice-plug's bundler), `cargo xtask test` (everything
-//! CI runs), `cargo xtask demo` (the main job: release bundles and the listener on a demo clip)
-//! and `cargo xtask fuzz` (the loaders' fuzz targets).
+//! CI runs), `cargo xtask demo` (the main job: release bundles and the listener on a demo clip),
+//! `cargo xtask fuzz` (the loaders' fuzz targets) and `cargo xtask fuzz-host` (the parameter-space
+//! fuzzer of the CLAP test host, for long runs).
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("demo") => demo(),
         Some("fuzz") => fuzz_command(args),
+        Some("fuzz-host") => fuzz_host_command(args),
         Some("bundle") | Some("bundle-universal") | Some("known-packages") => {
             nice_plug_xtask::main_with_args("cargo xtask", std::env::args().skip(1))
         }
@@ -20,7 +22,10 @@ fn main() -> Result<()> {
              cargo xtask test                      bundle, then run every Rust and host test\n  \
              cargo xtask demo                      release bundles, then listen to the demo clip\n  \
              cargo xtask fuzz [--seconds N] [TARGET...]\n                                        \
-             fuzz the loaders (model_loader, state_loader), N s each (default 600)"
+             fuzz the loaders (model_loader, state_loader), N s each (default 600)\n  \
+             cargo xtask fuzz-host --minutes N [--seed S]\n                                        \
+             fuzz parameters, states and setups through the CLAP test host for N minutes\n                                        \
+             (random seeds after S; builds the debug bundle unless ECHOIC_BUNDLE_DIR is set)"
         ),
     }
 }
@@ -142,6 +147,79 @@ fn fuzz(targets: &[&str], seconds: u64) -> Result<()> {
         if !status.success() {
             bail!("fuzz target {target} failed ({status}): the input is in {}", artifacts.display());
         }
+    }
+    Ok(())
+}
+
+/// `cargo xtask fuzz-host --minutes N [--seed S]`: the CLAP test host's parameter-space fuzzer
+/// (`tests/tests/param_fuzz.rs`) for N minutes, one seed after another (S first if given, then
+/// random ones); each seed is printed, and each round with the command that replays it. Unless
+/// `ECHOIC_BUNDLE_DIR` names a bundle to test, the debug bundle is built first, so the run tests
+/// the code as it is, with `assert_process_allocs` live.
+fn fuzz_host_command(mut args: impl Iterator<Item = String>) -> Result<()> {
+    let mut minutes = None;
+    let mut seed = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--minutes" => {
+                let value = args.next().context("--minutes needs a number")?;
+                let n: u64 = value
+                    .parse()
+                    .with_context(|| format!("--minutes {value}: not a number of minutes"))?;
+                if n == 0 {
+                    bail!("--minutes must be at least 1");
+                }
+                minutes = Some(n);
+            }
+            "--seed" => {
+                let value = args.next().context("--seed needs a number")?;
+                let valid = match value.strip_prefix("0x") {
+                    Some(hex) => u64::from_str_radix(hex, 16).is_ok(),
+                    None => value.parse::<u64>().is_ok(),
+                };
+                if !valid {
+                    bail!("--seed {value}: not a 64-bit number (decimal or 0x hex)");
+                }
+                seed = Some(value);
+            }
+            _ => bail!("unknown fuzz-host option `{arg}`; usage: cargo xtask fuzz-host --minutes N [--seed S]"),
+        }
+    }
+    let minutes = minutes.context("usage: cargo xtask fuzz-host --minutes N [--seed S]")?;
+    if std::env::var_os("ECHOIC_BUNDLE_DIR").is_none() {
+        nice_plug_xtask::chdir_workspace_root()?;
+        nice_plug_xtask::main_with_args("cargo xtask", ["bundle", "echoic"].map(String::from))?;
+    }
+    let args = [
+        "test",
+        "-p",
+        "echoic-host-tests",
+        "--test",
+        "param_fuzz",
+        "--",
+        "--nocapture",
+    ];
+    eprintln!(
+        "\n$ ECHOIC_FUZZ_HOST_MINUTES={minutes} cargo {}",
+        args.join(" ")
+    );
+    let mut command = Command::new(cargo());
+    command
+        .args(args)
+        .current_dir(root())
+        .env("ECHOIC_FUZZ_HOST_MINUTES", minutes.to_string());
+    if let Some(seed) = &seed {
+        command.env("ECHOIC_FUZZ_HOST_SEED", seed);
+    }
+    if std::env::var_os("NICE_LOG").is_none() {
+        // The plugin logs every refused state; keep that out of the findings.
+        let log = root().join("target/fuzz-host-plugin.log");
+        eprintln!("(the plugin's log goes to {})", log.display());
+        command.env("NICE_LOG", log);
+    }
+    let status = command.status().context("could not start cargo test")?;
+    if !status.success() {
+        bail!("the host fuzzer failed ({status}): its findings and replay commands are above");
     }
     Ok(())
 }
