@@ -61,20 +61,26 @@ pub enum SpecError {
     /// A dilation that does not grow.
     #[error("dilation {0} does not grow the look-back")]
     Dilation(usize),
+    /// More steps than the listener's input may have.
+    #[error("{0} steps requested; the limit is {MAX_STEPS}")]
+    Steps(usize),
 }
 
-/// The longest look-back a spec may ask for: 40 s of 10 ms frames.
+/// The longest look-back a spec may ask for: 40.96 s of 10 ms frames. It sizes the echoic
+/// memory, so it bounds the worker's memory: see [`EchoicMemory::bytes_needed`].
 pub const MAX_LOOKBACK: usize = 4096;
+
+/// The most steps a spec may have: the dilated buffer (`steps × bands`) is the listener's input.
+pub const MAX_STEPS: usize = 64;
 
 impl DilatedSpec {
     /// Checks that the spec is usable. Allocation-free.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let min_dilation = match self.kind {
-            Dilation::Exponential => 2,
-            Dilation::Linear => 1,
-        };
-        if self.dilation < min_dilation {
+        if self.dilation < self.min_dilation() {
             return Err(SpecError::Dilation(self.dilation));
+        }
+        if self.steps > MAX_STEPS {
+            return Err(SpecError::Steps(self.steps));
         }
         let lookback = if self.steps == 0 { 0 } else { self.lookback(self.steps - 1) };
         if self.steps == 0 || lookback > MAX_LOOKBACK {
@@ -86,6 +92,47 @@ impl DilatedSpec {
             });
         }
         Ok(())
+    }
+
+    /// The nearest spec that [`validate`](Self::validate) accepts: `self` when it already is.
+    /// Steps are clamped to `1..=MAX_STEPS` and the dilation raised to its minimum; then, if
+    /// the look-back exceeds [`MAX_LOOKBACK`], the largest dilation that fits is used, and when
+    /// even the smallest does not fit, the most steps that fit. Spacing and pooling never change.
+    /// Allocation-free; bounded work (no loop depends on the values).
+    pub fn validated(&self) -> Self {
+        let mut spec = *self;
+        spec.steps = spec.steps.clamp(1, MAX_STEPS);
+        spec.dilation = spec.dilation.clamp(self.min_dilation(), MAX_LOOKBACK);
+        if spec.memory_frames() <= MAX_LOOKBACK {
+            return spec;
+        }
+        // Only the exponential spacing can get here: a linear one of at most MAX_STEPS steps and
+        // dilation MAX_LOOKBACK / MAX_STEPS fits, and larger dilations are cut to the fit below.
+        let intervals = (spec.steps - 1) as u32;
+        spec.dilation = match spec.kind {
+            // The integer `intervals`-th root of MAX_LOOKBACK, corrected for rounding.
+            Dilation::Exponential => {
+                let mut root = (MAX_LOOKBACK as f64).powf(1.0 / f64::from(intervals)).round() as usize;
+                while root > 1 && root.saturating_pow(intervals) > MAX_LOOKBACK {
+                    root -= 1;
+                }
+                root.max(self.min_dilation())
+            }
+            Dilation::Linear => ((MAX_LOOKBACK - 1) / intervals as usize).max(1),
+        };
+        if spec.memory_frames() > MAX_LOOKBACK {
+            // Exponential at dilation 2 and still too long: as many steps as 2^(T-1) allows.
+            spec.steps = MAX_LOOKBACK.ilog(spec.dilation) as usize + 1;
+        }
+        spec
+    }
+
+    /// The smallest dilation that grows the look-back.
+    fn min_dilation(&self) -> usize {
+        match self.kind {
+            Dilation::Exponential => 2,
+            Dilation::Linear => 1,
+        }
     }
 
     /// How many frames back step `j` ends (1 = the newest frame). Saturates instead of
@@ -119,7 +166,8 @@ impl DilatedSpec {
     /// Writes the dilated buffer into `out` (`steps × bands`, oldest step first, so that the
     /// sequence runs forward in time) and returns whether the memory is still warming up (look-
     /// backs past its oldest frame repeat that frame). Returns `None`, leaving `out` untouched,
-    /// while the memory is empty. Allocation-free.
+    /// while the memory is empty. Allocation-free, and `O(steps × bands)` whatever the
+    /// look-back: mean and max pooling read the memory's running summaries.
     ///
     /// # Panics
     /// If `out.len() != steps × memory.n_bands()`.
@@ -136,22 +184,10 @@ impl DilatedSpec {
             match self.pooling {
                 Pooling::Pick => dst.copy_from_slice(memory.frame_back(last - 1)?),
                 Pooling::Mean => {
-                    dst.fill(0.0);
-                    for back in first..=last {
-                        for (d, s) in dst.iter_mut().zip(memory.frame_back(back - 1)?) {
-                            *d += s;
-                        }
-                    }
-                    let scale = 1.0 / (last - first + 1) as f32;
-                    dst.iter_mut().for_each(|d| *d *= scale);
+                    memory.mean_back(first - 1, last - 1, dst);
                 }
                 Pooling::Max => {
-                    dst.copy_from_slice(memory.frame_back(first - 1)?);
-                    for back in first + 1..=last {
-                        for (d, s) in dst.iter_mut().zip(memory.frame_back(back - 1)?) {
-                            *d = d.max(*s);
-                        }
-                    }
+                    memory.max_back(first - 1, last - 1, dst);
                 }
             }
         }
@@ -232,6 +268,65 @@ mod tests {
         assert_eq!(&out[..8], &[0.0; 8]);
         assert_eq!(out[7 * 2], 9.0);
         assert!(DilatedSpec::default().build(&EchoicMemory::new(128, 2), &mut out).is_none());
+    }
+
+    #[test]
+    fn every_spec_validates_to_the_nearest_usable_one() {
+        let exp = |steps, dilation| DilatedSpec { steps, dilation, ..DilatedSpec::default() };
+        // Usable specs are kept as they are.
+        assert_eq!(DilatedSpec::default().validated(), DilatedSpec::default());
+        assert_eq!(exp(7, 4).validated(), exp(7, 4), "4^6 = 4096 fits exactly");
+        // Too long: the largest dilation that fits, then the most steps.
+        assert_eq!(exp(8, 4).validated(), exp(8, 3), "3^7 = 2187");
+        assert_eq!(exp(13, 4).validated(), exp(13, 2), "2^12 = 4096");
+        assert_eq!(exp(16, 4).validated(), exp(13, 2), "the case that aborted hosts: 4^15 frames");
+        assert_eq!(exp(16, 1).validated(), exp(13, 2));
+        assert_eq!(exp(0, 2).validated(), exp(1, 2));
+        assert_eq!(exp(usize::MAX, usize::MAX).validated(), exp(13, 2));
+        assert_eq!(exp(2, usize::MAX).validated(), exp(2, MAX_LOOKBACK));
+        let linear = |steps, dilation| DilatedSpec { steps, dilation, kind: Dilation::Linear, ..DilatedSpec::default() };
+        assert_eq!(linear(16, 0).validated(), linear(16, 1));
+        assert_eq!(linear(MAX_STEPS, usize::MAX).validated(), linear(MAX_STEPS, 65));
+        // Exhaustively over a generous grid: always valid, and never shorter than needed.
+        for kind in [Dilation::Exponential, Dilation::Linear] {
+            for steps in 0..=70 {
+                for dilation in 0..=70 {
+                    let asked = DilatedSpec { steps, dilation, kind, pooling: Pooling::Max };
+                    let used = asked.validated();
+                    assert!(used.validate().is_ok(), "{asked:?} -> {used:?}");
+                    assert_eq!(used.validated(), used, "validation is idempotent");
+                    assert_eq!((used.kind, used.pooling), (kind, Pooling::Max));
+                    if asked.validate().is_ok() {
+                        assert_eq!(used, asked);
+                    } else if used.steps == asked.steps && used.dilation > used.min_dilation() {
+                        let longer = DilatedSpec { dilation: used.dilation + 1, ..used };
+                        assert!(longer.validate().is_err(), "{asked:?}: {used:?} is not the longest fit");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pooling_costs_the_same_per_hop_whatever_the_span() {
+        // The longest spec there is, with mean and max pooling, over a full memory: the buffer
+        // must equal the definition (computed the slow way from single frames).
+        let spec = DilatedSpec { steps: 13, dilation: 2, kind: Dilation::Exponential, pooling: Pooling::Max };
+        let memory = ramp_memory(spec.memory_frames(), 10_000);
+        let mut out = vec![0.0; 13 * 2];
+        for pooling in [Pooling::Mean, Pooling::Max] {
+            let spec = DilatedSpec { pooling, ..spec };
+            spec.build(&memory, &mut out).unwrap();
+            for step in 0..13 {
+                let (first, last) = spec.covered(step);
+                // Look-back b holds 10_000 - b.
+                let expected = match pooling {
+                    Pooling::Mean => 10_000.0 - (first + last) as f32 / 2.0,
+                    _ => 10_000.0 - first as f32,
+                };
+                assert_eq!(out[(12 - step) * 2], expected, "{pooling:?} step {step}");
+            }
+        }
     }
 
     #[test]
