@@ -3,8 +3,8 @@
 //! everything that may allocate or take time, so the audio thread never does.
 
 use crate::cochlea::{Cochlea, CochleaConfig, ConfigError};
-use crate::dilated::{DilatedSpec, SpecError};
-use crate::frame::Frame;
+use crate::dilated::{DilatedSpec, SpecError, MAX_LOOKBACK};
+use crate::frame::{Frame, MAX_BANDS};
 use crate::memory::EchoicMemory;
 use crate::pipeline::CochleaSwap;
 use crate::ring::FrameReceiver;
@@ -41,7 +41,73 @@ impl Default for ListenSettings {
     }
 }
 
+/// The shortest hop [`ListenSettings::validated`] lets through (the Hop parameter's minimum):
+/// the worker's work per second grows as the hop shrinks.
+pub const MIN_HOP_SECONDS: f64 = 0.005;
+
+/// The longest hop [`ListenSettings::validated`] lets through.
+pub const MAX_HOP_SECONDS: f64 = 1.0;
+
+/// The most memory one instance's echoic memory can take, whatever the settings: 4096 frames
+/// ([`MAX_LOOKBACK`]) of 128 bands ([`MAX_BANDS`]) with their running summaries take 30.0 MiB.
+pub const MAX_MEMORY_BYTES: usize = 31 * 1024 * 1024;
+
 impl ListenSettings {
+    /// The nearest settings the pipeline can serve: `self` when they already are. The one check
+    /// every path runs before it builds anything — construction, activation, a live change, a
+    /// loaded state — so that no parameter value, automation or state can size the echoic
+    /// memory beyond [`MAX_MEMORY_BYTES`] or make a step's work grow with its span.
+    ///
+    /// Bands are clamped to `1..=MAX_BANDS`, the hop to [`MIN_HOP_SECONDS`]..=
+    /// [`MAX_HOP_SECONDS`], a band range that is not a rising range of positive frequencies is
+    /// replaced by the default one, and the dilated buffer is fitted by
+    /// [`DilatedSpec::validated`]. [`describe_adjustment`](Self::describe_adjustment) says what
+    /// changed. Allocation-free and bounded.
+    pub fn validated(&self) -> Self {
+        let default = Self::default();
+        let rising = self.low_hz > 0.0 && self.high_hz > self.low_hz && self.high_hz.is_finite();
+        Self {
+            n_bands: self.n_bands.clamp(1, MAX_BANDS),
+            low_hz: if rising { self.low_hz } else { default.low_hz },
+            high_hz: if rising { self.high_hz } else { default.high_hz },
+            hop_seconds: if self.hop_seconds.is_nan() {
+                default.hop_seconds
+            } else {
+                self.hop_seconds.clamp(MIN_HOP_SECONDS, MAX_HOP_SECONDS)
+            },
+            spec: self.spec.validated(),
+        }
+    }
+
+    /// What [`validated`](Self::validated) changed in these settings, for the user
+    /// ("Dilation 4 → 2, Steps 16 → 13: …"), or `None` when they are used as they are.
+    /// Allocates the text.
+    pub fn describe_adjustment(&self) -> Option<String> {
+        let used = self.validated();
+        if used == *self {
+            return None;
+        }
+        let (a, u) = (self, &used);
+        let mut changes = Vec::new();
+        let mut note = |what: &str, asked: String, used: String| {
+            if asked != used {
+                changes.push(format!("{what} {asked} → {used}"));
+            }
+        };
+        note("Bands", a.n_bands.to_string(), u.n_bands.to_string());
+        note("Lowest band", format!("{} Hz", a.low_hz), format!("{} Hz", u.low_hz));
+        note("Highest band", format!("{} Hz", a.high_hz), format!("{} Hz", u.high_hz));
+        note("Hop", format!("{} ms", a.hop_seconds * 1e3), format!("{} ms", u.hop_seconds * 1e3));
+        note("Steps", a.spec.steps.to_string(), u.spec.steps.to_string());
+        note("Dilation", a.spec.dilation.to_string(), u.spec.dilation.to_string());
+        let span = used.spec.span_seconds(used.hop_seconds);
+        Some(format!(
+            "{}: the echoic memory reaches back at most {MAX_LOOKBACK} frames; now {} frames, {span:.2} s",
+            changes.join(", "),
+            used.spec.memory_frames(),
+        ))
+    }
+
     /// The filterbank configuration at a sample rate. Allocation-free.
     pub fn cochlea_config(&self, sample_rate: f64) -> CochleaConfig {
         CochleaConfig {
@@ -131,7 +197,10 @@ pub struct Worker<S: BufferSink> {
 }
 
 impl<S: BufferSink> Worker<S> {
-    /// A worker for a filterbank the audio thread already runs with `settings`. Allocates.
+    /// A worker for a filterbank the audio thread already runs with `settings` (which should be
+    /// [validated](ListenSettings::validated); if they are not, the worker validates them, and
+    /// the first [`apply`](Self::apply) rebuilds the filterbank to match). Allocates at most
+    /// [`MAX_MEMORY_BYTES`] for the memory.
     pub fn new(
         receiver: FrameReceiver,
         swap: CochleaSwap,
@@ -140,6 +209,7 @@ impl<S: BufferSink> Worker<S> {
         sink: S,
         status: Arc<WorkerStatus>,
     ) -> Self {
+        let settings = settings.validated();
         Self {
             receiver,
             swap,
@@ -167,10 +237,13 @@ impl<S: BufferSink> Worker<S> {
         self.receiver.dropped()
     }
 
-    /// Applies new settings. A structural change (bands, range, hop) builds a new filterbank and
-    /// offers it to the audio thread; the memory restarts when the first frame of the new layout
-    /// arrives. Errors leave the running settings in force and are published. Allocates.
+    /// Applies new settings, [validated](ListenSettings::validated) first. A structural change
+    /// (bands, range, hop) builds a new filterbank and offers it to the audio thread; the memory
+    /// restarts when the first frame of the new layout arrives. Errors leave the running
+    /// settings in force and are published. Allocates (at most [`MAX_MEMORY_BYTES`] for the
+    /// memory).
     pub fn apply(&mut self, wanted: ListenSettings) {
+        let wanted = wanted.validated();
         if wanted == self.settings {
             return;
         }
@@ -204,8 +277,15 @@ impl<S: BufferSink> Worker<S> {
     /// Takes every waiting frame from the ring into memory and the sink. Returns how many.
     /// Allocation-free once warmed up (the sink may allocate).
     pub fn drain(&mut self) -> usize {
+        self.drain_until(&AtomicBool::new(false))
+    }
+
+    /// [`drain`](Self::drain), but checks `stop` before every frame and returns early once it is
+    /// set, so that a stop request waits for at most one frame's work (memory, buffer and sink).
+    pub fn drain_until(&mut self, stop: &AtomicBool) -> usize {
         let mut count = 0;
-        while let Some(frame) = self.receiver.recv() {
+        while !stop.load(Ordering::Acquire) {
+            let Some(frame) = self.receiver.recv() else { break };
             count += 1;
             // Published per frame: a slow sink may keep this loop busy for a long time.
             self.status.frames_dropped.store(self.receiver.dropped(), Ordering::Relaxed);
@@ -249,7 +329,7 @@ impl WorkerHandle {
         let thread = std::thread::Builder::new().name("echoic-worker".into()).spawn(move || {
             while !thread_stop.load(Ordering::Acquire) {
                 worker.apply(settings());
-                if worker.drain() == 0 {
+                if worker.drain_until(&thread_stop) == 0 {
                     std::thread::park_timeout(IDLE_PARK);
                 }
             }

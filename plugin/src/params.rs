@@ -131,8 +131,17 @@ impl EchoicParams {
         }
     }
 
-    /// The listening settings the parameters ask for. Allocation-free; callable from any thread.
+    /// The listening settings in force: the [requested](Self::requested_settings) ones fitted to
+    /// what the pipeline can serve ([`ListenSettings::validated`]). Every consumer — activation,
+    /// the worker, the editor — reads these. Allocation-free; callable from any thread.
     pub fn listen_settings(&self) -> ListenSettings {
+        self.requested_settings().validated()
+    }
+
+    /// The listening settings exactly as the parameters ask for them, possibly beyond what the
+    /// pipeline serves (Steps 16 with Dilation 4, say); for telling the user what was adjusted.
+    /// Allocation-free; callable from any thread.
+    pub fn requested_settings(&self) -> ListenSettings {
         ListenSettings {
             n_bands: self.bands.value() as usize,
             low_hz: self.low_hz.value() as f64,

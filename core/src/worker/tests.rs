@@ -65,10 +65,70 @@ fn a_structural_change_swaps_the_filterbank_and_restarts_memory() {
     assert_eq!(last.1.len(), 8 * 32);
     assert_eq!(front.cochlea().config().n_bands, 32);
 
+    // Out-of-range settings are fitted, not refused: 500 bands become the 128 the cochlea has.
     worker.apply(ListenSettings { n_bands: 500, ..ListenSettings::default() });
-    let error = worker.status.error.lock().unwrap().clone().unwrap();
-    assert!(error.contains("500 bands"), "{error}");
-    assert_eq!(front.cochlea().config().n_bands, 32, "a bad setting leaves the old one running");
+    assert!(worker.status.error.lock().unwrap().is_none());
+    front.process(&[&audio]);
+    assert_eq!(front.cochlea().config().n_bands, 128);
+}
+
+#[test]
+fn no_settings_can_size_the_memory_past_its_limit() {
+    use crate::dilated::{Dilation, Pooling, MAX_LOOKBACK};
+    use crate::memory::EchoicMemory;
+    assert!(EchoicMemory::bytes_needed(MAX_LOOKBACK, MAX_BANDS) <= MAX_MEMORY_BYTES);
+    // The worst case each way, including the combination that once asked for 4^15 frames.
+    for steps in [0, 1, 8, 16, 64, usize::MAX] {
+        for dilation in [0, 1, 2, 4, 1000, usize::MAX] {
+            for kind in [Dilation::Exponential, Dilation::Linear] {
+                for n_bands in [0, 16, 128, usize::MAX] {
+                    for hop_seconds in [f64::NAN, -1.0, 0.0, 0.005, 0.05, 1e9, f64::INFINITY] {
+                        let asked = ListenSettings {
+                            n_bands,
+                            hop_seconds,
+                            low_hz: if steps == 0 { f64::NAN } else { 50.0 },
+                            spec: DilatedSpec { steps, dilation, kind, pooling: Pooling::Max },
+                            ..ListenSettings::default()
+                        };
+                        let used = asked.validated();
+                        assert!(used.spec.validate().is_ok(), "{asked:?}");
+                        assert!(used.cochlea_config(48_000.0).validate().is_ok(), "{asked:?}");
+                        let bytes = EchoicMemory::bytes_needed(used.spec.memory_frames(), used.n_bands);
+                        assert!(bytes <= MAX_MEMORY_BYTES, "{asked:?}: {bytes} bytes");
+                        assert_eq!(used == asked, asked.describe_adjustment().is_none(), "{asked:?}");
+                    }
+                }
+            }
+        }
+    }
+    let asked = ListenSettings {
+        n_bands: 128,
+        spec: DilatedSpec { steps: 16, dilation: 4, ..DilatedSpec::default() },
+        ..ListenSettings::default()
+    };
+    assert_eq!(
+        asked.describe_adjustment().unwrap(),
+        "Steps 16 → 13, Dilation 4 → 2: the echoic memory reaches back at most 4096 frames; \
+         now 4096 frames, 40.96 s"
+    );
+    assert_eq!(ListenSettings::default().describe_adjustment(), None);
+}
+
+#[test]
+fn draining_stops_before_the_next_frame_once_asked() {
+    use crate::dilated::{Dilation, Pooling};
+    // The longest memory with max pooling, and a full ring of frames waiting.
+    let settings = ListenSettings {
+        n_bands: 128,
+        spec: DilatedSpec { steps: 13, dilation: 2, kind: Dilation::Exponential, pooling: Pooling::Max },
+        ..ListenSettings::default()
+    };
+    let (mut front, mut worker) = setup(settings, 512);
+    front.process(&[&tone(48_000 * 5)]);
+    let stop = AtomicBool::new(true);
+    assert_eq!(worker.drain_until(&stop), 0, "a set stop flag takes no frame");
+    stop.store(false, Ordering::Relaxed);
+    assert_eq!(worker.drain_until(&stop), 500);
 }
 
 #[test]

@@ -344,7 +344,8 @@ impl EchoicEditor {
         let header = Rect::from_min_size(full.min, egui::vec2(full.width(), 34.0));
         status::header(ui, header, &self.shared, &self.model, &self.stats);
         let state_notes = self.params.state_notes.try_lock().map(|n| n.0.clone()).unwrap_or_default();
-        let notices = status::notices(&self.shared, &self.model, self.chooser.error.as_deref(), &state_notes);
+        let adjustment = self.params.requested_settings().describe_adjustment();
+        let notices = status::notices(&self.shared, &self.model, self.chooser.error.as_deref(), &state_notes, adjustment);
         let banner_h = notices.len().min(3) as f32 * 22.0;
         let banner = Rect::from_min_size(pos2(full.left(), header.bottom() + gap), egui::vec2(full.width(), banner_h));
         status::banner(ui, banner, &notices[..notices.len().min(3)]);

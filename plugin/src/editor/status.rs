@@ -19,8 +19,17 @@ pub struct Notice {
 }
 
 /// Everything wrong right now, most important first.
-pub fn notices(shared: &EchoicShared, model: &ModelInfo, chooser_error: Option<&str>, state_notes: &[String]) -> Vec<Notice> {
+pub fn notices(
+    shared: &EchoicShared,
+    model: &ModelInfo,
+    chooser_error: Option<&str>,
+    state_notes: &[String],
+    settings_adjustment: Option<String>,
+) -> Vec<Notice> {
     let mut out = Vec::new();
+    if let Some(adjustment) = settings_adjustment {
+        out.push(Notice { text: format!("Listening settings adjusted: {adjustment}"), error: false });
+    }
     if let Some(e) = shared.worker.error.try_lock().ok().and_then(|e| e.clone()) {
         out.push(Notice { text: format!("Settings refused: {e}"), error: true });
     }
