@@ -14,8 +14,9 @@ pub struct Frame {
     /// Counts frames since the cochlea was last reset, so the worker can tell a gap (a dropped
     /// frame) from a repeat.
     pub seq: u64,
-    /// Index of the first sample after this hop, counted from the last reset: the sample at which
-    /// the frame became known, used to time the automation that it causes.
+    /// Index of the first sample after this hop: the sample at which the frame became known,
+    /// used to time the automation that it causes. The cochlea counts from its last reset; the
+    /// audio front restamps frames on its own timeline, which never goes back.
     pub sample_pos: u64,
     /// Identifies the cochlea configuration that produced the frame, so the worker never mixes
     /// frames of different band layouts in one memory.

@@ -2,6 +2,7 @@
 //! the hand-over through which the worker replaces the cochlea when its structure changes.
 
 use crate::cochlea::Cochlea;
+use crate::frame::Frame;
 use crate::ring::FrameSender;
 use ringbuf::traits::{Consumer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
@@ -21,6 +22,10 @@ pub struct AudioFront {
     retired: HeapProd<Box<Cochlea>>,
     /// Mono downmix of the current chunk.
     mono: [f32; DOWNMIX_CHUNK],
+    /// Samples fed to this front since it was built: the timeline frames are stamped on. Unlike
+    /// the cochlea's own count it never goes back — not on `reset`, not when a replacement
+    /// cochlea takes over — so positions derived from it (automation timing) stay in order.
+    position: u64,
 }
 
 /// The worker's side of the filterbank hand-over.
@@ -40,7 +45,14 @@ impl AudioFront {
         let (outgoing, incoming) = HeapRb::new(1).split();
         let (retired, returned) = HeapRb::new(1).split();
         (
-            Self { cochlea: Box::new(cochlea), sender, incoming, retired, mono: [0.0; DOWNMIX_CHUNK] },
+            Self {
+                cochlea: Box::new(cochlea),
+                sender,
+                incoming,
+                retired,
+                mono: [0.0; DOWNMIX_CHUNK],
+                position: 0,
+            },
             CochleaSwap { outgoing, returned, in_flight: false },
         )
     }
@@ -50,9 +62,17 @@ impl AudioFront {
         &self.cochlea
     }
 
+    /// Samples fed so far: the position of the next sample on the timeline that frames'
+    /// [`sample_pos`](crate::frame::Frame::sample_pos) are stamped on. Never decreases.
+    /// Allocation-free.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
     /// Feeds one block of audio, `channels` being equally long slices, to the filterbank and
-    /// sends the finished frames. Takes over a replacement filterbank first if the worker sent
-    /// one. The audio itself is not touched.
+    /// sends the finished frames, stamped with their position on this front's timeline (see
+    /// [`position`](Self::position)). Takes over a replacement filterbank first if the worker
+    /// sent one. The audio itself is not touched.
     ///
     /// Real-time safe: no allocation, lock, system call or wait; work bounded by the block size.
     pub fn process(&mut self, channels: &[&[f32]]) {
@@ -74,14 +94,17 @@ impl AudioFront {
                 mono.iter_mut().for_each(|m| *m *= scale);
             }
             let sender = &mut self.sender;
+            // The cochlea counts from its own last reset; both clocks advance together.
+            let shift = self.position - self.cochlea.samples_processed();
             self.cochlea.process(mono, |frame| {
-                sender.send(frame);
+                sender.send(&Frame { sample_pos: frame.sample_pos + shift, ..*frame });
             });
+            self.position += (end - start) as u64;
             start = end;
         }
     }
 
-    /// Forgets all filter state, as after construction. Real-time safe.
+    /// Forgets all filter state, as after construction; the timeline goes on. Real-time safe.
     pub fn reset(&mut self) {
         self.cochlea.reset();
     }
@@ -151,5 +174,23 @@ mod tests {
         assert_eq!(front.cochlea().config().n_bands, 64);
         assert!(!swap.is_pending());
         assert_eq!(rx.recv().unwrap().n_bands, 64);
+    }
+
+    #[test]
+    fn frame_positions_never_go_back_across_resets_and_swaps() {
+        let config = CochleaConfig::default();
+        let (tx, mut rx) = frame_ring(512);
+        let (mut front, mut swap) = AudioFront::new(Cochlea::new(config).unwrap(), tx);
+        let audio = vec![0.1f32; 1000];
+        front.process(&[&audio]);
+        front.reset();
+        front.process(&[&audio]);
+        assert!(swap.offer(Box::new(Cochlea::new(CochleaConfig { n_bands: 32, ..config }).unwrap())).is_ok());
+        front.process(&[&audio]);
+        assert_eq!(front.position(), 3000);
+        let positions: Vec<u64> = std::iter::from_fn(|| rx.recv()).map(|f| f.sample_pos).collect();
+        // 480-sample hops: two in the first 1000 samples, then the clock restarts from each reset
+        // or swap, on the same never-decreasing timeline.
+        assert_eq!(positions, vec![480, 960, 1480, 1960, 2480, 2960]);
     }
 }

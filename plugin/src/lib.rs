@@ -5,7 +5,8 @@ use echoic_core::cochlea::Cochlea;
 use echoic_core::display::{EditorLink, ModelInfo, ModelSource};
 use echoic_core::listener::Listener;
 use echoic_core::listening::{cc_ring, CcReceiver, Listening, ListenerStatus};
-use echoic_core::outputs::cc::{block_offset, CcEmitter};
+use echoic_core::denormals::flush_subnormals;
+use echoic_core::outputs::cc::{BlockTiming, CcEmitter};
 use echoic_core::outputs::N_SLOTS;
 use echoic_core::pipeline::AudioFront;
 use echoic_core::ring::frame_ring;
@@ -191,10 +192,13 @@ impl Plugin for Echoic {
         _aux: &mut AuxiliaryBuffers,
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
-        // The buffers are processed in place and only read here: a bit-exact passthrough.
+        // The buffers are processed in place: only subnormal samples are changed (to zero), so
+        // every other sample passes bit for bit.
+        for channel in buffer.as_slice() {
+            flush_subnormals(channel);
+        }
         let Some(front) = &mut self.front else { return ProcessStatus::Normal };
-        let block_start = front.cochlea().samples_processed();
-        let block_len = buffer.samples() as u32;
+        let mut timing = BlockTiming::new(front.position(), buffer.samples() as u32);
         let channels = buffer.as_slice_immutable();
         match channels {
             [mono] => front.process(&[mono]),
@@ -203,7 +207,7 @@ impl Plugin for Echoic {
         }
         if let Some(cc_values) = &mut self.cc_values {
             while let Some(hop) = cc_values.recv() {
-                let timing = block_offset(hop.sample_pos, block_start, block_len);
+                let timing = timing.place(hop.sample_pos);
                 for (slot, emitter) in self.emitters.iter_mut().enumerate() {
                     let params = &self.params.slots[slot];
                     if !params.enabled.value() {

@@ -147,15 +147,44 @@ impl CcEmitter {
     }
 }
 
-/// Where in an audio block an event for absolute sample `event_pos` belongs: its offset when the
-/// block (`block_len` samples from `block_start`) contains it, 0 when it is already past (the
-/// worker answered late; sent as early as possible), and `block_len − 1` when it lies beyond the
-/// block. `block_len` 0 gives 0. Allocation-free.
-pub fn block_offset(event_pos: u64, block_start: u64, block_len: u32) -> u32 {
-    if block_len == 0 || event_pos <= block_start {
-        return 0;
+/// Places one audio block's events: each at its offset inside the block, and never before the
+/// event placed just before it, so that a block's events leave in time order, as CLAP and VST3
+/// require, whatever positions they carry. Lives on the audio thread, one per block.
+///
+/// ```
+/// use echoic_core::outputs::cc::BlockTiming;
+///
+/// let mut timing = BlockTiming::new(900, 256); // the block holds samples 900..1156
+/// assert_eq!(timing.place(1_000), 100);
+/// assert_eq!(timing.place(800), 100, "late: as early as the order allows");
+/// assert_eq!(timing.place(5_000), 255, "beyond the block: its last sample");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct BlockTiming {
+    /// Absolute position of the block's first sample.
+    start: u64,
+    /// Samples in the block.
+    len: u32,
+    /// Offset of the last event placed: no later event goes before it.
+    last: u32,
+}
+
+impl BlockTiming {
+    /// Timing for a block of `len` samples starting at absolute sample `start`. Allocation-free.
+    pub fn new(start: u64, len: u32) -> Self {
+        Self { start, len, last: 0 }
     }
-    (event_pos - block_start).min(block_len as u64 - 1) as u32
+
+    /// The offset for an event at absolute sample `event_pos`: its place in the block; the
+    /// previous event's offset when that is later (an event from a past block — the worker
+    /// answered late — is sent as early as the order allows); the last sample for a position
+    /// beyond the block. Always `< len` (0 for an empty block) and never less than the previous
+    /// call's. Allocation-free.
+    pub fn place(&mut self, event_pos: u64) -> u32 {
+        let offset = event_pos.saturating_sub(self.start).min(u64::from(self.len.saturating_sub(1))) as u32;
+        self.last = self.last.max(offset);
+        self.last
+    }
 }
 
 #[cfg(test)]
@@ -260,10 +289,13 @@ mod tests {
     }
 
     #[test]
-    fn block_offsets_place_events_in_the_block() {
-        assert_eq!(block_offset(1_000, 900, 256), 100);
-        assert_eq!(block_offset(800, 900, 256), 0, "late: as early as possible");
-        assert_eq!(block_offset(5_000, 900, 256), 255, "early: the last sample");
-        assert_eq!(block_offset(5_000, 900, 0), 0);
+    fn a_blocks_events_are_placed_in_order_inside_it() {
+        let mut timing = BlockTiming::new(900, 256);
+        let placed: Vec<u32> = [1_000, 950, 800, 1_100, 5_000, 1_000, 0].map(|p| timing.place(p)).to_vec();
+        assert_eq!(placed, vec![100, 100, 100, 200, 255, 255, 255]);
+        let mut empty = BlockTiming::new(900, 0);
+        assert_eq!((empty.place(5_000), empty.place(0)), (0, 0));
+        let mut single = BlockTiming::new(0, 1);
+        assert_eq!((single.place(u64::MAX), single.place(0)), (0, 0));
     }
 }

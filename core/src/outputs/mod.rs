@@ -25,7 +25,7 @@ pub mod source;
 #[cfg(test)]
 pub(crate) mod test_util;
 
-pub use cc::{block_offset, CcConfig, CcEmitter};
+pub use cc::{BlockTiming, CcConfig, CcEmitter};
 pub use learned::{LearnedSound, LearnedSounds};
 pub use novelty::{Novelty, NoveltyConfig};
 pub use pca::{Pca, PcaError, MAX_AXES};
