@@ -52,12 +52,14 @@ TOO_LATE = "it's too late for this event"
 
 # Non-default values, as Ardour's generic controls take them (control label -> value), set before
 # saving and expected back after reopening. See plugin/src/params.rs and plugin/src/slot_params.rs.
-# Ardour shows a VST3's stepped parameters in plain units (Dilation 1..4, Pooling 0..2, CC
-# 0..119); "label#k" is the k-th control with that label (every output slot has a "CC").
+# Ardour shows a VST3's stepped parameters in plain units (Invert 0..1, CC 0..119); "label#k" is
+# the k-th control with that label (every output slot has a "CC"). The listening structure
+# (Dilation, Pooling, ...) is left as it is: the shipped model listens only with the structure it
+# was trained on, and under any other one it is set aside and the axes the CCs follow stand still.
 SLOT1_CC = 30
 SETTINGS: dict[str, float] = {
-    "Dilation": 4,  # default 2
-    "Pooling": 1,  # Mean (default 0, Pick)
+    "Learn length": 4.0,  # default 2 s
+    "Invert#2": 1,  # slot 2 inverted (default off)
     "CC#1": SLOT1_CC,  # slot 1 sends CC 30 instead of CC 20
 }
 # The controllers Echoic may send: slots 1-3 by default (CC 20-22), or CC 30 from slot 1 once
