@@ -20,7 +20,9 @@ fn noise(len: usize) -> Vec<f32> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     (0..len)
         .map(|_| {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
             (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
         })
         .collect()
@@ -39,7 +41,13 @@ fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
 }
 
 fn config() -> CochleaConfig {
-    CochleaConfig { sample_rate: FS, n_bands: 100, low_hz: 50.0, high_hz: 24_000.0, hop_seconds: 0.01 }
+    CochleaConfig {
+        sample_rate: FS,
+        n_bands: 100,
+        low_hz: 50.0,
+        high_hz: 24_000.0,
+        hop_seconds: 0.01,
+    }
 }
 
 fn main() {
@@ -126,7 +134,10 @@ fn main() {
     }
     let mut out = vec![0.0f32; 8 * 100];
     for pooling in [Pooling::Pick, Pooling::Mean, Pooling::Max] {
-        let spec = DilatedSpec { pooling, ..DilatedSpec::default() };
+        let spec = DilatedSpec {
+            pooling,
+            ..DilatedSpec::default()
+        };
         let reps = 20_000;
         let time = best_of(3, || {
             for _ in 0..reps {
@@ -162,21 +173,40 @@ fn listener_latency() {
             listener.embed_into(black_box(b), &mut out).unwrap();
         }
     }) / reps as u32;
-    println!("\nListener {:?}, {} -> {} dims, one thread:", listener.metadata().name, len, listener.latent_dim());
-    println!("  batch 1 (worker, embed_into):        {:7.1} us per embedding", single.as_secs_f64() * 1e6);
+    println!(
+        "\nListener {:?}, {} -> {} dims, one thread:",
+        listener.metadata().name,
+        len,
+        listener.latent_dim()
+    );
+    println!(
+        "  batch 1 (worker, embed_into):        {:7.1} us per embedding",
+        single.as_secs_f64() * 1e6
+    );
     let candle_single = best_of(3, || {
         for i in 0..reps / 4 {
             let b = &buffers[(i % 256) * len..(i % 256 + 1) * len];
             black_box(listener.embed_batch_candle(black_box(b), 1).unwrap());
         }
     }) / (reps / 4) as u32;
-    println!("  batch 1 through candle ops:           {:7.1} us per embedding", candle_single.as_secs_f64() * 1e6);
+    println!(
+        "  batch 1 through candle ops:           {:7.1} us per embedding",
+        candle_single.as_secs_f64() * 1e6
+    );
     for batch in [64usize, 256] {
         let batched = best_of(3, || {
-            black_box(listener.embed_batch(black_box(&buffers[..batch * len]), batch).unwrap());
+            black_box(
+                listener
+                    .embed_batch(black_box(&buffers[..batch * len]), batch)
+                    .unwrap(),
+            );
         }) / batch as u32;
         let candle = best_of(3, || {
-            black_box(listener.embed_batch_candle(black_box(&buffers[..batch * len]), batch).unwrap());
+            black_box(
+                listener
+                    .embed_batch_candle(black_box(&buffers[..batch * len]), batch)
+                    .unwrap(),
+            );
         }) / batch as u32;
         println!(
             "  batch {batch:3} (offline, embed_batch):    {:7.1} us per embedding; through candle ops {:7.1} us",
@@ -202,5 +232,8 @@ fn python_erb_filterbank_seconds() -> Result<f64, String> {
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }
-    String::from_utf8_lossy(&output.stdout).trim().parse().map_err(|e| format!("{e}"))
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}"))
 }

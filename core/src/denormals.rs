@@ -96,8 +96,22 @@ mod tests {
 
     #[test]
     fn only_subnormals_change() {
-        let specials = [0.0, -0.0, f32::MIN_POSITIVE, -f32::MIN_POSITIVE, f32::MAX, f32::INFINITY, f32::NAN, 1.0];
-        let subnormals = [f32::from_bits(1), f32::from_bits(0x007f_ffff), -f32::from_bits(1), f32::MIN_POSITIVE / 2.0];
+        let specials = [
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::INFINITY,
+            f32::NAN,
+            1.0,
+        ];
+        let subnormals = [
+            f32::from_bits(1),
+            f32::from_bits(0x007f_ffff),
+            -f32::from_bits(1),
+            f32::MIN_POSITIVE / 2.0,
+        ];
         let mut block: Vec<f32> = specials.iter().chain(&subnormals).copied().collect();
         flush_subnormals(&mut block);
         for (out, x) in block.iter().zip(&specials) {

@@ -39,7 +39,12 @@ pub struct DilatedSpec {
 
 impl Default for DilatedSpec {
     fn default() -> Self {
-        Self { steps: 8, dilation: 2, kind: Dilation::Exponential, pooling: Pooling::Pick }
+        Self {
+            steps: 8,
+            dilation: 2,
+            kind: Dilation::Exponential,
+            pooling: Pooling::Pick,
+        }
     }
 }
 
@@ -82,7 +87,11 @@ impl DilatedSpec {
         if self.steps > MAX_STEPS {
             return Err(SpecError::Steps(self.steps));
         }
-        let lookback = if self.steps == 0 { 0 } else { self.lookback(self.steps - 1) };
+        let lookback = if self.steps == 0 {
+            0
+        } else {
+            self.lookback(self.steps - 1)
+        };
         if self.steps == 0 || lookback > MAX_LOOKBACK {
             return Err(SpecError::TooLong {
                 steps: self.steps,
@@ -112,7 +121,9 @@ impl DilatedSpec {
         spec.dilation = match spec.kind {
             // The integer `intervals`-th root of MAX_LOOKBACK, corrected for rounding.
             Dilation::Exponential => {
-                let mut root = (MAX_LOOKBACK as f64).powf(1.0 / f64::from(intervals)).round() as usize;
+                let mut root = (MAX_LOOKBACK as f64)
+                    .powf(1.0 / f64::from(intervals))
+                    .round() as usize;
                 while root > 1 && root.saturating_pow(intervals) > MAX_LOOKBACK {
                     root -= 1;
                 }
@@ -139,9 +150,9 @@ impl DilatedSpec {
     /// overflowing. Allocation-free.
     pub fn lookback(&self, step: usize) -> usize {
         match self.kind {
-            Dilation::Exponential => {
-                self.dilation.saturating_pow(step.min(u32::MAX as usize) as u32)
-            }
+            Dilation::Exponential => self
+                .dilation
+                .saturating_pow(step.min(u32::MAX as usize) as u32),
             Dilation::Linear => step.saturating_mul(self.dilation).saturating_add(1),
         }
     }
@@ -149,7 +160,11 @@ impl DilatedSpec {
     /// The frames step `j` covers, as look-backs `first..=last` (1 = newest). Steps tile the
     /// memory without gaps or overlaps. Allocation-free.
     pub fn covered(&self, step: usize) -> (usize, usize) {
-        let first = if step == 0 { 1 } else { self.lookback(step - 1) + 1 };
+        let first = if step == 0 {
+            1
+        } else {
+            self.lookback(step - 1) + 1
+        };
         (first, self.lookback(step))
     }
 
@@ -191,7 +206,9 @@ impl DilatedSpec {
                 }
             }
         }
-        Some(BufferStatus { warming_up: memory.is_warming_up() })
+        Some(BufferStatus {
+            warming_up: memory.is_warming_up(),
+        })
     }
 }
 
@@ -231,7 +248,11 @@ mod tests {
 
     #[test]
     fn linear_spacing() {
-        let spec = DilatedSpec { kind: Dilation::Linear, dilation: 3, ..DilatedSpec::default() };
+        let spec = DilatedSpec {
+            kind: Dilation::Linear,
+            dilation: 3,
+            ..DilatedSpec::default()
+        };
         let lookbacks: Vec<usize> = (0..4).map(|j| spec.lookback(j)).collect();
         assert_eq!(lookbacks, vec![1, 4, 7, 10]);
         assert_eq!(spec.covered(2), (5, 7));
@@ -242,10 +263,15 @@ mod tests {
         // Newest frame has value 199; look-back b holds 200 - b.
         let memory = ramp_memory(128, 200);
         let mut out = vec![0.0; 8 * 2];
-        for (pooling, expected_step3) in
-            [(Pooling::Pick, 192.0), (Pooling::Mean, 193.5), (Pooling::Max, 195.0)]
-        {
-            let spec = DilatedSpec { pooling, ..DilatedSpec::default() };
+        for (pooling, expected_step3) in [
+            (Pooling::Pick, 192.0),
+            (Pooling::Mean, 193.5),
+            (Pooling::Max, 195.0),
+        ] {
+            let spec = DilatedSpec {
+                pooling,
+                ..DilatedSpec::default()
+            };
             let status = spec.build(&memory, &mut out).unwrap();
             assert!(!status.warming_up);
             // Step 3 covers look-backs 5..=8, i.e. values 195..=192; it is row 8-1-3 = 4.
@@ -267,31 +293,54 @@ mod tests {
         // Steps reaching past the 10 frames held read the oldest frame, value 0.
         assert_eq!(&out[..8], &[0.0; 8]);
         assert_eq!(out[7 * 2], 9.0);
-        assert!(DilatedSpec::default().build(&EchoicMemory::new(128, 2), &mut out).is_none());
+        assert!(DilatedSpec::default()
+            .build(&EchoicMemory::new(128, 2), &mut out)
+            .is_none());
     }
 
     #[test]
     fn every_spec_validates_to_the_nearest_usable_one() {
-        let exp = |steps, dilation| DilatedSpec { steps, dilation, ..DilatedSpec::default() };
+        let exp = |steps, dilation| DilatedSpec {
+            steps,
+            dilation,
+            ..DilatedSpec::default()
+        };
         // Usable specs are kept as they are.
         assert_eq!(DilatedSpec::default().validated(), DilatedSpec::default());
         assert_eq!(exp(7, 4).validated(), exp(7, 4), "4^6 = 4096 fits exactly");
         // Too long: the largest dilation that fits, then the most steps.
         assert_eq!(exp(8, 4).validated(), exp(8, 3), "3^7 = 2187");
         assert_eq!(exp(13, 4).validated(), exp(13, 2), "2^12 = 4096");
-        assert_eq!(exp(16, 4).validated(), exp(13, 2), "the case that aborted hosts: 4^15 frames");
+        assert_eq!(
+            exp(16, 4).validated(),
+            exp(13, 2),
+            "the case that aborted hosts: 4^15 frames"
+        );
         assert_eq!(exp(16, 1).validated(), exp(13, 2));
         assert_eq!(exp(0, 2).validated(), exp(1, 2));
         assert_eq!(exp(usize::MAX, usize::MAX).validated(), exp(13, 2));
         assert_eq!(exp(2, usize::MAX).validated(), exp(2, MAX_LOOKBACK));
-        let linear = |steps, dilation| DilatedSpec { steps, dilation, kind: Dilation::Linear, ..DilatedSpec::default() };
+        let linear = |steps, dilation| DilatedSpec {
+            steps,
+            dilation,
+            kind: Dilation::Linear,
+            ..DilatedSpec::default()
+        };
         assert_eq!(linear(16, 0).validated(), linear(16, 1));
-        assert_eq!(linear(MAX_STEPS, usize::MAX).validated(), linear(MAX_STEPS, 65));
+        assert_eq!(
+            linear(MAX_STEPS, usize::MAX).validated(),
+            linear(MAX_STEPS, 65)
+        );
         // Exhaustively over a generous grid: always valid, and never shorter than needed.
         for kind in [Dilation::Exponential, Dilation::Linear] {
             for steps in 0..=70 {
                 for dilation in 0..=70 {
-                    let asked = DilatedSpec { steps, dilation, kind, pooling: Pooling::Max };
+                    let asked = DilatedSpec {
+                        steps,
+                        dilation,
+                        kind,
+                        pooling: Pooling::Max,
+                    };
                     let used = asked.validated();
                     assert!(used.validate().is_ok(), "{asked:?} -> {used:?}");
                     assert_eq!(used.validated(), used, "validation is idempotent");
@@ -299,8 +348,14 @@ mod tests {
                     if asked.validate().is_ok() {
                         assert_eq!(used, asked);
                     } else if used.steps == asked.steps && used.dilation > used.min_dilation() {
-                        let longer = DilatedSpec { dilation: used.dilation + 1, ..used };
-                        assert!(longer.validate().is_err(), "{asked:?}: {used:?} is not the longest fit");
+                        let longer = DilatedSpec {
+                            dilation: used.dilation + 1,
+                            ..used
+                        };
+                        assert!(
+                            longer.validate().is_err(),
+                            "{asked:?}: {used:?} is not the longest fit"
+                        );
                     }
                 }
             }
@@ -311,7 +366,12 @@ mod tests {
     fn pooling_costs_the_same_per_hop_whatever_the_span() {
         // The longest spec there is, with mean and max pooling, over a full memory: the buffer
         // must equal the definition (computed the slow way from single frames).
-        let spec = DilatedSpec { steps: 13, dilation: 2, kind: Dilation::Exponential, pooling: Pooling::Max };
+        let spec = DilatedSpec {
+            steps: 13,
+            dilation: 2,
+            kind: Dilation::Exponential,
+            pooling: Pooling::Max,
+        };
         let memory = ramp_memory(spec.memory_frames(), 10_000);
         let mut out = vec![0.0; 13 * 2];
         for pooling in [Pooling::Mean, Pooling::Max] {
@@ -331,9 +391,24 @@ mod tests {
 
     #[test]
     fn unusable_specs_are_refused() {
-        assert!(DilatedSpec { dilation: 1, ..DilatedSpec::default() }.validate().is_err());
-        assert!(DilatedSpec { steps: 0, ..DilatedSpec::default() }.validate().is_err());
-        assert!(DilatedSpec { steps: 40, ..DilatedSpec::default() }.validate().is_err());
+        assert!(DilatedSpec {
+            dilation: 1,
+            ..DilatedSpec::default()
+        }
+        .validate()
+        .is_err());
+        assert!(DilatedSpec {
+            steps: 0,
+            ..DilatedSpec::default()
+        }
+        .validate()
+        .is_err());
+        assert!(DilatedSpec {
+            steps: 40,
+            ..DilatedSpec::default()
+        }
+        .validate()
+        .is_err());
         assert!(DilatedSpec::default().validate().is_ok());
     }
 }

@@ -257,7 +257,9 @@ impl EditorLink {
 
     /// Whether a clear of `target` is still waiting for the worker. Allocation-free.
     pub fn clear_pending(&self, target: usize) -> bool {
-        self.clear.get(target).is_some_and(|f| f.load(Ordering::Acquire))
+        self.clear
+            .get(target)
+            .is_some_and(|f| f.load(Ordering::Acquire))
     }
 
     /// Takes the clear requests (worker side): bit j set asks to forget sound j. Allocation-free.
@@ -319,9 +321,16 @@ impl EditorLink {
     pub fn new_feed(self: &Arc<Self>) -> DisplayFeed {
         let (hops_tx, hops_rx) = HeapRb::new(HOP_RING).split();
         let (state_tx, state_rx) = triple_buffer::triple_buffer(&DisplayState::default());
-        *self.receiver.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(DisplayReceiver { hops: hops_rx, state: state_rx });
-        DisplayFeed { link: self.clone(), hops: hops_tx, state: state_tx, hops_dropped: 0 }
+        *self.receiver.lock().unwrap_or_else(|e| e.into_inner()) = Some(DisplayReceiver {
+            hops: hops_rx,
+            state: state_rx,
+        });
+        DisplayFeed {
+            link: self.clone(),
+            hops: hops_tx,
+            state: state_tx,
+            hops_dropped: 0,
+        }
     }
 
     /// Runs `f` on the editor's end of the feed, if there is one and nobody else holds it.
@@ -402,12 +411,20 @@ impl DisplayFeed {
         state.settings = *settings;
         state.warming_up = warming_up;
         let n_bands = settings.n_bands.min(MAX_BANDS);
-        let steps_total = if n_bands == 0 { 0 } else { buffer.len() / settings.n_bands };
+        let steps_total = if n_bands == 0 {
+            0
+        } else {
+            buffer.len() / settings.n_bands
+        };
         let steps = steps_total.min(MAX_DISPLAY_STEPS);
         let skip = (steps_total - steps) * settings.n_bands;
         state.steps = steps;
         state.n_bands = n_bands;
-        for (row, src) in buffer[skip..].chunks_exact(settings.n_bands.max(1)).take(steps).enumerate() {
+        for (row, src) in buffer[skip..]
+            .chunks_exact(settings.n_bands.max(1))
+            .take(steps)
+            .enumerate()
+        {
             state.buffer[row * n_bands..(row + 1) * n_bands].copy_from_slice(&src[..n_bands]);
         }
         state.has_pca = pca.is_some_and(|p| p.n_axes() >= 2);
@@ -462,11 +479,16 @@ mod tests {
     use crate::outputs::{OutputConfig, Pca};
 
     fn engine(dim: usize) -> OutputEngine {
-        let mut engine = OutputEngine::new(OutputConfig { embedding_dim: dim, ..OutputConfig::default() });
+        let mut engine = OutputEngine::new(OutputConfig {
+            embedding_dim: dim,
+            ..OutputConfig::default()
+        });
         engine
             .set_pca(Some(Pca {
                 mean: vec![0.0; dim],
-                axes: (0..2).map(|i| (0..dim).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect(),
+                axes: (0..2)
+                    .map(|i| (0..dim).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
+                    .collect(),
                 explained_variance: vec![4.0, 1.0],
             }))
             .unwrap();
@@ -477,28 +499,44 @@ mod tests {
     fn hops_and_state_reach_the_editor_only_while_it_is_open() {
         let link = EditorLink::new();
         let mut feed = link.new_feed();
-        let settings = ListenSettings { n_bands: 4, ..ListenSettings::default() };
+        let settings = ListenSettings {
+            n_bands: 4,
+            ..ListenSettings::default()
+        };
         let mut outputs = engine(8);
         let mut frame = Frame::silent(4);
         frame.bands[..4].copy_from_slice(&[-10.0, -20.0, -30.0, -40.0]);
         let embedding = [2.0, -3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-        let values = outputs.on_hop(&frame, Some(&embedding), &crate::outputs::SlotConfig::defaults());
+        let values = outputs.on_hop(
+            &frame,
+            Some(&embedding),
+            &crate::outputs::SlotConfig::defaults(),
+        );
         let buffer: Vec<f32> = (0..8 * 4).map(|v| v as f32).collect();
         assert!(!feed.wanted());
         link.open.store(true, Ordering::Release);
         assert!(feed.wanted());
         frame.seq = 7;
-        feed.publish(&frame, Some(&embedding), &outputs, &values, &buffer, false, &settings);
+        feed.publish(
+            &frame,
+            Some(&embedding),
+            &outputs,
+            &values,
+            &buffer,
+            false,
+            &settings,
+        );
         let hop = link.with_receiver(|r| r.pop()).flatten().unwrap();
         assert_eq!(hop.seq, 7);
         assert_eq!(hop.energies(), &[-10.0, -20.0, -30.0, -40.0]);
         assert_eq!(hop.embedding(), &embedding);
         assert_eq!(hop.map, Some([1.0, -3.0]));
-        let (state, changed) = link.with_receiver(|r| {
-            let (s, c) = r.state();
-            (s.clone(), c)
-        })
-        .unwrap();
+        let (state, changed) = link
+            .with_receiver(|r| {
+                let (s, c) = r.state();
+                (s.clone(), c)
+            })
+            .unwrap();
         assert!(changed);
         assert_eq!((state.steps, state.n_bands), (8, 4));
         assert_eq!(state.buffer(), buffer.as_slice());

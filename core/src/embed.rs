@@ -53,11 +53,9 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             collect(&path, files)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| ["wav", "flac", "ogg", "mp3"].contains(&e.to_ascii_lowercase().as_str()))
-        {
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            ["wav", "flac", "ogg", "mp3"].contains(&e.to_ascii_lowercase().as_str())
+        }) {
             files.push(path);
         }
     }
@@ -66,15 +64,27 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Runs one file through the pipeline the listener was trained with and returns the rows of the
 /// requested layer (`frames × dims`) and the analysis. Allocates; reads the file.
-pub fn embed_file(listener: &Listener, path: &Path, layer: Layer) -> anyhow::Result<(Vec<f32>, usize, Analysis)> {
+pub fn embed_file(
+    listener: &Listener,
+    path: &Path,
+    layer: Layer,
+) -> anyhow::Result<(Vec<f32>, usize, Analysis)> {
     let audio = decode_mono(path)?;
     let settings = listener.metadata().features.to_settings();
     let keep_buffers = layer != Layer::Cochleagram;
-    let analysis = analyse(&audio.samples, audio.sample_rate as f64, &settings, keep_buffers)?;
+    let analysis = analyse(
+        &audio.samples,
+        audio.sample_rate as f64,
+        &settings,
+        keep_buffers,
+    )?;
     let (rows, dims) = match layer {
         Layer::Cochleagram => (analysis.frames.clone(), analysis.n_bands),
         Layer::Dilated => (analysis.buffers.clone(), analysis.steps * analysis.n_bands),
-        Layer::Embedding => (listener.embed_batch(&analysis.buffers, analysis.len())?, listener.latent_dim()),
+        Layer::Embedding => (
+            listener.embed_batch(&analysis.buffers, analysis.len())?,
+            listener.latent_dim(),
+        ),
     };
     Ok((rows, dims, analysis))
 }
@@ -128,7 +138,10 @@ pub fn embed_all(
     let mut errors = Vec::new();
     for path in files {
         on_file(&path);
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let result = (|| -> anyhow::Result<EmbeddedFile> {
             let (rows, dims, analysis) = embed_file(listener, &path, layer)?;
             let npy = out_dir.join(format!("{stem}.npy"));
@@ -140,7 +153,13 @@ pub fn embed_all(
             } else {
                 None
             };
-            Ok(EmbeddedFile { input: path.clone(), npy, png, frames: analysis.len(), mean: usable_mean(&rows, dims, &analysis) })
+            Ok(EmbeddedFile {
+                input: path.clone(),
+                npy,
+                png,
+                frames: analysis.len(),
+                mean: usable_mean(&rows, dims, &analysis),
+            })
         })();
         match result {
             Ok(file) => done.push(file),

@@ -19,7 +19,11 @@ pub struct ReconstructionMetrics {
 ///
 /// # Panics
 /// If the lengths differ or are not a multiple of `n_bands`.
-pub fn reconstruction_metrics(original: &[f32], reconstructed: &[f32], n_bands: usize) -> ReconstructionMetrics {
+pub fn reconstruction_metrics(
+    original: &[f32],
+    reconstructed: &[f32],
+    n_bands: usize,
+) -> ReconstructionMetrics {
     assert_eq!(original.len(), reconstructed.len());
     assert_eq!(original.len() % n_bands, 0);
     let frames = original.len() / n_bands;
@@ -34,7 +38,10 @@ pub fn reconstruction_metrics(original: &[f32], reconstructed: &[f32], n_bands: 
     }
     means.iter_mut().for_each(|m| *m /= frames as f64);
     let (mut sse, mut sst, mut peaks) = (0.0f64, 0.0f64, 0usize);
-    for (a, b) in original.chunks_exact(n_bands).zip(reconstructed.chunks_exact(n_bands)) {
+    for (a, b) in original
+        .chunks_exact(n_bands)
+        .zip(reconstructed.chunks_exact(n_bands))
+    {
         for ((&x, &y), m) in a.iter().zip(b).zip(&means) {
             sse += (x as f64 - y as f64).powi(2);
             sst += (x as f64 - m).powi(2);
@@ -54,7 +61,13 @@ pub fn argmax(values: &[f32]) -> usize {
     values
         .iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
         .0
 }
 
@@ -83,7 +96,12 @@ pub fn knn_cross_validated_accuracy(
         let test: Vec<usize> = (0..n).filter(|&i| fold_of[i] == fold).collect();
         let (mean, std) = standardisation(vectors, &train);
         let z = |i: usize| -> Vec<f32> {
-            vectors[i].iter().zip(&mean).zip(&std).map(|((x, m), s)| (x - m) / s).collect()
+            vectors[i]
+                .iter()
+                .zip(&mean)
+                .zip(&std)
+                .map(|((x, m), s)| (x - m) / s)
+                .collect()
         };
         let train_z: Vec<Vec<f32>> = train.iter().map(|&i| z(i)).collect();
         for &i in &test {
@@ -91,7 +109,12 @@ pub fn knn_cross_validated_accuracy(
             let mut distances: Vec<(f32, usize)> = train_z
                 .iter()
                 .zip(&train)
-                .map(|(t, &j)| (query.iter().zip(t).map(|(a, b)| (a - b).powi(2)).sum(), labels[j]))
+                .map(|(t, &j)| {
+                    (
+                        query.iter().zip(t).map(|(a, b)| (a - b).powi(2)).sum(),
+                        labels[j],
+                    )
+                })
                 .collect();
             distances.sort_by(|a, b| a.0.total_cmp(&b.0));
             let neighbours = &distances[..k.min(distances.len())];
@@ -162,7 +185,9 @@ mod tests {
 
     #[test]
     fn perfect_and_mean_reconstructions() {
-        let original: Vec<f32> = (0..40).map(|i| (i % 7) as f32 * 3.0 - (i / 10) as f32).collect();
+        let original: Vec<f32> = (0..40)
+            .map(|i| (i % 7) as f32 * 3.0 - (i / 10) as f32)
+            .collect();
         let perfect = reconstruction_metrics(&original, &original, 4);
         assert_eq!(perfect.r_squared, 1.0);
         assert_eq!(perfect.peak_band_accuracy, 1.0);
@@ -184,7 +209,9 @@ mod tests {
         let mut labels = Vec::new();
         let mut state = 7u64;
         let mut rand = || {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
             (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
         };
         for label in 0..3 {
@@ -193,7 +220,10 @@ mod tests {
                 labels.push(label);
             }
         }
-        assert_eq!(knn_cross_validated_accuracy(&vectors, &labels, 5, 5, 1), 1.0);
+        assert_eq!(
+            knn_cross_validated_accuracy(&vectors, &labels, 5, 5, 1),
+            1.0
+        );
         let noise: Vec<Vec<f32>> = (0..90).map(|_| vec![rand(), rand()]).collect();
         let accuracy = knn_cross_validated_accuracy(&noise, &labels, 5, 5, 1);
         assert!(accuracy < 0.6, "{accuracy}");
@@ -242,7 +272,11 @@ pub fn evaluate(
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     classes.sort();
-    anyhow::ensure!(!classes.is_empty(), "{} has no class folders", dir.display());
+    anyhow::ensure!(
+        !classes.is_empty(),
+        "{} has no class folders",
+        dir.display()
+    );
     let settings = listener.metadata().features.to_settings();
     let step_len = settings.spec.steps * settings.n_bands;
     let (mut spectra, mut buffers, mut embeddings, mut labels) = (vec![], vec![], vec![], vec![]);
@@ -255,12 +289,25 @@ pub fn evaluate(
             on_file(&path);
             let result = (|| -> anyhow::Result<()> {
                 let audio = crate::audio_file::decode_mono(&path)?;
-                let analysis = crate::offline::analyse(&audio.samples, audio.sample_rate as f64, &settings, true)?;
+                let analysis = crate::offline::analyse(
+                    &audio.samples,
+                    audio.sample_rate as f64,
+                    &settings,
+                    true,
+                )?;
                 anyhow::ensure!(!analysis.is_empty(), "shorter than one hop");
                 let embedded = listener.embed_batch(&analysis.buffers, analysis.len())?;
                 let latent = listener.latent_dim();
-                spectra.push(crate::embed::usable_mean(&analysis.frames, settings.n_bands, &analysis));
-                buffers.push(crate::embed::usable_mean(&analysis.buffers, step_len, &analysis));
+                spectra.push(crate::embed::usable_mean(
+                    &analysis.frames,
+                    settings.n_bands,
+                    &analysis,
+                ));
+                buffers.push(crate::embed::usable_mean(
+                    &analysis.buffers,
+                    step_len,
+                    &analysis,
+                ));
                 embeddings.push(crate::embed::usable_mean(&embedded, latent, &analysis));
                 let picked: Vec<usize> = analysis.usable().step_by(RECON_STRIDE).collect();
                 let mut chosen = Vec::with_capacity(picked.len() * step_len);
@@ -285,7 +332,10 @@ pub fn evaluate(
         values
             .chunks_exact(settings.n_bands)
             .flat_map(|frame| {
-                frame.iter().enumerate().map(|(b, x)| (x - normalisation.offset[b]) * normalisation.scale[b])
+                frame
+                    .iter()
+                    .enumerate()
+                    .map(|(b, x)| (x - normalisation.offset[b]) * normalisation.scale[b])
             })
             .collect()
     };

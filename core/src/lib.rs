@@ -3,21 +3,21 @@
 
 pub mod cochlea;
 pub mod denormals;
+pub mod dilated;
 pub mod erb;
 pub mod frame;
-pub mod dilated;
 pub mod memory;
 pub mod ring;
 
 pub mod audio_file;
 pub mod corpus;
+pub mod display;
+pub mod embed;
+pub mod evaluation;
+pub mod listener;
+pub mod listening;
+pub mod offline;
+pub mod outputs;
+pub mod picture;
 pub mod pipeline;
 pub mod worker;
-pub mod offline;
-pub mod listener;
-pub mod evaluation;
-pub mod outputs;
-pub mod embed;
-pub mod picture;
-pub mod listening;
-pub mod display;

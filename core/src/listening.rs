@@ -129,13 +129,23 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
         saved_learned: Arc<Mutex<LearnedSounds>>,
         status: Arc<ListenerStatus>,
     ) -> Self {
-        let latent = listener.as_ref().map_or(crate::outputs::DEFAULT_EMBEDDING_DIM, Listener::latent_dim);
+        let latent = listener
+            .as_ref()
+            .map_or(crate::outputs::DEFAULT_EMBEDDING_DIM, Listener::latent_dim);
         let mut outputs = OutputEngine::new(OutputConfig::from_settings(settings, latent));
-        let pca = listener.as_ref().and_then(|l| l.metadata().pca.as_ref()).map(crate::outputs::pca::Pca::from);
+        let pca = listener
+            .as_ref()
+            .and_then(|l| l.metadata().pca.as_ref())
+            .map(crate::outputs::pca::Pca::from);
         if let Err(error) = outputs.set_pca(pca) {
-            status.set_error(Some(format!("the model's principal axes are unusable: {error}")));
+            status.set_error(Some(format!(
+                "the model's principal axes are unusable: {error}"
+            )));
         }
-        let learned = saved_learned.lock().map(|l| l.clone()).unwrap_or_else(|e| e.into_inner().clone());
+        let learned = saved_learned
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
         outputs.set_learned(learned);
         let mut listening = Self {
             listener: None,
@@ -174,13 +184,19 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
         } else {
             self.outputs.reset();
         }
-        let pca = listener.metadata().pca.as_ref().map(crate::outputs::pca::Pca::from);
+        let pca = listener
+            .metadata()
+            .pca
+            .as_ref()
+            .map(crate::outputs::pca::Pca::from);
         self.listener = None;
         self.parked = Some(listener);
         let settings = self.settings;
         self.settings_changed(&settings);
         if let Err(error) = self.outputs.set_pca(pca) {
-            self.status.set_error(Some(format!("the model's principal axes are unusable: {error}")));
+            self.status.set_error(Some(format!(
+                "the model's principal axes are unusable: {error}"
+            )));
         }
     }
 
@@ -268,12 +284,15 @@ impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
                 match listener.embed_into(buffer, &mut self.embedding) {
                     Ok(()) => {
                         let us = start.elapsed().as_secs_f32() * 1e6;
-                        self.status.inference_us_bits.store(us.to_bits(), Ordering::Relaxed);
+                        self.status
+                            .inference_us_bits
+                            .store(us.to_bits(), Ordering::Relaxed);
                         self.status.embeddings.fetch_add(1, Ordering::Relaxed);
                         Some(self.embedding.as_slice())
                     }
                     Err(error) => {
-                        self.status.set_error(Some(format!("inference failed: {error}")));
+                        self.status
+                            .set_error(Some(format!("inference failed: {error}")));
                         None
                     }
                 }
@@ -283,13 +302,24 @@ impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
         let values = self.outputs.on_hop(frame, embedding, &controls.slots);
         // Display work only while an editor is open: a closed editor costs one atomic load.
         if let Some(feed) = self.display.as_mut().filter(|f| f.wanted()) {
-            feed.publish(frame, embedding, &self.outputs, &values, buffer, warming_up, &self.settings);
+            feed.publish(
+                frame,
+                embedding,
+                &self.outputs,
+                &values,
+                buffer,
+                warming_up,
+                &self.settings,
+            );
         }
         for (slot, value) in values.iter().enumerate() {
             self.status.values_bits[slot].store(value.to_bits(), Ordering::Relaxed);
         }
         // A full ring means the audio thread is not running; dropping stale values is right.
-        let _ = self.cc.try_push(CcFrame { sample_pos: frame.sample_pos, values });
+        let _ = self.cc.try_push(CcFrame {
+            sample_pos: frame.sample_pos,
+            values,
+        });
         if self.outputs.take_learned_changed() {
             let learned = self.outputs.learned().clone();
             *self.saved_learned.lock().unwrap_or_else(|e| e.into_inner()) = learned;

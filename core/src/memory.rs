@@ -73,7 +73,9 @@ impl EchoicMemory {
             n_bands,
             data: vec![0.0; capacity * n_bands],
             prefix: vec![0; (capacity + 1) * n_bands],
-            maxima: (0..max_levels(capacity)).map(|_| vec![0.0; capacity * n_bands]).collect(),
+            maxima: (0..max_levels(capacity))
+                .map(|_| vec![0.0; capacity * n_bands])
+                .collect(),
             stored: 0,
             next_seq: None,
             config_id: None,
@@ -169,7 +171,9 @@ impl EchoicMemory {
     /// # Panics
     /// If `first > last` or `out.len() != n_bands`.
     pub fn mean_back(&self, first: usize, last: usize, out: &mut [f32]) -> bool {
-        let Some((from, to, oldest)) = self.window(first, last, out.len()) else { return false };
+        let Some((from, to, oldest)) = self.window(first, last, out.len()) else {
+            return false;
+        };
         if to < oldest as i64 {
             out.copy_from_slice(self.row(oldest));
             return true;
@@ -177,7 +181,10 @@ impl EchoicMemory {
         let count = (to - from + 1) as f64;
         let held_from = from.max(oldest as i64);
         let repeats = held_from - from;
-        let (end, start) = (self.prefix_row(to as u64 + 1), self.prefix_row(held_from as u64));
+        let (end, start) = (
+            self.prefix_row(to as u64 + 1),
+            self.prefix_row(held_from as u64),
+        );
         for (band, o) in out.iter_mut().enumerate() {
             let held = end[band].wrapping_sub(start[band]);
             let before = repeats.wrapping_mul(quantise(self.row(oldest)[band]));
@@ -194,7 +201,9 @@ impl EchoicMemory {
     /// # Panics
     /// If `first > last` or `out.len() != n_bands`.
     pub fn max_back(&self, first: usize, last: usize, out: &mut [f32]) -> bool {
-        let Some((from, to, oldest)) = self.window(first, last, out.len()) else { return false };
+        let Some((from, to, oldest)) = self.window(first, last, out.len()) else {
+            return false;
+        };
         let from = from.max(oldest as i64);
         if to < from {
             out.copy_from_slice(self.row(oldest));
@@ -202,7 +211,10 @@ impl EchoicMemory {
         }
         let (from, to) = (from as u64, to as u64);
         let level = (to - from + 1).ilog2() as usize;
-        let (a, b) = (self.max_row(level, to), self.max_row(level, from + (1 << level) - 1));
+        let (a, b) = (
+            self.max_row(level, to),
+            self.max_row(level, from + (1 << level) - 1),
+        );
         for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
             *o = x.max(*y);
         }
@@ -262,7 +274,10 @@ impl EchoicMemory {
         self.data[slot * bands..(slot + 1) * bands].copy_from_slice(energies);
 
         let prefix_slots = self.capacity as u64 + 1;
-        let (this, next) = ((n % prefix_slots) as usize, ((n + 1) % prefix_slots) as usize);
+        let (this, next) = (
+            (n % prefix_slots) as usize,
+            ((n + 1) % prefix_slots) as usize,
+        );
         for (band, &x) in energies.iter().enumerate() {
             self.prefix[next * bands + band] =
                 self.prefix[this * bands + band].wrapping_add(quantise(x));
@@ -274,11 +289,18 @@ impl EchoicMemory {
             let half = 1u64 << (level - 1);
             let earlier = (n >= half).then(|| ((n - half) % self.capacity as u64) as usize);
             let (lower, upper) = self.maxima.split_at_mut(level - 1);
-            let below: &[f32] = if level == 1 { &self.data } else { &lower[level - 2] };
+            let below: &[f32] = if level == 1 {
+                &self.data
+            } else {
+                &lower[level - 2]
+            };
             let row = &mut upper[0][slot * bands..(slot + 1) * bands];
             row.copy_from_slice(&below[slot * bands..(slot + 1) * bands]);
             if let Some(earlier) = earlier {
-                for (m, &e) in row.iter_mut().zip(&below[earlier * bands..(earlier + 1) * bands]) {
+                for (m, &e) in row
+                    .iter_mut()
+                    .zip(&below[earlier * bands..(earlier + 1) * bands])
+                {
                     *m = m.max(e);
                 }
             }
@@ -350,19 +372,28 @@ mod tests {
         assert_eq!(memory.frame_back(0).unwrap()[0], 3.0);
         let mut out = [0.0; 3];
         assert!(memory.mean_back(0, 5, &mut out));
-        assert_eq!(out, [3.0; 3], "a restart forgets the sums of the frames before it");
+        assert_eq!(
+            out, [3.0; 3],
+            "a restart forgets the sums of the frames before it"
+        );
         assert!(!memory.push(&Frame::silent(5)));
     }
 
     /// The mean and maximum of look-backs `first..=last` computed the slow way, from
     /// `frame_back`: the definition the running summaries must reproduce.
     fn by_definition(memory: &EchoicMemory, first: usize, last: usize) -> (Vec<f32>, Vec<f32>) {
-        let frames: Vec<&[f32]> = (first..=last).map(|b| memory.frame_back(b).unwrap()).collect();
+        let frames: Vec<&[f32]> = (first..=last)
+            .map(|b| memory.frame_back(b).unwrap())
+            .collect();
         let bands = memory.n_bands();
         let mean = (0..bands)
-            .map(|k| (frames.iter().map(|f| f64::from(f[k])).sum::<f64>() / frames.len() as f64) as f32)
+            .map(|k| {
+                (frames.iter().map(|f| f64::from(f[k])).sum::<f64>() / frames.len() as f64) as f32
+            })
             .collect();
-        let max = (0..bands).map(|k| frames.iter().map(|f| f[k]).fold(f32::MIN, f32::max)).collect();
+        let max = (0..bands)
+            .map(|k| frames.iter().map(|f| f[k]).fold(f32::MIN, f32::max))
+            .collect();
         (mean, max)
     }
 
@@ -370,7 +401,9 @@ mod tests {
     fn window_summaries_match_their_definition_through_warm_up_gaps_and_wrap_around() {
         let mut seed = 0x5eed_u64;
         let mut next = move || {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             (seed >> 33) as u32
         };
         for capacity in [1, 2, 5, 16, 37] {
@@ -395,7 +428,11 @@ mod tests {
                         let (want_mean, want_max) = by_definition(&memory, first, last);
                         assert!(memory.mean_back(first, last, &mut mean));
                         assert!(memory.max_back(first, last, &mut max));
-                        assert_eq!(max.to_vec(), want_max, "max, capacity {capacity}, hop {hop}, {first}..={last}");
+                        assert_eq!(
+                            max.to_vec(),
+                            want_max,
+                            "max, capacity {capacity}, hop {hop}, {first}..={last}"
+                        );
                         for (got, want) in mean.iter().zip(&want_mean) {
                             assert!((got - want).abs() < 1e-4, "mean {got} vs {want}, capacity {capacity}, hop {hop}, {first}..={last}");
                         }
@@ -408,7 +445,9 @@ mod tests {
     #[test]
     fn memory_cost_is_what_bytes_needed_says() {
         let memory = EchoicMemory::new(4096, 128);
-        let held = memory.data.len() * 4 + memory.prefix.len() * 8 + memory.maxima.iter().map(|l| l.len() * 4).sum::<usize>();
+        let held = memory.data.len() * 4
+            + memory.prefix.len() * 8
+            + memory.maxima.iter().map(|l| l.len() * 4).sum::<usize>();
         assert_eq!(held, EchoicMemory::bytes_needed(4096, 128));
         assert_eq!(memory.maxima.len(), 12);
     }

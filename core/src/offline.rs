@@ -109,10 +109,14 @@ mod tests {
 
     #[test]
     fn offline_analysis_equals_the_cochlea_frame_for_frame() {
-        let samples: Vec<f32> = (0..48_000 * 2).map(|i| (i as f32).powi(2).mul_add(1e-7, 0.0).sin() * 0.2).collect();
+        let samples: Vec<f32> = (0..48_000 * 2)
+            .map(|i| (i as f32).powi(2).mul_add(1e-7, 0.0).sin() * 0.2)
+            .collect();
         let settings = ListenSettings::default();
         let analysis = analyse(&samples, 48_000.0, &settings, true).unwrap();
-        let frames = Cochlea::new(settings.cochlea_config(48_000.0)).unwrap().process_to_vec(&samples);
+        let frames = Cochlea::new(settings.cochlea_config(48_000.0))
+            .unwrap()
+            .process_to_vec(&samples);
         assert_eq!(analysis.len(), frames.len());
         for (i, frame) in frames.iter().enumerate() {
             assert_eq!(&analysis.frames[i * 100..(i + 1) * 100], frame.energies());

@@ -44,7 +44,9 @@ pub fn draw(path: &Path, listener: &Listener, analysis: &Analysis) -> anyhow::Re
             let column = embedding.iter().skip(dim).step_by(latent);
             let (sum, square, n) = column
                 .clone()
-                .fold((0.0f32, 0.0f32, 0.0f32), |(s, q, n), &v| (s + v, q + v * v, n + 1.0));
+                .fold((0.0f32, 0.0f32, 0.0f32), |(s, q, n), &v| {
+                    (s + v, q + v * v, n + 1.0)
+                });
             let mean = sum / n;
             let std = (square / n - mean * mean).max(1e-12).sqrt();
             for (frame, &v) in column.enumerate() {
@@ -63,8 +65,12 @@ pub fn draw(path: &Path, listener: &Listener, analysis: &Analysis) -> anyhow::Re
 
 /// A perceptually ordered dark-to-bright colour map (black, purple, orange, pale yellow).
 fn heat(level: f32) -> RGBColor {
-    const STOPS: [(f32, [f32; 3]); 4] =
-        [(0.0, [0.0, 0.0, 0.02]), (0.35, [0.45, 0.1, 0.5]), (0.7, [0.95, 0.45, 0.1]), (1.0, [1.0, 0.98, 0.75])];
+    const STOPS: [(f32, [f32; 3]); 4] = [
+        (0.0, [0.0, 0.0, 0.02]),
+        (0.35, [0.45, 0.1, 0.5]),
+        (0.7, [0.95, 0.45, 0.1]),
+        (1.0, [1.0, 0.98, 0.75]),
+    ];
     let (mut lo, mut hi) = (STOPS[0], STOPS[3]);
     for pair in STOPS.windows(2) {
         if level >= pair[0].0 && level <= pair[1].0 {

@@ -53,7 +53,11 @@ impl AudioFront {
                 mono: [0.0; DOWNMIX_CHUNK],
                 position: 0,
             },
-            CochleaSwap { outgoing, returned, in_flight: false },
+            CochleaSwap {
+                outgoing,
+                returned,
+                in_flight: false,
+            },
         )
     }
 
@@ -77,7 +81,9 @@ impl AudioFront {
     /// Real-time safe: no allocation, lock, system call or wait; work bounded by the block size.
     pub fn process(&mut self, channels: &[&[f32]]) {
         self.take_replacement();
-        let Some(first) = channels.first() else { return };
+        let Some(first) = channels.first() else {
+            return;
+        };
         let len = first.len();
         let scale = 1.0 / channels.len() as f32;
         let mut start = 0;
@@ -97,7 +103,10 @@ impl AudioFront {
             // The cochlea counts from its own last reset; both clocks advance together.
             let shift = self.position - self.cochlea.samples_processed();
             self.cochlea.process(mono, |frame| {
-                sender.send(&Frame { sample_pos: frame.sample_pos + shift, ..*frame });
+                sender.send(&Frame {
+                    sample_pos: frame.sample_pos + shift,
+                    ..*frame
+                });
             });
             self.position += (end - start) as u64;
             start = end;
@@ -162,14 +171,24 @@ mod tests {
         let left: Vec<f32> = (0..4800).map(|i| (i as f32 * 0.05).sin()).collect();
         let right: Vec<f32> = left.iter().map(|x| -0.5 * x).collect();
         front.process(&[&left, &right]);
-        let mono: Vec<f32> = left.iter().zip(&right).map(|(l, r)| (l + r) * 0.5).collect();
+        let mono: Vec<f32> = left
+            .iter()
+            .zip(&right)
+            .map(|(l, r)| (l + r) * 0.5)
+            .collect();
         let expected = Cochlea::new(config).unwrap().process_to_vec(&mono);
         let received: Vec<_> = std::iter::from_fn(|| rx.recv()).collect();
         assert_eq!(received, expected);
 
-        let wider = CochleaConfig { n_bands: 64, ..config };
+        let wider = CochleaConfig {
+            n_bands: 64,
+            ..config
+        };
         assert!(swap.offer(Box::new(Cochlea::new(wider).unwrap())).is_ok());
-        assert!(swap.offer(Box::new(Cochlea::new(wider).unwrap())).is_err(), "one at a time");
+        assert!(
+            swap.offer(Box::new(Cochlea::new(wider).unwrap())).is_err(),
+            "one at a time"
+        );
         front.process(&[&left, &right]);
         assert_eq!(front.cochlea().config().n_bands, 64);
         assert!(!swap.is_pending());
@@ -185,10 +204,20 @@ mod tests {
         front.process(&[&audio]);
         front.reset();
         front.process(&[&audio]);
-        assert!(swap.offer(Box::new(Cochlea::new(CochleaConfig { n_bands: 32, ..config }).unwrap())).is_ok());
+        assert!(swap
+            .offer(Box::new(
+                Cochlea::new(CochleaConfig {
+                    n_bands: 32,
+                    ..config
+                })
+                .unwrap()
+            ))
+            .is_ok());
         front.process(&[&audio]);
         assert_eq!(front.position(), 3000);
-        let positions: Vec<u64> = std::iter::from_fn(|| rx.recv()).map(|f| f.sample_pos).collect();
+        let positions: Vec<u64> = std::iter::from_fn(|| rx.recv())
+            .map(|f| f.sample_pos)
+            .collect();
         // 480-sample hops: two in the first 1000 samples, then the clock restarts from each reset
         // or swap, on the same never-decreasing timeline.
         assert_eq!(positions, vec![480, 960, 1480, 1960, 2480, 2960]);

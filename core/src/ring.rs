@@ -13,7 +13,10 @@ pub fn frame_ring(capacity: usize) -> (FrameSender, FrameReceiver) {
     let (producer, consumer) = HeapRb::<Frame>::new(capacity.max(1)).split();
     let dropped = Arc::new(AtomicU64::new(0));
     (
-        FrameSender { producer, dropped: dropped.clone() },
+        FrameSender {
+            producer,
+            dropped: dropped.clone(),
+        },
         FrameReceiver { consumer, dropped },
     )
 }

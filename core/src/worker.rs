@@ -69,7 +69,11 @@ impl ListenSettings {
         Self {
             n_bands: self.n_bands.clamp(1, MAX_BANDS),
             low_hz: if rising { self.low_hz } else { default.low_hz },
-            high_hz: if rising { self.high_hz } else { default.high_hz },
+            high_hz: if rising {
+                self.high_hz
+            } else {
+                default.high_hz
+            },
             hop_seconds: if self.hop_seconds.is_nan() {
                 default.hop_seconds
             } else {
@@ -95,11 +99,27 @@ impl ListenSettings {
             }
         };
         note("Bands", a.n_bands.to_string(), u.n_bands.to_string());
-        note("Lowest band", format!("{} Hz", a.low_hz), format!("{} Hz", u.low_hz));
-        note("Highest band", format!("{} Hz", a.high_hz), format!("{} Hz", u.high_hz));
-        note("Hop", format!("{} ms", a.hop_seconds * 1e3), format!("{} ms", u.hop_seconds * 1e3));
+        note(
+            "Lowest band",
+            format!("{} Hz", a.low_hz),
+            format!("{} Hz", u.low_hz),
+        );
+        note(
+            "Highest band",
+            format!("{} Hz", a.high_hz),
+            format!("{} Hz", u.high_hz),
+        );
+        note(
+            "Hop",
+            format!("{} ms", a.hop_seconds * 1e3),
+            format!("{} ms", u.hop_seconds * 1e3),
+        );
         note("Steps", a.spec.steps.to_string(), u.spec.steps.to_string());
-        note("Dilation", a.spec.dilation.to_string(), u.spec.dilation.to_string());
+        note(
+            "Dilation",
+            a.spec.dilation.to_string(),
+            u.spec.dilation.to_string(),
+        );
         let span = used.spec.span_seconds(used.hop_seconds);
         Some(format!(
             "{}: the echoic memory reaches back at most {MAX_LOOKBACK} frames; now {} frames, {span:.2} s",
@@ -285,21 +305,31 @@ impl<S: BufferSink> Worker<S> {
     pub fn drain_until(&mut self, stop: &AtomicBool) -> usize {
         let mut count = 0;
         while !stop.load(Ordering::Acquire) {
-            let Some(frame) = self.receiver.recv() else { break };
+            let Some(frame) = self.receiver.recv() else {
+                break;
+            };
             count += 1;
             // Published per frame: a slow sink may keep this loop busy for a long time.
-            self.status.frames_dropped.store(self.receiver.dropped(), Ordering::Relaxed);
+            self.status
+                .frames_dropped
+                .store(self.receiver.dropped(), Ordering::Relaxed);
             if !self.memory.push(&frame) {
                 continue; // a frame of the previous layout, still in the ring
             }
             if let Some(status) = self.settings.spec.build(&self.memory, &mut self.buffer) {
-                self.status.warming_up.store(status.warming_up, Ordering::Relaxed);
+                self.status
+                    .warming_up
+                    .store(status.warming_up, Ordering::Relaxed);
                 self.status.buffers_built.fetch_add(1, Ordering::Relaxed);
                 self.sink.on_buffer(&frame, &self.buffer, status.warming_up);
             }
         }
-        self.status.frames_received.fetch_add(count as u64, Ordering::Relaxed);
-        self.status.frames_dropped.store(self.receiver.dropped(), Ordering::Relaxed);
+        self.status
+            .frames_received
+            .fetch_add(count as u64, Ordering::Relaxed);
+        self.status
+            .frames_dropped
+            .store(self.receiver.dropped(), Ordering::Relaxed);
         count
     }
 }
@@ -326,15 +356,20 @@ impl WorkerHandle {
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
-        let thread = std::thread::Builder::new().name("echoic-worker".into()).spawn(move || {
-            while !thread_stop.load(Ordering::Acquire) {
-                worker.apply(settings());
-                if worker.drain_until(&thread_stop) == 0 {
-                    std::thread::park_timeout(IDLE_PARK);
+        let thread = std::thread::Builder::new()
+            .name("echoic-worker".into())
+            .spawn(move || {
+                while !thread_stop.load(Ordering::Acquire) {
+                    worker.apply(settings());
+                    if worker.drain_until(&thread_stop) == 0 {
+                        std::thread::park_timeout(IDLE_PARK);
+                    }
                 }
-            }
-        })?;
-        Ok(Self { stop, thread: Some(thread) })
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Stops and joins the thread. Idempotent.

@@ -16,7 +16,12 @@ fn reference() -> Value {
 }
 
 fn floats(value: &Value) -> Vec<f64> {
-    value.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
 }
 
 fn config_of(entry: &Value) -> CochleaConfig {
@@ -39,7 +44,10 @@ fn centre_frequencies_equal_python_erb_space() {
         assert_eq!(cochlea.centres().len(), expected.len());
         for (ours, theirs) in cochlea.centres().iter().zip(&expected) {
             // Centres are stored as f32.
-            assert!(((*ours as f64) - theirs).abs() <= 1e-6 * theirs, "{ours} Hz vs {theirs} Hz");
+            assert!(
+                ((*ours as f64) - theirs).abs() <= 1e-6 * theirs,
+                "{ours} Hz vs {theirs} Hz"
+            );
         }
     }
 }
@@ -58,7 +66,11 @@ fn band_power_matches_python_erb_filterbank_within_half_a_db() {
     let config = config_of(entry);
     assert_eq!(reader.spec().sample_rate as f64, config.sample_rate);
     let hop = config.hop_samples();
-    assert_eq!(discard % hop, 0, "the discarded transient must end on a hop boundary");
+    assert_eq!(
+        discard % hop,
+        0,
+        "the discarded transient must end on a hop boundary"
+    );
 
     let frames = Cochlea::new(config).unwrap().process_to_vec(&signal);
     let measured = &frames[discard / hop..];
@@ -72,7 +84,10 @@ fn band_power_matches_python_erb_filterbank_within_half_a_db() {
             / measured.len() as f64;
         let ours = 10.0 * mean_power.log10();
         worst = worst.max((ours - theirs).abs());
-        assert!((ours - theirs).abs() <= 0.5, "band {band}: {ours:.3} dB vs {theirs:.3} dB");
+        assert!(
+            (ours - theirs).abs() <= 0.5,
+            "band {band}: {ours:.3} dB vs {theirs:.3} dB"
+        );
     }
     println!("largest band-power difference from Python Gammatone: {worst:.3} dB");
 }

@@ -2,7 +2,9 @@
 //! global allocator (its own test binary, so that no other test shares the allocator).
 
 use echoic_core::frame::Frame;
-use echoic_core::outputs::{CcEmitter, OutputConfig, OutputEngine, Pca, SlotConfig, Source, N_SLOTS};
+use echoic_core::outputs::{
+    CcEmitter, OutputConfig, OutputEngine, Pca, SlotConfig, Source, N_SLOTS,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Instant;
@@ -41,12 +43,27 @@ fn on_hop_and_cc_updates_do_not_allocate() {
     let mut engine = OutputEngine::new(config);
     let pca = Pca {
         mean: vec![0.1; dim],
-        axes: (0..8).map(|k| (0..dim).map(|j| if j % 8 == k { 0.125 } else { 0.0 }).collect()).collect(),
+        axes: (0..8)
+            .map(|k| {
+                (0..dim)
+                    .map(|j| if j % 8 == k { 0.125 } else { 0.0 })
+                    .collect()
+            })
+            .collect(),
         explained_variance: vec![1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
     };
     engine.set_pca(Some(pca)).unwrap();
     let mut slots = SlotConfig::defaults();
-    let sources = [Source::Axis(0), Source::Similarity(0), Source::Novelty, Source::Periodicity, Source::Period, Source::Loudness, Source::Axis(7), Source::Similarity(3)];
+    let sources = [
+        Source::Axis(0),
+        Source::Similarity(0),
+        Source::Novelty,
+        Source::Periodicity,
+        Source::Period,
+        Source::Loudness,
+        Source::Axis(7),
+        Source::Similarity(3),
+    ];
     for (slot, source) in slots.iter_mut().zip(sources) {
         slot.source = source;
         slot.enabled = true;
@@ -56,19 +73,24 @@ fn on_hop_and_cc_updates_do_not_allocate() {
     let mut frame = Frame::silent(100);
     let mut embedding = vec![0.0f32; dim];
     let mut messages = 0usize;
-    let mut hop = |engine: &mut OutputEngine, t: u64, embedding: &mut Vec<f32>, frame: &mut Frame| {
-        frame.seq = t;
-        for (b, v) in frame.bands[..100].iter_mut().enumerate() {
-            *v = if t % 50 < 3 { -20.0 - b as f32 * 0.1 } else { -60.0 + ((t * 7 + b as u64) % 11) as f32 };
-        }
-        for (j, e) in embedding.iter_mut().enumerate() {
-            *e = ((t as f32 * 0.05 + j as f32).sin() * 0.5).max(0.0);
-        }
-        let values = engine.on_hop(frame, Some(embedding), &slots);
-        for ((emitter, value), slot) in emitters.iter_mut().zip(values).zip(&slots) {
-            emitter.update(value, &slot.cc, |_, _, _| messages += 1);
-        }
-    };
+    let mut hop =
+        |engine: &mut OutputEngine, t: u64, embedding: &mut Vec<f32>, frame: &mut Frame| {
+            frame.seq = t;
+            for (b, v) in frame.bands[..100].iter_mut().enumerate() {
+                *v = if t % 50 < 3 {
+                    -20.0 - b as f32 * 0.1
+                } else {
+                    -60.0 + ((t * 7 + b as u64) % 11) as f32
+                };
+            }
+            for (j, e) in embedding.iter_mut().enumerate() {
+                *e = ((t as f32 * 0.05 + j as f32).sin() * 0.5).max(0.0);
+            }
+            let values = engine.on_hop(frame, Some(embedding), &slots);
+            for ((emitter, value), slot) in emitters.iter_mut().zip(values).zip(&slots) {
+                emitter.update(value, &slot.cc, |_, _, _| messages += 1);
+            }
+        };
     // Learn a sound (the capture's buffers are allocated when it starts), and warm up.
     engine.start_learning(0, 0.5);
     for t in 0..300 {
@@ -86,6 +108,8 @@ fn on_hop_and_cc_updates_do_not_allocate() {
     let after = allocations();
     assert_eq!(after - before, 0, "allocations during {hops} hops");
     assert!(messages > 0);
-    println!("on_hop + 8 CC updates: {:.1} µs per hop (100 bands, 250 dims)", elapsed.as_secs_f64() * 1e6 / hops as f64);
+    println!(
+        "on_hop + 8 CC updates: {:.1} µs per hop (100 bands, 250 dims)",
+        elapsed.as_secs_f64() * 1e6 / hops as f64
+    );
 }
-

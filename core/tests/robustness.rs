@@ -55,17 +55,24 @@ fn bad_audio_never_poisons_frames_or_embeddings() {
     let listener = shipped_listener();
     let settings = listener.metadata().features.to_settings();
     let analysis = analyse(&signal, fs, &settings, true).unwrap();
-    let invalid: Vec<usize> = (0..analysis.len()).filter(|&i| !analysis.valid[i]).collect();
+    let invalid: Vec<usize> = (0..analysis.len())
+        .filter(|&i| !analysis.valid[i])
+        .collect();
     assert_eq!(invalid, bad_at.iter().map(|s| s / hop).collect::<Vec<_>>());
     assert!(analysis.frames.iter().all(|x| x.is_finite()));
-    let embeddings = listener.embed_batch(&analysis.buffers, analysis.len()).unwrap();
+    let embeddings = listener
+        .embed_batch(&analysis.buffers, analysis.len())
+        .unwrap();
     assert!(embeddings.iter().all(|x| x.is_finite()));
     // One hop after each bad sample the frame is valid and carries the music's energy again.
     for &bad in &bad_at {
         let next = bad / hop + 1;
         assert!(analysis.valid[next]);
         let frame = &analysis.frames[next * 100..(next + 1) * 100];
-        assert!(frame.iter().filter(|&&db| db > -90.0).count() > 50, "frame {next}: {frame:?}");
+        assert!(
+            frame.iter().filter(|&&db| db > -90.0).count() > 50,
+            "frame {next}: {frame:?}"
+        );
     }
 }
 
@@ -74,15 +81,28 @@ fn bad_audio_never_poisons_frames_or_embeddings() {
 #[test]
 fn ten_minutes_of_silence_then_sound() {
     let fs = 22_050.0;
-    let mut cochlea = Cochlea::new(CochleaConfig { sample_rate: fs, ..CochleaConfig::default() }).unwrap();
+    let mut cochlea = Cochlea::new(CochleaConfig {
+        sample_rate: fs,
+        ..CochleaConfig::default()
+    })
+    .unwrap();
     let silence = vec![0.0f32; fs as usize];
     for _ in 0..600 {
-        cochlea.process(&silence, |f| assert!(f.energies().iter().all(|&e| e == -100.0)));
+        cochlea.process(&silence, |f| {
+            assert!(f.energies().iter().all(|&e| e == -100.0))
+        });
     }
     let (music, _) = music();
     let frames = cochlea.process_to_vec(&music[..fs as usize]);
     assert!(frames.iter().all(|f| f.valid));
-    assert!(frames[1].energies().iter().filter(|&&db| db > -90.0).count() > 50);
+    assert!(
+        frames[1]
+            .energies()
+            .iter()
+            .filter(|&&db| db > -90.0)
+            .count()
+            > 50
+    );
 }
 
 /// The same recording at 44.1, 48 and 96 kHz gives the same embeddings, frame for frame.
@@ -94,21 +114,31 @@ fn embeddings_do_not_depend_on_the_sample_rate() {
     let embed = |fs: u32| {
         let audio = resample(&music, rate, fs);
         let analysis = analyse(&audio, fs as f64, &settings, true).unwrap();
-        let e = listener.embed_batch(&analysis.buffers, analysis.len()).unwrap();
+        let e = listener
+            .embed_batch(&analysis.buffers, analysis.len())
+            .unwrap();
         (analysis, e)
     };
     let (reference, reference_e) = embed(48_000);
     let latent = listener.latent_dim();
     // Also compare embeddings centred on the training mean, so that a large shared offset cannot
     // hide differences.
-    let mean = listener.metadata().pca.as_ref().map(|p| p.mean.clone()).unwrap_or(vec![0.0; latent]);
+    let mean = listener
+        .metadata()
+        .pca
+        .as_ref()
+        .map(|p| p.mean.clone())
+        .unwrap_or(vec![0.0; latent]);
     let centred = |e: &[f32]| -> Vec<f32> { e.iter().zip(&mean).map(|(x, m)| x - m).collect() };
     for fs in [44_100, 96_000] {
         let (analysis, e) = embed(fs);
         let n = analysis.len().min(reference.len());
         let (mut worst, mut worst_centred) = (1.0f32, 1.0f32);
         for i in reference.usable().filter(|&i| i < n) {
-            let (a, b) = (&e[i * latent..(i + 1) * latent], &reference_e[i * latent..(i + 1) * latent]);
+            let (a, b) = (
+                &e[i * latent..(i + 1) * latent],
+                &reference_e[i * latent..(i + 1) * latent],
+            );
             worst = worst.min(cosine(a, b));
             worst_centred = worst_centred.min(cosine(&centred(a), &centred(b)));
         }
@@ -122,7 +152,10 @@ fn embeddings_do_not_depend_on_the_sample_rate() {
              largest band difference {frame_diff:.2} dB"
         );
         assert!(worst >= 0.99, "{fs} Hz: worst cosine {worst}");
-        assert!(worst_centred >= 0.95, "{fs} Hz: worst centred cosine {worst_centred}");
+        assert!(
+            worst_centred >= 0.95,
+            "{fs} Hz: worst centred cosine {worst_centred}"
+        );
     }
 }
 
@@ -149,7 +182,14 @@ fn a_starved_worker_drops_frames_without_stalling_audio() {
     let (mut front, swap) = AudioFront::new(Cochlea::new(settings.cochlea_config(fs)).unwrap(), tx);
     let slow = Arc::new(AtomicBool::new(true));
     let status = Arc::new(WorkerStatus::default());
-    let worker = Worker::new(rx, swap, fs, settings, Stalling { slow: slow.clone() }, status.clone());
+    let worker = Worker::new(
+        rx,
+        swap,
+        fs,
+        settings,
+        Stalling { slow: slow.clone() },
+        status.clone(),
+    );
     let mut handle = WorkerHandle::spawn(worker, move || settings).unwrap();
     let block = vec![0.1f32; 512];
     let mut slowest = Duration::ZERO;
@@ -166,7 +206,10 @@ fn a_starved_worker_drops_frames_without_stalling_audio() {
     assert!(dropped > 200, "only {dropped} dropped");
     // The audio side never waits for the worker: a block costs the same as without one (the
     // bound is loose because this machine's cores are shared).
-    assert!(slowest < Duration::from_millis(45), "the audio side waited {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(45),
+        "the audio side waited {slowest:?}"
+    );
     // Recovery: once the delay stops and the backlog is drained, nothing more is dropped.
     slow.store(false, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(300));
@@ -183,5 +226,8 @@ fn a_starved_worker_drops_frames_without_stalling_audio() {
     }
     let dropped_after = status.frames_dropped.load(Ordering::Relaxed);
     handle.stop();
-    assert_eq!(dropped_after, dropped, "still dropping after the delay stopped");
+    assert_eq!(
+        dropped_after, dropped,
+        "still dropping after the delay stopped"
+    );
 }

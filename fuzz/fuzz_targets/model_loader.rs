@@ -4,20 +4,28 @@
 
 #![no_main]
 
-use echoic_core::listener::Listener;
 use echoic_core::frame::SILENCE_DB;
+use echoic_core::listener::Listener;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut listener) = Listener::from_bytes(data) else { return };
+    let Ok(mut listener) = Listener::from_bytes(data) else {
+        return;
+    };
     let n_bands = listener.metadata().features.n_bands;
     let values = listener.sequence_len();
     let mut out = vec![0.0; listener.latent_dim()];
     // Silence, then a loud sloped spectrum: the two ends of what the worker feeds it.
     for level in [SILENCE_DB, 0.0] {
-        let buffer: Vec<f32> = (0..values).map(|i| level - (i % n_bands) as f32 * 0.25).collect();
-        listener.embed_into(&buffer, &mut out).expect("a loaded model embeds a buffer of its own shape");
+        let buffer: Vec<f32> = (0..values)
+            .map(|i| level - (i % n_bands) as f32 * 0.25)
+            .collect();
+        listener
+            .embed_into(&buffer, &mut out)
+            .expect("a loaded model embeds a buffer of its own shape");
         let mut axes = [0.0; 8];
-        listener.project_pca(&out, &mut axes).expect("an embedding of the model's own size projects");
+        listener
+            .project_pca(&out, &mut axes)
+            .expect("an embedding of the model's own size projects");
     }
 });

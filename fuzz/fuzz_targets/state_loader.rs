@@ -33,8 +33,11 @@ fuzz_target!(|data: &[u8]| {
             if loaded { "an accepted" } else { "a refused" }
         );
 
-        let saved = host.save_state().expect("the plugin saves its state after any load");
-        host.load_state(&saved).expect("a state the plugin saved loads again");
+        let saved = host
+            .save_state()
+            .expect("the plugin saves its state after any load");
+        host.load_state(&saved)
+            .expect("a state the plugin saved loads again");
         let again = host.save_state().expect("and saves again");
         assert_eq!(
             state_document(&saved),

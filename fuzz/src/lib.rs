@@ -47,7 +47,8 @@ pub fn in_process_entry() -> PluginEntry {
 /// If the plugin cannot be instantiated or activated: the fuzz target cannot run then.
 pub fn active_host() -> EchoicHost {
     let mut host = EchoicHost::from_entry(&in_process_entry()).expect("Echoic instantiates");
-    host.activate(AudioConfig::new(SAMPLE_RATE, BLOCK as u32, 2)).expect("Echoic activates");
+    host.activate(AudioConfig::new(SAMPLE_RATE, BLOCK as u32, 2))
+        .expect("Echoic activates");
     host
 }
 
@@ -56,7 +57,9 @@ pub fn active_host() -> EchoicHost {
 pub fn test_block() -> [Vec<f32>; 2] {
     let sample = |i: usize, f: f32, dc: f32| {
         let t = i as f32 / SAMPLE_RATE as f32;
-        0.3 * (std::f32::consts::TAU * f * t).sin() + 0.1 * (std::f32::consts::TAU * 1.5 * f * t).sin() + dc
+        0.3 * (std::f32::consts::TAU * f * t).sin()
+            + 0.1 * (std::f32::consts::TAU * 1.5 * f * t).sin()
+            + dc
     };
     [
         (0..BLOCK).map(|i| sample(i, 220.0, 0.01)).collect(),
@@ -83,19 +86,31 @@ pub fn tiny_model(with_pca: bool) -> Vec<u8> {
         .enumerate()
         .map(|(k, (name, shape))| {
             let count: usize = shape.iter().product();
-            let data = (0..count).map(|i| (((i * 7 + k * 13) % 17) as f32 - 8.0) / 16.0).collect();
+            let data = (0..count)
+                .map(|i| (((i * 7 + k * 13) % 17) as f32 - 8.0) / 16.0)
+                .collect();
             NamedTensor { name, shape, data }
         })
         .collect();
     let settings = ListenSettings {
         n_bands: cfg.n_bands,
-        spec: DilatedSpec { steps: cfg.steps, ..Default::default() },
+        spec: DilatedSpec {
+            steps: cfg.steps,
+            ..Default::default()
+        },
         ..ListenSettings::default()
     };
     let latent = cfg.latent_dim();
     let pca = with_pca.then(|| Pca {
         mean: vec![0.1; latent],
-        components: vec![(0..latent).map(|i| if i == 0 { 1.0 } else { 0.0 }).collect(), (0..latent).map(|i| if i == 1 { 1.0 } else { 0.0 }).collect()],
+        components: vec![
+            (0..latent)
+                .map(|i| if i == 0 { 1.0 } else { 0.0 })
+                .collect(),
+            (0..latent)
+                .map(|i| if i == 1 { 1.0 } else { 0.0 })
+                .collect(),
+        ],
         explained_variance: vec![0.5, 0.25],
         explained_variance_ratio: vec![0.6, 0.3],
         projection_low: vec![-1.0, -0.5],

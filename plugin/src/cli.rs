@@ -190,20 +190,39 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     };
     let total = audio_files(&args.inputs)?.len() as u64;
     let bar = indicatif::ProgressBar::new(total);
-    let (done, errors) = embed_all(&listener, &args.inputs, &args.out, layer, args.png, |path| {
-        bar.set_message(path.display().to_string());
-        bar.inc(1);
-    })?;
+    let (done, errors) = embed_all(
+        &listener,
+        &args.inputs,
+        &args.out,
+        layer,
+        args.png,
+        |path| {
+            bar.set_message(path.display().to_string());
+            bar.inc(1);
+        },
+    )?;
     bar.finish_and_clear();
     for file in &done {
-        let png = file.png.as_ref().map(|p| format!(", picture {}", p.display())).unwrap_or_default();
-        println!("{}: {} frames -> {}{png}", file.input.display(), file.frames, file.npy.display());
+        let png = file
+            .png
+            .as_ref()
+            .map(|p| format!(", picture {}", p.display()))
+            .unwrap_or_default();
+        println!(
+            "{}: {} frames -> {}{png}",
+            file.input.display(),
+            file.frames,
+            file.npy.display()
+        );
     }
     println!("summary: {}", args.out.join("summary.csv").display());
     for error in &errors {
         eprintln!("error: {error}");
     }
-    anyhow::ensure!(errors.is_empty() || !done.is_empty(), "no input could be read");
+    anyhow::ensure!(
+        errors.is_empty() || !done.is_empty(),
+        "no input could be read"
+    );
     Ok(())
 }
 
@@ -216,15 +235,41 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
     let r = &report.reconstruction;
-    println!("model: {} ({})", listener.metadata().name, listener.device_name());
-    println!("classes: {:?} clips {:?}", report.classes, report.clips_per_class);
-    println!("reconstruction over {} frames: MSE {:.2} dB², R² {:.3}, peak-band accuracy {:.1} %", r.frames, r.mse_db2, r.r_squared, 100.0 * r.peak_band_accuracy);
+    println!(
+        "model: {} ({})",
+        listener.metadata().name,
+        listener.device_name()
+    );
+    println!(
+        "classes: {:?} clips {:?}",
+        report.classes, report.clips_per_class
+    );
+    println!(
+        "reconstruction over {} frames: MSE {:.2} dB², R² {:.3}, peak-band accuracy {:.1} %",
+        r.frames,
+        r.mse_db2,
+        r.r_squared,
+        100.0 * r.peak_band_accuracy
+    );
     let m = &report.reconstruction_model_units;
-    println!("  in model units: R² {:.3}, peak-band accuracy {:.1} % (the original Listener's metric)", m.r_squared, 100.0 * m.peak_band_accuracy);
+    println!(
+        "  in model units: R² {:.3}, peak-band accuracy {:.1} % (the original Listener's metric)",
+        m.r_squared,
+        100.0 * m.peak_band_accuracy
+    );
     println!("5-NN sound type (5-fold CV, clip means):");
-    println!("  (a) mean spectrum   {:4} dims: {:.3}", report.dims[0], report.knn_mean_spectrum);
-    println!("  (b) dilated buffer  {:4} dims: {:.3}", report.dims[1], report.knn_dilated_buffer);
-    println!("  (c) embedding       {:4} dims: {:.3}", report.dims[2], report.knn_embedding);
+    println!(
+        "  (a) mean spectrum   {:4} dims: {:.3}",
+        report.dims[0], report.knn_mean_spectrum
+    );
+    println!(
+        "  (b) dilated buffer  {:4} dims: {:.3}",
+        report.dims[1], report.knn_dilated_buffer
+    );
+    println!(
+        "  (c) embedding       {:4} dims: {:.3}",
+        report.dims[2], report.knn_embedding
+    );
     for error in &report.errors {
         eprintln!("error: {error}");
     }

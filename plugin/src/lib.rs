@@ -2,10 +2,10 @@
 //! into live embeddings and MIDI CC automation. Audio passes through untouched.
 
 use echoic_core::cochlea::Cochlea;
+use echoic_core::denormals::flush_subnormals;
 use echoic_core::display::{EditorLink, ModelInfo, ModelSource};
 use echoic_core::listener::Listener;
-use echoic_core::listening::{cc_ring, CcReceiver, Listening, ListenerStatus};
-use echoic_core::denormals::flush_subnormals;
+use echoic_core::listening::{cc_ring, CcReceiver, ListenerStatus, Listening};
 use echoic_core::outputs::cc::{BlockTiming, CcEmitter};
 use echoic_core::outputs::N_SLOTS;
 use echoic_core::pipeline::AudioFront;
@@ -118,7 +118,10 @@ impl Plugin for Echoic {
     }
 
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
-        Some(editor::EchoicEditorShell::new(self.params.clone(), self.shared.clone()))
+        Some(editor::EchoicEditorShell::new(
+            self.params.clone(),
+            self.shared.clone(),
+        ))
     }
 
     fn activate(
@@ -197,7 +200,9 @@ impl Plugin for Echoic {
         for channel in buffer.as_slice() {
             flush_subnormals(channel);
         }
-        let Some(front) = &mut self.front else { return ProcessStatus::Normal };
+        let Some(front) = &mut self.front else {
+            return ProcessStatus::Normal;
+        };
         let mut timing = BlockTiming::new(front.position(), buffer.samples() as u32);
         let channels = buffer.as_slice_immutable();
         match channels {
@@ -213,14 +218,18 @@ impl Plugin for Echoic {
                     if !params.enabled.value() {
                         continue;
                     }
-                    emitter.update(hop.values[slot], &params.cc_config(), |channel, cc, value| {
-                        let _ = context.try_send_event(NoteEvent::MidiCC {
-                            timing,
-                            channel,
-                            cc,
-                            value: value as f32 / 127.0,
-                        });
-                    });
+                    emitter.update(
+                        hop.values[slot],
+                        &params.cc_config(),
+                        |channel, cc, value| {
+                            let _ = context.try_send_event(NoteEvent::MidiCC {
+                                timing,
+                                channel,
+                                cc,
+                                value: value as f32 / 127.0,
+                            });
+                        },
+                    );
                 }
             }
         }
@@ -235,15 +244,24 @@ impl Echoic {
     fn load_model(&self) -> Option<Listener> {
         // A model the editor offered while inactive is superseded by the saved path.
         self.shared.link.discard_offered_model();
-        let chosen = self.params.model_path.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let chosen = self
+            .params
+            .model_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut note = None;
         if let Some(path) = chosen {
             if !std::path::Path::new(&path).is_file() {
-                note = Some(format!("the chosen model {path} is gone; using the built-in model"));
+                note = Some(format!(
+                    "the chosen model {path} is gone; using the built-in model"
+                ));
             } else {
                 match Listener::load(&path) {
                     Ok(listener) => {
-                        self.shared.link.set_model(ModelInfo::of(&listener, ModelSource::File(path)));
+                        self.shared
+                            .link
+                            .set_model(ModelInfo::of(&listener, ModelSource::File(path)));
                         return Some(listener);
                     }
                     Err(error) => {
@@ -254,14 +272,25 @@ impl Echoic {
         }
         match Listener::from_bytes(DEFAULT_MODEL) {
             Ok(listener) => {
-                let info = ModelInfo { note, ..ModelInfo::of(&listener, ModelSource::BuiltIn) };
+                let info = ModelInfo {
+                    note,
+                    ..ModelInfo::of(&listener, ModelSource::BuiltIn)
+                };
                 self.shared.link.set_model(info);
                 Some(listener)
             }
             Err(error) => {
                 let why = format!("the built-in model failed to load: {error}");
-                *self.shared.listener.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
-                self.shared.link.set_model(ModelInfo { note: Some(why), ..ModelInfo::default() });
+                *self
+                    .shared
+                    .listener
+                    .error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+                self.shared.link.set_model(ModelInfo {
+                    note: Some(why),
+                    ..ModelInfo::default()
+                });
                 None
             }
         }
@@ -280,8 +309,11 @@ impl ClapPlugin for Echoic {
         Some("Listens like a cochlea and turns what it hears into embeddings and MIDI CC");
     const CLAP_MANUAL_URL: Option<&'static str> = Some(Self::URL);
     const CLAP_SUPPORT_URL: Option<&'static str> = None;
-    const CLAP_FEATURES: &'static [ClapFeature] =
-        &[ClapFeature::AudioEffect, ClapFeature::Analyzer, ClapFeature::Utility];
+    const CLAP_FEATURES: &'static [ClapFeature] = &[
+        ClapFeature::AudioEffect,
+        ClapFeature::Analyzer,
+        ClapFeature::Utility,
+    ];
 }
 
 impl Vst3Plugin for Echoic {

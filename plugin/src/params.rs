@@ -1,9 +1,9 @@
 //! Echoic's parameters. The `#[id]`s are part of the saved state and of host automation lanes, so
 //! they never change once released.
 
-use echoic_core::dilated::{DilatedSpec, Dilation, Pooling};
 use crate::saved_state::StateNotes;
 use crate::slot_params::SlotParams;
+use echoic_core::dilated::{DilatedSpec, Dilation, Pooling};
 use echoic_core::listening::Controls;
 use echoic_core::outputs::learned::LearnedSounds;
 use echoic_core::outputs::source::MAX_LEARNED;
@@ -172,7 +172,11 @@ impl Default for EchoicParams {
             low_hz: FloatParam::new(
                 "Lowest band",
                 50.0,
-                FloatRange::Skewed { min: 20.0, max: 500.0, factor: FloatRange::skew_factor(-1.0) },
+                FloatRange::Skewed {
+                    min: 20.0,
+                    max: 500.0,
+                    factor: FloatRange::skew_factor(-1.0),
+                },
             )
             .with_unit(" Hz")
             .with_step_size(1.0)
@@ -189,10 +193,17 @@ impl Default for EchoicParams {
             .with_unit(" Hz")
             .with_step_size(10.0)
             .non_automatable(),
-            hop_ms: FloatParam::new("Hop", 10.0, FloatRange::Linear { min: 5.0, max: 50.0 })
-                .with_unit(" ms")
-                .with_step_size(0.5)
-                .non_automatable(),
+            hop_ms: FloatParam::new(
+                "Hop",
+                10.0,
+                FloatRange::Linear {
+                    min: 5.0,
+                    max: 50.0,
+                },
+            )
+            .with_unit(" ms")
+            .with_step_size(0.5)
+            .non_automatable(),
             steps: IntParam::new("Steps", 8, IntRange::Linear { min: 2, max: 16 })
                 .non_automatable(),
             dilation: IntParam::new("Dilation", 2, IntRange::Linear { min: 1, max: 4 })
@@ -205,7 +216,10 @@ impl Default for EchoicParams {
             learn_seconds: FloatParam::new(
                 "Learn length",
                 2.0,
-                FloatRange::Linear { min: 0.5, max: 10.0 },
+                FloatRange::Linear {
+                    min: 0.5,
+                    max: 10.0,
+                },
             )
             .with_unit(" s")
             .with_step_size(0.1),

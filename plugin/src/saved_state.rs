@@ -31,9 +31,21 @@ type FieldCheck = fn(&str) -> Result<(), String>;
 /// Persisted fields [`repair`] knows how to check, with the check. A test makes sure that every
 /// `#[persist]` field of [`EchoicParams`] is here.
 const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
-    ("learned-sounds", |s| LearnedSounds::from_json(s.as_bytes()).map(drop).map_err(|e| e.to_string())),
-    ("model-path", |s| serde_json::from_str::<Option<String>>(s).map(drop).map_err(|e| e.to_string())),
-    ("editor-size", |s| serde_json::from_str::<[u32; 2]>(s).map(drop).map_err(|e| e.to_string())),
+    ("learned-sounds", |s| {
+        LearnedSounds::from_json(s.as_bytes())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }),
+    ("model-path", |s| {
+        serde_json::from_str::<Option<String>>(s)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }),
+    ("editor-size", |s| {
+        serde_json::from_str::<[u32; 2]>(s)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }),
 ];
 
 /// What [`repair`] changed in the last state loaded, for the editor to show.
@@ -79,14 +91,20 @@ pub fn repair(state: &mut PluginState) {
         if key == STATE_NOTES_KEY {
             continue;
         }
-        let check = FIELD_CHECKS.iter().find(|(k, _)| *k == key).map(|(_, check)| check);
+        let check = FIELD_CHECKS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, check)| check);
         match (state.fields.get(&key), check) {
             (None, _) => {
                 state.fields.insert(key, default);
             }
             (Some(saved), Some(check)) => {
                 if let Err(error) = check(saved) {
-                    notes.push(format!("the saved {} could not be read ({error}); using the default", key.replace('-', " ")));
+                    notes.push(format!(
+                        "the saved {} could not be read ({error}); using the default",
+                        key.replace('-', " ")
+                    ));
                     state.fields.insert(key, default);
                 }
             }
@@ -124,27 +142,54 @@ unsafe fn default_value(ptr: ParamPtr) -> ParamValue {
 /// # Safety
 ///
 /// `ptr` must point to a live parameter that nothing else uses (an enum's id check may set it).
-unsafe fn repaired_value(ptr: ParamPtr, saved: &ParamValue, default: ParamValue) -> Option<(ParamValue, String)> {
+unsafe fn repaired_value(
+    ptr: ParamPtr,
+    saved: &ParamValue,
+    default: ParamValue,
+) -> Option<(ParamValue, String)> {
     let (low, high) = (ptr.preview_plain(0.0), ptr.preview_plain(1.0));
     match (ptr, saved) {
-        (ParamPtr::FloatParam(_), ParamValue::F32(v)) if !v.is_finite() => Some((default, format!("{v} is not a number; using the default"))),
+        (ParamPtr::FloatParam(_), ParamValue::F32(v)) if !v.is_finite() => {
+            Some((default, format!("{v} is not a number; using the default")))
+        }
         (ParamPtr::FloatParam(_), ParamValue::F32(v)) => {
             let clamped = v.clamp(low, high);
-            (clamped != *v).then(|| (ParamValue::F32(clamped), format!("{v} is outside {low}..{high}; using {clamped}")))
+            (clamped != *v).then(|| {
+                (
+                    ParamValue::F32(clamped),
+                    format!("{v} is outside {low}..{high}; using {clamped}"),
+                )
+            })
         }
         (ParamPtr::IntParam(_), ParamValue::I32(v)) => {
             let (low, high) = (low.round() as i32, high.round() as i32);
             let clamped = (*v).clamp(low, high);
-            (clamped != *v).then(|| (ParamValue::I32(clamped), format!("{v} is outside {low}..{high}; using {clamped}")))
+            (clamped != *v).then(|| {
+                (
+                    ParamValue::I32(clamped),
+                    format!("{v} is outside {low}..{high}; using {clamped}"),
+                )
+            })
         }
         (ParamPtr::BoolParam(_), ParamValue::Bool(_)) => None,
         (ParamPtr::EnumParam(p), ParamValue::I32(index)) => {
-            (usize::try_from(*index).map_or(true, |i| i >= (*p).len())).then(|| (default, format!("option {index} does not exist; using the default")))
+            (usize::try_from(*index).map_or(true, |i| i >= (*p).len())).then(|| {
+                (
+                    default,
+                    format!("option {index} does not exist; using the default"),
+                )
+            })
         }
-        (ParamPtr::EnumParam(p), ParamValue::String(id)) => {
-            (!(*p).set_from_id(id)).then(|| (default, format!("option \"{id}\" does not exist; using the default")))
-        }
-        (_, saved) => Some((default, format!("{saved:?} is the wrong kind of value; using the default"))),
+        (ParamPtr::EnumParam(p), ParamValue::String(id)) => (!(*p).set_from_id(id)).then(|| {
+            (
+                default,
+                format!("option \"{id}\" does not exist; using the default"),
+            )
+        }),
+        (_, saved) => Some((
+            default,
+            format!("{saved:?} is the wrong kind of value; using the default"),
+        )),
     }
 }
 
@@ -155,7 +200,11 @@ mod tests {
     /// A state as the plugin saves it with its defaults.
     fn default_state() -> PluginState {
         let params = EchoicParams::default();
-        let mut state = PluginState { version: String::new(), params: Default::default(), fields: params.serialize_fields() };
+        let mut state = PluginState {
+            version: String::new(),
+            params: Default::default(),
+            fields: params.serialize_fields(),
+        };
         for (id, ptr, _) in params.param_map() {
             // SAFETY: `params` is alive.
             state.params.insert(id, unsafe { default_value(ptr) });
@@ -174,7 +223,10 @@ mod tests {
     #[test]
     fn every_persisted_field_has_a_check() {
         for key in EchoicParams::default().serialize_fields().keys() {
-            assert!(key == STATE_NOTES_KEY || FIELD_CHECKS.iter().any(|(k, _)| k == key), "no check for the persisted field {key}");
+            assert!(
+                key == STATE_NOTES_KEY || FIELD_CHECKS.iter().any(|(k, _)| k == key),
+                "no check for the persisted field {key}"
+            );
         }
     }
 
@@ -190,7 +242,11 @@ mod tests {
     #[test]
     fn missing_parameters_and_fields_get_their_defaults_silently() {
         let full = default_state();
-        let mut state = PluginState { version: String::new(), params: Default::default(), fields: Default::default() };
+        let mut state = PluginState {
+            version: String::new(),
+            params: Default::default(),
+            fields: Default::default(),
+        };
         repair(&mut state);
         assert!(notes(&state).is_empty(), "{:?}", notes(&state));
         assert_eq!(state.params.len(), full.params.len());
@@ -205,20 +261,38 @@ mod tests {
     #[test]
     fn out_of_range_wrong_and_unreadable_values_are_repaired_with_a_note_each() {
         let mut state = default_state();
-        state.params.insert("bands".into(), ParamValue::I32(100_000));
+        state
+            .params
+            .insert("bands".into(), ParamValue::I32(100_000));
         state.params.insert("hop-ms".into(), ParamValue::F32(-3.0));
-        state.params.insert("learn-seconds".into(), ParamValue::F32(f32::INFINITY));
-        state.params.insert("dilation-kind".into(), ParamValue::String("sideways".into()));
+        state
+            .params
+            .insert("learn-seconds".into(), ParamValue::F32(f32::INFINITY));
+        state.params.insert(
+            "dilation-kind".into(),
+            ParamValue::String("sideways".into()),
+        );
         state.params.insert("pooling".into(), ParamValue::I32(99));
         state.params.insert("steps".into(), ParamValue::Bool(true));
-        state.params.insert("no-such-param".into(), ParamValue::I32(1));
-        state.fields.insert("learned-sounds".into(), "{\"version\": 1, \"sounds\": 7}".into());
+        state
+            .params
+            .insert("no-such-param".into(), ParamValue::I32(1));
+        state.fields.insert(
+            "learned-sounds".into(),
+            "{\"version\": 1, \"sounds\": 7}".into(),
+        );
         state.fields.insert("model-path".into(), "not json".into());
         state.fields.insert("editor-size".into(), "[-1, 2]".into());
         repair(&mut state);
         let defaults = default_state();
-        assert_eq!(json(&state.params["bands"]), serde_json::json!({"i32": 128}));
-        assert_eq!(json(&state.params["hop-ms"]), serde_json::json!({"f32": 5.0}));
+        assert_eq!(
+            json(&state.params["bands"]),
+            serde_json::json!({"i32": 128})
+        );
+        assert_eq!(
+            json(&state.params["hop-ms"]),
+            serde_json::json!({"f32": 5.0})
+        );
         for id in ["learn-seconds", "dilation-kind", "pooling", "steps"] {
             assert_eq!(json(&state.params[id]), json(&defaults.params[id]), "{id}");
         }
@@ -227,8 +301,18 @@ mod tests {
         }
         let notes = notes(&state);
         assert_eq!(notes.len(), 9, "{notes:#?}");
-        assert!(notes.iter().any(|n| n.starts_with("Bands: 100000 is outside 16..128")), "{notes:#?}");
-        assert!(notes.iter().any(|n| n.contains("saved model path could not be read")), "{notes:#?}");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("Bands: 100000 is outside 16..128")),
+            "{notes:#?}"
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("saved model path could not be read")),
+            "{notes:#?}"
+        );
         // Unknown parameters are left for nice-plug to ignore.
         assert!(state.params.contains_key("no-such-param"));
     }

@@ -49,16 +49,27 @@ pub struct SlotParams {
 }
 
 fn percent(name: &str, default: f32) -> FloatParam {
-    FloatParam::new(name, default, FloatRange::Linear { min: 0.0, max: 100.0 })
-        .with_unit(" %")
-        .with_step_size(0.1)
+    FloatParam::new(
+        name,
+        default,
+        FloatRange::Linear {
+            min: 0.0,
+            max: 100.0,
+        },
+    )
+    .with_unit(" %")
+    .with_step_size(0.1)
 }
 
 fn smoothing(name: &str, default: f32) -> FloatParam {
     FloatParam::new(
         name,
         default,
-        FloatRange::Skewed { min: 1.0, max: 5_000.0, factor: FloatRange::skew_factor(-2.0) },
+        FloatRange::Skewed {
+            min: 1.0,
+            max: 5_000.0,
+            factor: FloatRange::skew_factor(-2.0),
+        },
     )
     .with_unit(" ms")
     .with_step_size(0.1)
@@ -73,10 +84,15 @@ impl SlotParams {
             source: IntParam::new(
                 "Source",
                 d.source.index().unwrap_or(0) as i32,
-                IntRange::Linear { min: 0, max: Source::COUNT as i32 - 1 },
+                IntRange::Linear {
+                    min: 0,
+                    max: Source::COUNT as i32 - 1,
+                },
             )
             .with_value_to_string(Arc::new(|i| {
-                Source::from_index(i.max(0) as usize).map_or("?", Source::name).to_owned()
+                Source::from_index(i.max(0) as usize)
+                    .map_or("?", Source::name)
+                    .to_owned()
             }))
             .with_string_to_value(Arc::new(|s| {
                 Source::all()
@@ -93,7 +109,11 @@ impl SlotParams {
             fall_ms: smoothing("Fall", d.fall_ms),
             cc: IntParam::new("CC", d.cc.cc as i32, IntRange::Linear { min: 0, max: 119 }),
             fourteen_bit: BoolParam::new("14-bit", d.cc.fourteen_bit),
-            channel: IntParam::new("Channel", d.cc.channel as i32 + 1, IntRange::Linear { min: 1, max: 16 }),
+            channel: IntParam::new(
+                "Channel",
+                d.cc.channel as i32 + 1,
+                IntRange::Linear { min: 1, max: 16 },
+            ),
         }
     }
 
@@ -110,7 +130,8 @@ impl SlotParams {
     pub fn config(&self) -> SlotConfig {
         SlotConfig {
             enabled: self.enabled.value(),
-            source: Source::from_index(self.source.value().max(0) as usize).unwrap_or(Source::Novelty),
+            source: Source::from_index(self.source.value().max(0) as usize)
+                .unwrap_or(Source::Novelty),
             in_low: self.in_low.value() / 100.0,
             in_high: self.in_high.value() / 100.0,
             invert: self.invert.value(),

@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
-    AtomEnum, ClientMessageEvent, ConfigureWindowAux, ConnectionExt as _, CreateWindowAux, EventMask, ImageFormat,
-    WindowClass,
+    AtomEnum, ClientMessageEvent, ConfigureWindowAux, ConnectionExt as _, CreateWindowAux,
+    EventMask, ImageFormat, WindowClass,
 };
 use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
@@ -52,15 +52,33 @@ impl XServer {
     /// editor's own (build, tessellate, rasterise, present).
     pub fn start() -> GuiResult<Self> {
         if let Some(display) = std::env::var_os("DISPLAY").filter(|d| !d.is_empty()) {
-            return Ok(Self { display: display.to_string_lossy().into_owned(), child: None, _keeper: None });
+            return Ok(Self {
+                display: display.to_string_lossy().into_owned(),
+                child: None,
+                _keeper: None,
+            });
         }
         for n in 90..190 {
-            if Path::new(&format!("/tmp/.X{n}-lock")).exists() || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+            if Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            {
                 continue;
             }
             let display = format!(":{n}");
             let mut child = Command::new("Xvfb")
-                .args([&display, "-screen", "0", Self::SCREEN, "+extension", "GLX", "-nolisten", "tcp", "-fakescreenfps", "240", "-terminate"])
+                .args([
+                    &display,
+                    "-screen",
+                    "0",
+                    Self::SCREEN,
+                    "+extension",
+                    "GLX",
+                    "-nolisten",
+                    "tcp",
+                    "-fakescreenfps",
+                    "240",
+                    "-terminate",
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -73,7 +91,11 @@ impl XServer {
                 }
                 if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
                     if let Ok((keeper, _)) = RustConnection::connect(Some(&display)) {
-                        return Ok(Self { display, child: Some(child), _keeper: Some(keeper) });
+                        return Ok(Self {
+                            display,
+                            child: Some(child),
+                            _keeper: Some(keeper),
+                        });
                     }
                 }
                 if Instant::now() > deadline {
@@ -107,7 +129,9 @@ impl Drop for XServer {
             // whole process when its server disappears under it.
             std::thread::sleep(Duration::from_millis(500));
             // SIGTERM first, so that Xvfb removes its lock file and socket.
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -152,13 +176,20 @@ impl Screenshot {
         for y in y0..y1 {
             rgb.extend_from_slice(&self.rgb[(y * self.width + x0) * 3..(y * self.width + x1) * 3]);
         }
-        Screenshot { width: x1 - x0, height: y1 - y0, rgb }
+        Screenshot {
+            width: x1 - x0,
+            height: y1 - y0,
+            rgb,
+        }
     }
 
     /// Standard deviation of the brightness (mean of R, G, B): near 0 for a blank area.
     pub fn brightness_spread(&self) -> f32 {
         let n = (self.width * self.height).max(1) as f64;
-        let values = self.rgb.chunks_exact(3).map(|p| (p[0] as f64 + p[1] as f64 + p[2] as f64) / 3.0);
+        let values = self
+            .rgb
+            .chunks_exact(3)
+            .map(|p| (p[0] as f64 + p[1] as f64 + p[2] as f64) / 3.0);
         let mean = values.clone().sum::<f64>() / n;
         (values.map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt() as f32
     }
@@ -175,8 +206,17 @@ impl Screenshot {
 
     /// Mean absolute difference per channel to a picture of the same size, 0..255.
     pub fn mean_abs_diff(&self, other: &Screenshot) -> f32 {
-        assert_eq!((self.width, self.height), (other.width, other.height), "pictures of different sizes");
-        let total: u64 = self.rgb.iter().zip(&other.rgb).map(|(a, b)| a.abs_diff(*b) as u64).sum();
+        assert_eq!(
+            (self.width, self.height),
+            (other.width, other.height),
+            "pictures of different sizes"
+        );
+        let total: u64 = self
+            .rgb
+            .iter()
+            .zip(&other.rgb)
+            .map(|(a, b)| a.abs_diff(*b) as u64)
+            .sum();
         total as f32 / self.rgb.len().max(1) as f32
     }
 
@@ -184,7 +224,10 @@ impl Screenshot {
     pub fn centroid_near(&self, colour: [u8; 3], tolerance: u8) -> Option<(f32, f32)> {
         let (mut sx, mut sy, mut n) = (0.0f64, 0.0f64, 0usize);
         for (i, p) in self.rgb.chunks_exact(3).enumerate() {
-            if p.iter().zip(colour).all(|(a, b)| a.abs_diff(b) <= tolerance) {
+            if p.iter()
+                .zip(colour)
+                .all(|(a, b)| a.abs_diff(b) <= tolerance)
+            {
                 sx += (i % self.width) as f64;
                 sy += (i / self.width) as f64;
                 n += 1;
@@ -197,7 +240,11 @@ impl Screenshot {
     pub fn count_near(&self, colour: [u8; 3], tolerance: u8) -> usize {
         self.rgb
             .chunks_exact(3)
-            .filter(|p| p.iter().zip(colour).all(|(a, b)| a.abs_diff(b) <= tolerance))
+            .filter(|p| {
+                p.iter()
+                    .zip(colour)
+                    .all(|(a, b)| a.abs_diff(b) <= tolerance)
+            })
             .count()
     }
 
@@ -207,11 +254,17 @@ impl Screenshot {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), self.width as u32, self.height as u32);
+        let mut encoder = png::Encoder::new(
+            std::io::BufWriter::new(file),
+            self.width as u32,
+            self.height as u32,
+        );
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-        writer.write_image_data(&self.rgb).map_err(|e| e.to_string())
+        writer
+            .write_image_data(&self.rgb)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -257,7 +310,13 @@ impl X11 {
             )
             .map_err(x_err)?;
         self.conn
-            .change_property8(x11rb::protocol::xproto::PropMode::REPLACE, window, AtomEnum::WM_NAME, AtomEnum::STRING, title.as_bytes())
+            .change_property8(
+                x11rb::protocol::xproto::PropMode::REPLACE,
+                window,
+                AtomEnum::WM_NAME,
+                AtomEnum::STRING,
+                title.as_bytes(),
+            )
             .map_err(x_err)?;
         self.conn.map_window(window).map_err(x_err)?;
         // A round trip, so the server has made the window before its id goes to the plugin,
@@ -268,7 +327,12 @@ impl X11 {
 
     /// Resizes a window.
     pub fn resize(&self, window: u32, width: u32, height: u32) -> GuiResult<()> {
-        self.conn.configure_window(window, &ConfigureWindowAux::new().width(width).height(height)).map_err(x_err)?;
+        self.conn
+            .configure_window(
+                window,
+                &ConfigureWindowAux::new().width(width).height(height),
+            )
+            .map_err(x_err)?;
         self.conn.sync().map_err(x_err)
     }
 
@@ -298,7 +362,12 @@ impl X11 {
 
     /// A window's name (`WM_NAME`), if it has one.
     fn name(&self, window: u32) -> Option<String> {
-        let reply = self.conn.get_property(false, window, AtomEnum::WM_NAME, AtomEnum::ANY, 0, 256).ok()?.reply().ok()?;
+        let reply = self
+            .conn
+            .get_property(false, window, AtomEnum::WM_NAME, AtomEnum::ANY, 0, 256)
+            .ok()?
+            .reply()
+            .ok()?;
         (!reply.value.is_empty()).then(|| String::from_utf8_lossy(&reply.value).into_owned())
     }
 
@@ -309,7 +378,12 @@ impl X11 {
             if window != self.root && self.name(window).as_deref() == Some(name) {
                 return Some(window);
             }
-            if let Ok(reply) = self.conn.query_tree(window).map_err(x_err).and_then(|c| c.reply().map_err(x_err)) {
+            if let Ok(reply) = self
+                .conn
+                .query_tree(window)
+                .map_err(x_err)
+                .and_then(|c| c.reply().map_err(x_err))
+            {
                 stack.extend(reply.children.iter().rev());
             }
         }
@@ -324,7 +398,9 @@ impl X11 {
                 return Ok(w);
             }
             if Instant::now() > deadline {
-                return Err(format!("no window named {name:?} appeared within {timeout:?}"));
+                return Err(format!(
+                    "no window named {name:?} appeared within {timeout:?}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -332,9 +408,24 @@ impl X11 {
 
     /// Where a window's top-left corner is on the screen, and its size.
     pub fn geometry(&self, window: u32) -> GuiResult<(i32, i32, u32, u32)> {
-        let geometry = self.conn.get_geometry(window).map_err(x_err)?.reply().map_err(x_err)?;
-        let at = self.conn.translate_coordinates(window, self.root, 0, 0).map_err(x_err)?.reply().map_err(x_err)?;
-        Ok((at.dst_x as i32, at.dst_y as i32, geometry.width as u32, geometry.height as u32))
+        let geometry = self
+            .conn
+            .get_geometry(window)
+            .map_err(x_err)?
+            .reply()
+            .map_err(x_err)?;
+        let at = self
+            .conn
+            .translate_coordinates(window, self.root, 0, 0)
+            .map_err(x_err)?
+            .reply()
+            .map_err(x_err)?;
+        Ok((
+            at.dst_x as i32,
+            at.dst_y as i32,
+            geometry.width as u32,
+            geometry.height as u32,
+        ))
     }
 
     /// A screenshot of `window` as it appears on the screen (read from the root window, so child
@@ -343,33 +434,63 @@ impl X11 {
         let (x, y, w, h) = self.geometry(window)?;
         let image = self
             .conn
-            .get_image(ImageFormat::Z_PIXMAP, self.root, x as i16, y as i16, w as u16, h as u16, !0)
+            .get_image(
+                ImageFormat::Z_PIXMAP,
+                self.root,
+                x as i16,
+                y as i16,
+                w as u16,
+                h as u16,
+                !0,
+            )
             .map_err(x_err)?
             .reply()
             .map_err(x_err)?;
         let (w, h) = (w as usize, h as usize);
         if image.depth != 24 && image.depth != 32 || image.data.len() < w * h * 4 {
-            return Err(format!("unexpected image: depth {}, {} bytes for {w}×{h}", image.depth, image.data.len()));
+            return Err(format!(
+                "unexpected image: depth {}, {} bytes for {w}×{h}",
+                image.depth,
+                image.data.len()
+            ));
         }
         // 24-bit TrueColor in 32-bit pixels, little-endian: B, G, R, X.
-        let rgb = image.data.chunks_exact(4).take(w * h).flat_map(|p| [p[2], p[1], p[0]]).collect();
-        Ok(Screenshot { width: w, height: h, rgb })
+        let rgb = image
+            .data
+            .chunks_exact(4)
+            .take(w * h)
+            .flat_map(|p| [p[2], p[1], p[0]])
+            .collect();
+        Ok(Screenshot {
+            width: w,
+            height: h,
+            rgb,
+        })
     }
 
     /// Clicks the left button at (x, y) inside `window`, through XTEST (as a user's click).
     pub fn click(&self, window: u32, x: f32, y: f32) -> GuiResult<()> {
         let (wx, wy, _, _) = self.geometry(window)?;
-        let (sx, sy) = ((wx as f32 + x).round() as i16, (wy as f32 + y).round() as i16);
+        let (sx, sy) = (
+            (wx as f32 + x).round() as i16,
+            (wy as f32 + y).round() as i16,
+        );
         let motion = x11rb::protocol::xproto::MOTION_NOTIFY_EVENT;
-        self.conn.xtest_fake_input(motion, 0, 0, self.root, sx, sy, 0).map_err(x_err)?;
+        self.conn
+            .xtest_fake_input(motion, 0, 0, self.root, sx, sy, 0)
+            .map_err(x_err)?;
         self.conn.flush().map_err(x_err)?;
         std::thread::sleep(Duration::from_millis(80));
         let press = x11rb::protocol::xproto::BUTTON_PRESS_EVENT;
         let release = x11rb::protocol::xproto::BUTTON_RELEASE_EVENT;
-        self.conn.xtest_fake_input(press, 1, 0, self.root, sx, sy, 0).map_err(x_err)?;
+        self.conn
+            .xtest_fake_input(press, 1, 0, self.root, sx, sy, 0)
+            .map_err(x_err)?;
         self.conn.flush().map_err(x_err)?;
         std::thread::sleep(Duration::from_millis(80));
-        self.conn.xtest_fake_input(release, 1, 0, self.root, sx, sy, 0).map_err(x_err)?;
+        self.conn
+            .xtest_fake_input(release, 1, 0, self.root, sx, sy, 0)
+            .map_err(x_err)?;
         self.conn.sync().map_err(x_err)?;
         Ok(())
     }
@@ -377,10 +498,29 @@ impl X11 {
     /// Asks a top-level window to close, as a window manager's close button does
     /// (`WM_DELETE_WINDOW`).
     pub fn request_close(&self, window: u32) -> GuiResult<()> {
-        let protocols = self.conn.intern_atom(false, b"WM_PROTOCOLS").map_err(x_err)?.reply().map_err(x_err)?.atom;
-        let delete = self.conn.intern_atom(false, b"WM_DELETE_WINDOW").map_err(x_err)?.reply().map_err(x_err)?.atom;
-        let event = ClientMessageEvent::new(32, window, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
-        self.conn.send_event(false, window, EventMask::NO_EVENT, event).map_err(x_err)?;
+        let protocols = self
+            .conn
+            .intern_atom(false, b"WM_PROTOCOLS")
+            .map_err(x_err)?
+            .reply()
+            .map_err(x_err)?
+            .atom;
+        let delete = self
+            .conn
+            .intern_atom(false, b"WM_DELETE_WINDOW")
+            .map_err(x_err)?
+            .reply()
+            .map_err(x_err)?
+            .atom;
+        let event = ClientMessageEvent::new(
+            32,
+            window,
+            protocols,
+            [delete, x11rb::CURRENT_TIME, 0, 0, 0],
+        );
+        self.conn
+            .send_event(false, window, EventMask::NO_EVENT, event)
+            .map_err(x_err)?;
         self.conn.flush().map_err(x_err)
     }
 }
@@ -402,13 +542,17 @@ impl EmbeddedEditor {
     pub fn open(host: &mut EchoicHost, display: &str) -> GuiResult<Self> {
         let gui = host.gui().ok_or("the plugin has no clap.gui")?;
         let x11 = X11::connect(display)?;
-        let config = GuiConfiguration { api_type: GuiApiType::X11, is_floating: false };
+        let config = GuiConfiguration {
+            api_type: GuiApiType::X11,
+            is_floating: false,
+        };
         let size = {
             let handle = host.instance_mut().plugin_handle();
             if !gui.is_api_supported(&handle, config) {
                 return Err("the plugin does not support embedded X11 editors".into());
             }
-            gui.create(&handle, config).map_err(|e| format!("gui.create: {e:?}"))?;
+            gui.create(&handle, config)
+                .map_err(|e| format!("gui.create: {e:?}"))?;
             let _ = gui.set_scale(&handle, 1.0);
             gui.get_size(&handle).ok_or("gui.get_size failed")?
         };
@@ -417,8 +561,13 @@ impl EmbeddedEditor {
         {
             let handle = host.instance_mut().plugin_handle();
             // SAFETY: `parent` stays alive until `close` destroys the GUI first.
-            unsafe { gui.set_parent(&handle, ClapWindow::from_x11_handle(parent as std::ffi::c_ulong)) }
-                .map_err(|e| format!("gui.set_parent: {e:?}"))?;
+            unsafe {
+                gui.set_parent(
+                    &handle,
+                    ClapWindow::from_x11_handle(parent as std::ffi::c_ulong),
+                )
+            }
+            .map_err(|e| format!("gui.set_parent: {e:?}"))?;
             gui.show(&handle).map_err(|e| format!("gui.show: {e:?}"))?;
         }
         host.pump_main_thread();
@@ -431,7 +580,11 @@ impl EmbeddedEditor {
         host.pump_main_thread();
         self.x11.pump();
         if let Some(size) = host.with_shared(|s| s.gui.take_requested_size()) {
-            if self.x11.resize(self.parent, size.width, size.height).is_ok() {
+            if self
+                .x11
+                .resize(self.parent, size.width, size.height)
+                .is_ok()
+            {
                 self.size = size;
                 if let Some(gui) = host.gui() {
                     let handle = host.instance_mut().plugin_handle();
@@ -448,7 +601,8 @@ impl EmbeddedEditor {
         let size = GuiSize { width, height };
         {
             let handle = host.instance_mut().plugin_handle();
-            gui.set_size(&handle, size).map_err(|e| format!("gui.set_size: {e:?}"))?;
+            gui.set_size(&handle, size)
+                .map_err(|e| format!("gui.set_size: {e:?}"))?;
         }
         self.size = size;
         host.pump_main_thread();
@@ -495,7 +649,11 @@ impl Probe {
     }
 
     /// Waits until the probe at `path` satisfies `ready`.
-    pub fn wait(path: &Path, timeout: Duration, ready: impl Fn(&Probe) -> bool) -> GuiResult<Probe> {
+    pub fn wait(
+        path: &Path,
+        timeout: Duration,
+        ready: impl Fn(&Probe) -> bool,
+    ) -> GuiResult<Probe> {
         let deadline = Instant::now() + timeout;
         let mut last = None;
         loop {
@@ -506,7 +664,10 @@ impl Probe {
                 last = Some(p);
             }
             if Instant::now() > deadline {
-                return Err(format!("the editor probe {} did not get ready within {timeout:?}; last: {last:?}", path.display()));
+                return Err(format!(
+                    "the editor probe {} did not get ready within {timeout:?}; last: {last:?}",
+                    path.display()
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -536,7 +697,9 @@ impl Probe {
     pub fn model_entry(&self, stem: &str) -> Option<PixelRect> {
         let file = format!("/{stem}.safetensors");
         let entries = self.0["model_list"].as_array()?;
-        let entry = entries.iter().find(|e| e[0].as_str().is_some_and(|path| path.ends_with(&file)))?;
+        let entry = entries
+            .iter()
+            .find(|e| e[0].as_str().is_some_and(|path| path.ends_with(&file)))?;
         rect_of(&entry[1])
     }
 
@@ -565,5 +728,7 @@ pub fn centre(rect: PixelRect) -> (f32, f32) {
 /// Where the window tests keep their pictures for a person to look at:
 /// `<workspace>/target/editor-screenshots`.
 pub fn screenshot_dir() -> PathBuf {
-    crate::bundle::workspace_root().join("target").join("editor-screenshots")
+    crate::bundle::workspace_root()
+        .join("target")
+        .join("editor-screenshots")
 }

@@ -87,11 +87,16 @@ impl XorShift64 {
 /// A real recording from `tests/fixtures/` (16-bit mono wav) as samples in -1..1, with its
 /// sample rate in Hz. Panics with the path if it cannot be read.
 pub fn recording(name: &str) -> (Vec<f32>, f64) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
     let mut reader =
         hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let rate = reader.spec().sample_rate as f64;
-    let samples = reader.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect();
+    let samples = reader
+        .samples::<i16>()
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect();
     (samples, rate)
 }
 

@@ -26,7 +26,10 @@ fn play(host: &mut EchoicHost, signal: &[f32], offset: u64, midi: &mut Vec<MidiM
     for (i, block) in signal.chunks(BLOCK).enumerate() {
         let out = host.process_signal(&[block.to_vec()], &[BLOCK]).unwrap();
         let block_start = offset + (i * BLOCK) as u64;
-        midi.extend(out.midi.into_iter().map(|m| MidiMessage { sample: m.sample + block_start, ..m }));
+        midi.extend(out.midi.into_iter().map(|m| MidiMessage {
+            sample: m.sample + block_start,
+            ..m
+        }));
         let due = Duration::from_secs_f64(((i + 1) * BLOCK) as f64 / rate);
         if let Some(wait) = due.checked_sub(start.elapsed()) {
             std::thread::sleep(wait);
@@ -60,12 +63,18 @@ fn similarity_rises_on_the_learned_sound_and_stays_low_on_another() {
     let learn = param(&params, "Learn 1", "Learn sound 1");
     host.set_param(on.id, 1.0).unwrap();
     host.set_param(source.id, 8.0).unwrap(); // Source::all()[8] = similarity to sound 1
-    host.activate(AudioConfig::new(rate, BLOCK as u32, 1)).unwrap();
+    host.activate(AudioConfig::new(rate, BLOCK as u32, 1))
+        .unwrap();
 
     let mut midi = Vec::new();
     let mut position = 0u64;
     // Let the memory fill with music, then learn it for 2 s while it keeps playing.
-    play(&mut host, &music[..(1.5 * rate) as usize], position, &mut midi);
+    play(
+        &mut host,
+        &music[..(1.5 * rate) as usize],
+        position,
+        &mut midi,
+    );
     position += (1.5 * rate) as u64;
     host.set_param(learn.id, 1.0).unwrap();
     let rest = &music[(1.5 * rate) as usize..];
@@ -92,9 +101,18 @@ fn similarity_rises_on_the_learned_sound_and_stays_low_on_another() {
          on the learned music held {music_level:.2}",
         midi.len(),
     );
-    assert!(speech_peak < 0.5, "the other sound peaked at {speech_peak:.2}");
-    assert!(music_level > 0.6, "the learned sound reads {music_level:.2}");
-    assert!(speech_level < 0.3, "the other sound reads {speech_level:.2}");
+    assert!(
+        speech_peak < 0.5,
+        "the other sound peaked at {speech_peak:.2}"
+    );
+    assert!(
+        music_level > 0.6,
+        "the learned sound reads {music_level:.2}"
+    );
+    assert!(
+        speech_level < 0.3,
+        "the other sound reads {speech_level:.2}"
+    );
     assert!(music_level > speech_level + 0.4);
 }
 
@@ -106,11 +124,13 @@ fn a_click_reaches_the_loudness_cc_within_one_hop_plus_one_inference() {
     // Slot 5 follows loudness on CC 24 with the fastest smoothing.
     let group = "Outputs 5";
     host.set_param(param(&params, group, "On").id, 1.0).unwrap();
-    host.set_param(param(&params, group, "Source").id, 15.0).unwrap(); // loudness
+    host.set_param(param(&params, group, "Source").id, 15.0)
+        .unwrap(); // loudness
     for name in ["Rise", "Fall"] {
         host.set_param(param(&params, group, name).id, 0.0).unwrap(); // 1 ms
     }
-    host.activate(AudioConfig::new(rate, BLOCK as u32, 1)).unwrap();
+    host.activate(AudioConfig::new(rate, BLOCK as u32, 1))
+        .unwrap();
     let mut signal = vec![0.0f32; (2.0 * rate) as usize];
     let click_at = (1.5 * rate) as usize + 123;
     for s in &mut signal[click_at..click_at + 48] {
@@ -123,7 +143,13 @@ fn a_click_reaches_the_loudness_cc_within_one_hop_plus_one_inference() {
         .find(|m| m.data[1] == 24 && m.sample >= click_at as u64 && m.data[2] > 30)
         .unwrap_or_else(|| panic!("no loudness CC after the click: {midi:?}"));
     let latency_ms = (first.sample - click_at as u64) as f64 / rate * 1e3;
-    println!("sound-to-CC latency: {latency_ms:.2} ms (hop 10 ms, block {:.2} ms)", BLOCK as f64 / rate * 1e3);
+    println!(
+        "sound-to-CC latency: {latency_ms:.2} ms (hop 10 ms, block {:.2} ms)",
+        BLOCK as f64 / rate * 1e3
+    );
     // One hop to complete the frame, one block for the worker's answer to be picked up.
-    assert!(latency_ms <= 10.0 + BLOCK as f64 / rate * 1e3 + 1.0, "{latency_ms:.2} ms");
+    assert!(
+        latency_ms <= 10.0 + BLOCK as f64 / rate * 1e3 + 1.0,
+        "{latency_ms:.2} ms"
+    );
 }

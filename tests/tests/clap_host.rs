@@ -34,7 +34,13 @@ fn assert_passed_through(input: &[Vec<f32>], output: &[Vec<f32>], what: &str) {
     assert_eq!(input.len(), output.len(), "{what}: channel count");
     for (channel, (i, o)) in input.iter().zip(output).enumerate() {
         assert_eq!(i.len(), o.len(), "{what}: length of channel {channel}");
-        let expected = |x: f32| if x.is_subnormal() { 0.0f32.copysign(x) } else { x };
+        let expected = |x: f32| {
+            if x.is_subnormal() {
+                0.0f32.copysign(x)
+            } else {
+                x
+            }
+        };
         if let Some(frame) = i
             .iter()
             .zip(o)

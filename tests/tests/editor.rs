@@ -10,9 +10,11 @@
 //! (from the editor's probe) and the audio thread's cost with the editor closed and open are
 //! printed.
 
-use echoic_host_tests::gui::{centre, screenshot_dir, EmbeddedEditor, Probe, Screenshot, XServer, X11};
-use std::path::Path;
+use echoic_host_tests::gui::{
+    centre, screenshot_dir, EmbeddedEditor, Probe, Screenshot, XServer, X11,
+};
 use echoic_host_tests::{recording, state_bytes, state_document, AudioConfig, EchoicHost};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -39,9 +41,13 @@ fn play(host: &mut EchoicHost, editor: Option<&mut EmbeddedEditor>, signal: &[f3
     let mut blocks = 0;
     for (i, block) in signal.chunks(BLOCK).enumerate() {
         let t = Instant::now();
-        host.process_block(&[block], &mut [&mut out[..block.len()]]).unwrap();
+        host.process_block(&[block], &mut [&mut out[..block.len()]])
+            .unwrap();
         busy += t.elapsed();
-        assert!(out[..block.len()] == *block, "the audio did not pass through untouched in block {i}");
+        assert!(
+            out[..block.len()] == *block,
+            "the audio did not pass through untouched in block {i}"
+        );
         blocks += 1;
         if let Some(editor) = editor.as_deref_mut() {
             editor.pump(host);
@@ -64,7 +70,10 @@ struct EnvGuard(
 
 impl EnvGuard {
     fn set(vars: &[(&'static str, &std::ffi::OsStr)]) -> Self {
-        let saved = vars.iter().map(|(k, _)| (*k, std::env::var_os(k))).collect();
+        let saved = vars
+            .iter()
+            .map(|(k, _)| (*k, std::env::var_os(k)))
+            .collect();
         for (k, v) in vars {
             std::env::set_var(k, v);
         }
@@ -85,7 +94,11 @@ impl Drop for EnvGuard {
 
 /// The regions of a screenshot the assertions look at.
 fn region(shot: &Screenshot, probe: &Probe, name: &str) -> Screenshot {
-    shot.crop(probe.rect(name).unwrap_or_else(|| panic!("the probe has no {name} rect: {probe:?}")))
+    shot.crop(
+        probe
+            .rect(name)
+            .unwrap_or_else(|| panic!("the probe has no {name} rect: {probe:?}")),
+    )
 }
 
 #[test]
@@ -96,7 +109,10 @@ fn embedded_editor_shows_music_and_speech_live() {
     std::fs::create_dir_all(&dir).unwrap();
     let probe_path = dir.join("probe-clap.json");
     let _ = std::fs::remove_file(&probe_path);
-    let _env = EnvGuard::set(&[("DISPLAY", server.display().as_ref()), ("ECHOIC_EDITOR_PROBE", probe_path.as_os_str())]);
+    let _env = EnvGuard::set(&[
+        ("DISPLAY", server.display().as_ref()),
+        ("ECHOIC_EDITOR_PROBE", probe_path.as_os_str()),
+    ]);
 
     let (music, rate) = recording("music_armygeddon.wav");
     let (speech, _) = recording("speech_june.wav");
@@ -104,14 +120,23 @@ fn embedded_editor_shows_music_and_speech_live() {
     // plugin's window) goes first, then the test's X connection, then the X server.
     let mut embedded: Option<EmbeddedEditor> = None;
     let mut host = EchoicHost::new().unwrap();
-    host.activate(AudioConfig::new(rate, BLOCK as u32, 1)).unwrap();
+    host.activate(AudioConfig::new(rate, BLOCK as u32, 1))
+        .unwrap();
 
     // The audio thread's cost without an editor, as a reference.
     let closed_us = play(&mut host, None, &music[..(2.0 * rate) as usize]);
 
-    let editor = embedded.insert(EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens embedded"));
-    println!("editor embedded at {}×{}", editor.size.width, editor.size.height);
-    Probe::wait(&probe_path, Duration::from_secs(20), |p| p.stat("frames") > 0.0).expect("the editor draws");
+    let editor = embedded.insert(
+        EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens embedded"),
+    );
+    println!(
+        "editor embedded at {}×{}",
+        editor.size.width, editor.size.height
+    );
+    Probe::wait(&probe_path, Duration::from_secs(20), |p| {
+        p.stat("frames") > 0.0
+    })
+    .expect("the editor draws");
 
     // Learn the music from the editor: a click on sound 1's learn button, 1.5 s into the music
     // (once the echoic memory is full of it); the capture takes the next 2 s.
@@ -123,7 +148,10 @@ fn embedded_editor_shows_music_and_speech_live() {
     music_us = (music_us + play(&mut host, Some(&mut *editor), &music[split..])) * 0.5;
     let music_shot = editor.screenshot().unwrap();
     let music_probe = Probe::read(&probe_path).unwrap();
-    assert!(music_probe.learned(0), "clicking learn in the embedded editor learned nothing: {music_probe:?}");
+    assert!(
+        music_probe.learned(0),
+        "clicking learn in the embedded editor learned nothing: {music_probe:?}"
+    );
     music_shot.save_png(&dir.join("clap-music.png")).unwrap();
 
     let speech_us = play(&mut host, Some(&mut *editor), &speech);
@@ -132,8 +160,14 @@ fn embedded_editor_shows_music_and_speech_live() {
     speech_shot.save_png(&dir.join("clap-speech.png")).unwrap();
     // The learned music is on the map, away from where the speech is.
     let marker = region(&speech_shot, &speech_probe, "map").count_near(SOUND_1, 24);
-    println!("sound 1 (the music) marker: {marker} pixels, at {} on the map", speech_probe.0["learned_on_map"][0]);
-    assert!(marker > 100, "no marker for the learned music on the map ({marker} pixels)");
+    println!(
+        "sound 1 (the music) marker: {marker} pixels, at {} on the map",
+        speech_probe.0["learned_on_map"][0]
+    );
+    assert!(
+        marker > 100,
+        "no marker for the learned music on the map ({marker} pixels)"
+    );
 
     println!(
         "editor frames: {:.1} fps, ui() mean {:.2} ms (p95 {:.2}, max {:.2}), frame interval mean {:.1} ms (p95 {:.1}); \
@@ -150,30 +184,55 @@ fn embedded_editor_shows_music_and_speech_live() {
     println!("plugin process() per {BLOCK}-sample block: {closed_us:.1} µs with the editor closed, {music_us:.1} / {speech_us:.1} µs open");
 
     // Every data panel shows something, on both sounds.
-    for (name, shot, probe) in [("music", &music_shot, &music_probe), ("speech", &speech_shot, &speech_probe)] {
+    for (name, shot, probe) in [
+        ("music", &music_shot, &music_probe),
+        ("speech", &speech_shot, &speech_probe),
+    ] {
         for panel in ["cochleagram", "memory", "embedding"] {
             let r = region(shot, probe, panel);
             let (spread, colours) = (r.brightness_spread(), r.distinct_colours());
             println!("{name} {panel}: brightness spread {spread:.1}, {colours} colours");
-            assert!(spread > 8.0 && colours > 40, "the {panel} is blank on {name} ({spread:.1}, {colours} colours)");
+            assert!(
+                spread > 8.0 && colours > 40,
+                "the {panel} is blank on {name} ({spread:.1}, {colours} colours)"
+            );
         }
         let map = region(shot, probe, "map");
         let accent = map.count_near(ACCENT, 40);
-        assert!(accent > 20, "no present position or trail on the map on {name} ({accent} accent pixels)");
+        assert!(
+            accent > 20,
+            "no present position or trail on the map on {name} ({accent} accent pixels)"
+        );
     }
     // And what they show depends on the sound: the cochleagram as a whole, and where the map
     // draws the present and its trail.
-    let coch_diff = region(&music_shot, &music_probe, "cochleagram").mean_abs_diff(&region(&speech_shot, &speech_probe, "cochleagram"));
+    let coch_diff = region(&music_shot, &music_probe, "cochleagram").mean_abs_diff(&region(
+        &speech_shot,
+        &speech_probe,
+        "cochleagram",
+    ));
     println!("cochleagram: mean difference music vs speech {coch_diff:.1} (of 255)");
-    assert!(coch_diff > 10.0, "the cochleagram looks the same for music and speech ({coch_diff:.1})");
+    assert!(
+        coch_diff > 10.0,
+        "the cochleagram looks the same for music and speech ({coch_diff:.1})"
+    );
     let map_music = region(&music_shot, &music_probe, "map");
     let map_speech = region(&speech_shot, &speech_probe, "map");
     let map_diff = map_music.mean_abs_diff(&map_speech);
-    let (a, b) = (map_music.centroid_near(ACCENT, 40).unwrap(), map_speech.centroid_near(ACCENT, 40).unwrap());
+    let (a, b) = (
+        map_music.centroid_near(ACCENT, 40).unwrap(),
+        map_speech.centroid_near(ACCENT, 40).unwrap(),
+    );
     let moved = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
     println!("map: mean difference {map_diff:.1}, the trail's centre moved {moved:.0} px ({a:?} → {b:?})");
-    assert!(map_diff > 0.5 && moved > 15.0, "the map shows the same place for music and speech");
-    assert!(speech_probe.stat("frames") > 30.0, "the editor hardly drew: {speech_probe:?}");
+    assert!(
+        map_diff > 0.5 && moved > 15.0,
+        "the map shows the same place for music and speech"
+    );
+    assert!(
+        speech_probe.stat("frames") > 30.0,
+        "the editor hardly drew: {speech_probe:?}"
+    );
 
     // Resizing the window is saved with the plugin state.
     editor.set_size(&mut host, 1120, 760).unwrap();
@@ -187,9 +246,19 @@ fn embedded_editor_shows_music_and_speech_live() {
             break;
         }
     }
-    assert!(saved.contains("editor-size") && saved.contains("1120") && saved.contains("760"), "the new size is not in the state: {saved}");
-    let resized = Probe::wait(&probe_path, Duration::from_secs(10), |p| p.0["screen"][2].as_f64() == Some(1120.0)).unwrap();
-    editor.screenshot().unwrap().save_png(&dir.join("clap-resized.png")).unwrap();
+    assert!(
+        saved.contains("editor-size") && saved.contains("1120") && saved.contains("760"),
+        "the new size is not in the state: {saved}"
+    );
+    let resized = Probe::wait(&probe_path, Duration::from_secs(10), |p| {
+        p.0["screen"][2].as_f64() == Some(1120.0)
+    })
+    .unwrap();
+    editor
+        .screenshot()
+        .unwrap()
+        .save_png(&dir.join("clap-resized.png"))
+        .unwrap();
     println!("resized editor probe screen: {}", resized.0["screen"]);
 
     if let Some(editor) = embedded.take() {
@@ -209,7 +278,11 @@ fn start_standalone(
     env: &[(&str, &std::ffi::OsStr)],
 ) -> std::process::Child {
     let standalone = echoic_host_tests::bundle_dir().join("Echoic");
-    assert!(standalone.is_file(), "{} is missing: run `cargo xtask bundle echoic` first", standalone.display());
+    assert!(
+        standalone.is_file(),
+        "{} is missing: run `cargo xtask bundle echoic` first",
+        standalone.display()
+    );
     let _ = std::fs::remove_file(probe_path);
     let log = screenshot_dir().join(format!("{log_name}-stderr.log"));
     std::process::Command::new(&standalone)
@@ -232,21 +305,31 @@ fn close_standalone(x11: &X11, window: u32, app: &mut std::process::Child) {
             assert!(status.success(), "the standalone exited with {status}");
             break;
         }
-        assert!(Instant::now() < deadline, "the standalone did not exit after its window was closed");
+        assert!(
+            Instant::now() < deadline,
+            "the standalone did not exit after its window was closed"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// After a standalone test body (`result`): kills the standalone if it still runs and, if the
 /// body failed, prints its stderr (from [`start_standalone`]'s `log_name`) and fails the same way.
-fn finish_standalone(mut app: std::process::Child, result: std::thread::Result<()>, log_name: &str) {
+fn finish_standalone(
+    mut app: std::process::Child,
+    result: std::thread::Result<()>,
+    log_name: &str,
+) {
     if app.try_wait().ok().flatten().is_none() {
         let _ = app.kill();
         let _ = app.wait();
     }
     if let Err(panic) = result {
         let log = screenshot_dir().join(format!("{log_name}-stderr.log"));
-        eprintln!("standalone stderr:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        eprintln!(
+            "standalone stderr:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
         std::panic::resume_unwind(panic);
     }
 }
@@ -261,35 +344,50 @@ fn standalone_learn_button_puts_a_marker_on_the_map() {
     let mut app = start_standalone(&server, &probe_path, "standalone", &[]);
     let x11 = X11::connect(server.display()).unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let window = x11.wait_for_window("Echoic", Duration::from_secs(30)).expect("the standalone's window");
+        let window = x11
+            .wait_for_window("Echoic", Duration::from_secs(30))
+            .expect("the standalone's window");
         // Wait until the listener runs (the memory has filled, embeddings flow).
         let probe = Probe::wait(&probe_path, Duration::from_secs(30), |p| p.hops() > 200).unwrap();
         assert!(!probe.learned(0), "nothing is learned at start");
         let map = probe.rect("map").unwrap();
         let before = x11.screenshot(window).unwrap();
-        before.save_png(&dir.join("standalone-before-learn.png")).unwrap();
+        before
+            .save_png(&dir.join("standalone-before-learn.png"))
+            .unwrap();
         let amber_before = before.crop(map).count_near(SOUND_1, 24);
 
         let (x, y) = centre(probe.learn_button(0).unwrap());
         x11.click(window, x, y).unwrap();
         // The capture lasts `learn_seconds` (2 s) once it starts.
-        let learned = Probe::wait(&probe_path, Duration::from_secs(15), |p| p.learned(0)).expect("sound 1 gets learned");
+        let learned = Probe::wait(&probe_path, Duration::from_secs(15), |p| p.learned(0))
+            .expect("sound 1 gets learned");
         std::thread::sleep(Duration::from_millis(500));
         let after = x11.screenshot(window).unwrap();
         after.save_png(&dir.join("standalone-learned.png")).unwrap();
         let amber_after = after.crop(map).count_near(SOUND_1, 24);
         println!("map pixels in sound 1's colour: {amber_before} before learning, {amber_after} after; on the map at {}", learned.0["learned_on_map"][0]);
-        assert!(learned.0["learned_on_map"][0].is_array(), "the learned sound has no map position");
-        assert!(amber_after > amber_before + 100, "no marker for sound 1 appeared ({amber_before} → {amber_after})");
+        assert!(
+            learned.0["learned_on_map"][0].is_array(),
+            "the learned sound has no map position"
+        );
+        assert!(
+            amber_after > amber_before + 100,
+            "no marker for sound 1 appeared ({amber_before} → {amber_after})"
+        );
 
         let (x, y) = centre(learned.clear_button(0).unwrap());
         x11.click(window, x, y).unwrap();
-        Probe::wait(&probe_path, Duration::from_secs(10), |p| !p.learned(0)).expect("sound 1 is cleared");
+        Probe::wait(&probe_path, Duration::from_secs(10), |p| !p.learned(0))
+            .expect("sound 1 is cleared");
         std::thread::sleep(Duration::from_millis(500));
         let cleared = x11.screenshot(window).unwrap();
         let amber_cleared = cleared.crop(map).count_near(SOUND_1, 24);
         println!("after clearing: {amber_cleared}");
-        assert!(amber_cleared + 100 < amber_after, "the marker stayed after clearing");
+        assert!(
+            amber_cleared + 100 < amber_after,
+            "the marker stayed after clearing"
+        );
         let stats = Probe::read(&probe_path).unwrap();
         println!(
             "standalone editor: {:.1} fps, ui() mean {:.2} ms, frame interval mean {:.1} ms",
@@ -308,7 +406,9 @@ fn model_dir(name: &str) -> std::path::PathBuf {
     let dir = screenshot_dir().join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let shipped = echoic_host_tests::bundle::workspace_root().join("models").join("echoic-default.safetensors");
+    let shipped = echoic_host_tests::bundle::workspace_root()
+        .join("models")
+        .join("echoic-default.safetensors");
     std::fs::copy(&shipped, dir.join("copy-of-default.safetensors")).unwrap();
     std::fs::write(dir.join("broken.safetensors"), b"this is not a model").unwrap();
     dir
@@ -318,7 +418,8 @@ fn model_dir(name: &str) -> std::path::PathBuf {
 /// JSON string).
 fn with_model_path(state: &[u8], path: &str) -> Vec<u8> {
     let mut json = state_json(state);
-    json["fields"]["model-path"] = serde_json::Value::String(serde_json::to_string(&Some(path)).unwrap());
+    json["fields"]["model-path"] =
+        serde_json::Value::String(serde_json::to_string(&Some(path)).unwrap());
     state_bytes(&json)
 }
 
@@ -334,36 +435,67 @@ fn saved_model_path_is_used_and_a_missing_file_falls_back_to_the_built_in_model(
     let dir = model_dir("models-saved-path");
     let probe_path = screenshot_dir().join("probe-clap-model.json");
     let _ = std::fs::remove_file(&probe_path);
-    let _env = EnvGuard::set(&[("DISPLAY", server.display().as_ref()), ("ECHOIC_EDITOR_PROBE", probe_path.as_os_str())]);
+    let _env = EnvGuard::set(&[
+        ("DISPLAY", server.display().as_ref()),
+        ("ECHOIC_EDITOR_PROBE", probe_path.as_os_str()),
+    ]);
     let mut embedded: Option<EmbeddedEditor> = None;
     let mut host = EchoicHost::new().unwrap();
     let state = host.save_state().unwrap();
-    let good = dir.join("copy-of-default.safetensors").display().to_string();
+    let good = dir
+        .join("copy-of-default.safetensors")
+        .display()
+        .to_string();
 
     // A saved model file that exists is loaded at activation.
     host.load_state(&with_model_path(&state, &good)).unwrap();
-    host.activate(AudioConfig::new(48_000.0, BLOCK as u32, 1)).unwrap();
-    let editor = embedded.insert(EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens"));
-    let probe = Probe::wait(&probe_path, Duration::from_secs(20), |p| p.0["model_file"].is_string()).expect("the saved file is in use");
+    host.activate(AudioConfig::new(48_000.0, BLOCK as u32, 1))
+        .unwrap();
+    let editor = embedded
+        .insert(EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens"));
+    let probe = Probe::wait(&probe_path, Duration::from_secs(20), |p| {
+        p.0["model_file"].is_string()
+    })
+    .expect("the saved file is in use");
     assert_eq!(probe.0["model_file"].as_str(), Some(good.as_str()));
     assert!(probe.0["model_note"].is_null(), "{probe:?}");
     editor.pump(&mut host);
 
     // One that has gone: the built-in model, and a note saying so.
     host.deactivate();
-    host.load_state(&with_model_path(&state, "/nonexistent/gone.safetensors")).unwrap();
-    host.activate(AudioConfig::new(48_000.0, BLOCK as u32, 1)).unwrap();
-    let probe = Probe::wait(&probe_path, Duration::from_secs(20), |p| p.0["model_note"].is_string()).expect("a note about the missing file");
+    host.load_state(&with_model_path(&state, "/nonexistent/gone.safetensors"))
+        .unwrap();
+    host.activate(AudioConfig::new(48_000.0, BLOCK as u32, 1))
+        .unwrap();
+    let probe = Probe::wait(&probe_path, Duration::from_secs(20), |p| {
+        p.0["model_note"].is_string()
+    })
+    .expect("a note about the missing file");
     println!("note: {}", probe.0["model_note"]);
-    assert!(probe.0["model_file"].is_null(), "the built-in model is in use");
+    assert!(
+        probe.0["model_file"].is_null(),
+        "the built-in model is in use"
+    );
     assert_eq!(probe.0["model"].as_str(), Some("echoic-default"));
     assert!(probe.0["model_note"].as_str().unwrap().contains("gone"));
     let silence = vec![0.0f32; 48_000];
     play(&mut host, embedded.as_mut(), &silence);
-    embedded.as_ref().unwrap().screenshot().unwrap().save_png(&screenshot_dir().join("clap-model-gone.png")).unwrap();
+    embedded
+        .as_ref()
+        .unwrap()
+        .screenshot()
+        .unwrap()
+        .save_png(&screenshot_dir().join("clap-model-gone.png"))
+        .unwrap();
     // The path stays saved: when the file comes back, the session finds it again.
     let saved = state_json(&host.save_state().unwrap());
-    assert!(saved["fields"]["model-path"].as_str().unwrap().contains("gone.safetensors"), "{saved}");
+    assert!(
+        saved["fields"]["model-path"]
+            .as_str()
+            .unwrap()
+            .contains("gone.safetensors"),
+        "{saved}"
+    );
 
     if let Some(editor) = embedded.take() {
         editor.close(&mut host);
@@ -378,31 +510,68 @@ fn standalone_model_chooser_refuses_a_broken_file_and_loads_a_good_one() {
     let dir = screenshot_dir();
     let models = model_dir("models-chooser");
     let probe_path = dir.join("probe-standalone-models.json");
-    let mut app = start_standalone(&server, &probe_path, "standalone-models", &[("ECHOIC_MODELS_DIR", models.as_os_str())]);
+    let mut app = start_standalone(
+        &server,
+        &probe_path,
+        "standalone-models",
+        &[("ECHOIC_MODELS_DIR", models.as_os_str())],
+    );
     let x11 = X11::connect(server.display()).unwrap();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let window = x11.wait_for_window("Echoic", Duration::from_secs(30)).expect("the standalone's window");
-        let probe = Probe::wait(&probe_path, Duration::from_secs(30), |p| p.hops() > 50 && p.model_entry("broken").is_some()).expect("the chooser lists the files");
-        assert!(probe.0["model_file"].is_null(), "the built-in model at start");
+        let window = x11
+            .wait_for_window("Echoic", Duration::from_secs(30))
+            .expect("the standalone's window");
+        let probe = Probe::wait(&probe_path, Duration::from_secs(30), |p| {
+            p.hops() > 50 && p.model_entry("broken").is_some()
+        })
+        .expect("the chooser lists the files");
+        assert!(
+            probe.0["model_file"].is_null(),
+            "the built-in model at start"
+        );
 
         let (x, y) = centre(probe.model_entry("broken").unwrap());
         x11.click(window, x, y).unwrap();
-        let refused = Probe::wait(&probe_path, Duration::from_secs(15), |p| p.0["model_error"].is_string()).expect("an error for the broken file");
+        let refused = Probe::wait(&probe_path, Duration::from_secs(15), |p| {
+            p.0["model_error"].is_string()
+        })
+        .expect("an error for the broken file");
         println!("error shown: {}", refused.0["model_error"]);
-        assert!(refused.0["model_file"].is_null(), "the previous (built-in) model stays in use");
+        assert!(
+            refused.0["model_file"].is_null(),
+            "the previous (built-in) model stays in use"
+        );
         assert_eq!(refused.0["model"].as_str(), Some("echoic-default"));
         std::thread::sleep(Duration::from_millis(300));
-        x11.screenshot(window).unwrap().save_png(&dir.join("standalone-broken-model.png")).unwrap();
+        x11.screenshot(window)
+            .unwrap()
+            .save_png(&dir.join("standalone-broken-model.png"))
+            .unwrap();
 
         let (x, y) = centre(refused.model_entry("copy-of-default").unwrap());
         x11.click(window, x, y).unwrap();
-        let loaded = Probe::wait(&probe_path, Duration::from_secs(15), |p| p.0["model_file"].is_string()).expect("the good file is loaded");
-        assert!(loaded.0["model_file"].as_str().unwrap().ends_with("copy-of-default.safetensors"));
+        let loaded = Probe::wait(&probe_path, Duration::from_secs(15), |p| {
+            p.0["model_file"].is_string()
+        })
+        .expect("the good file is loaded");
+        assert!(loaded.0["model_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("copy-of-default.safetensors"));
         assert!(loaded.0["model_error"].is_null(), "{loaded:?}");
         // The worker installed it and it listens with these settings.
-        let listening = Probe::wait(&probe_path, Duration::from_secs(10), |p| p.0["refused"] == false && p.hops() > loaded.hops() + 100).unwrap();
-        println!("model in use: {} from {}", listening.0["model"], listening.0["model_file"]);
-        x11.screenshot(window).unwrap().save_png(&dir.join("standalone-chosen-model.png")).unwrap();
+        let listening = Probe::wait(&probe_path, Duration::from_secs(10), |p| {
+            p.0["refused"] == false && p.hops() > loaded.hops() + 100
+        })
+        .unwrap();
+        println!(
+            "model in use: {} from {}",
+            listening.0["model"], listening.0["model_file"]
+        );
+        x11.screenshot(window)
+            .unwrap()
+            .save_png(&dir.join("standalone-chosen-model.png"))
+            .unwrap();
 
         close_standalone(&x11, window, &mut app);
     }));
@@ -414,12 +583,24 @@ fn standalone_model_chooser_refuses_a_broken_file_and_loads_a_good_one() {
 /// that only the check under test can catch it. The names sort first in the chooser's list, so
 /// that an error banner above it cannot push them out of the window.
 fn damaged_models(dir: &Path) -> Vec<(String, &'static str)> {
-    let shipped = std::fs::read(echoic_host_tests::bundle::workspace_root().join("models").join("echoic-default.safetensors")).unwrap();
+    let shipped = std::fs::read(
+        echoic_host_tests::bundle::workspace_root()
+            .join("models")
+            .join("echoic-default.safetensors"),
+    )
+    .unwrap();
     let header_len = u64::from_le_bytes(shipped[..8].try_into().unwrap()) as usize;
     let edit_header = |from: &str, to: &str| {
-        assert_eq!(from.len(), to.len(), "a same-length edit keeps the header's length field right");
+        assert_eq!(
+            from.len(),
+            to.len(),
+            "a same-length edit keeps the header's length field right"
+        );
         let header = std::str::from_utf8(&shipped[8..8 + header_len]).unwrap();
-        assert!(header.contains(from), "the shipped model's header has no {from}");
+        assert!(
+            header.contains(from),
+            "the shipped model's header has no {from}"
+        );
         let mut bytes = shipped.clone();
         bytes[8..8 + header_len].copy_from_slice(header.replacen(from, to, 1).as_bytes());
         bytes
@@ -437,10 +618,22 @@ fn damaged_models(dir: &Path) -> Vec<(String, &'static str)> {
         })
         .collect();
     let files = [
-        ("bad-truncated", shipped[..shipped.len() / 2].to_vec(), "not a listener model file"),
+        (
+            "bad-truncated",
+            shipped[..shipped.len() / 2].to_vec(),
+            "not a listener model file",
+        ),
         ("bad-random", random, "not a listener model file"),
-        ("bad-version", edit_header(r#"\"format_version\":1,"#, r#"\"format_version\":9,"#), "version 9"),
-        ("bad-shape", edit_header(r#""shape":[250,200]"#, r#""shape":[200,250]"#), "shape"),
+        (
+            "bad-version",
+            edit_header(r#"\"format_version\":1,"#, r#"\"format_version\":9,"#),
+            "version 9",
+        ),
+        (
+            "bad-shape",
+            edit_header(r#""shape":[250,200]"#, r#""shape":[200,250]"#),
+            "shape",
+        ),
         ("bad-nan", nan, "NaN"),
     ];
     files
@@ -469,15 +662,22 @@ fn clap_editor_refuses_damaged_models_keeps_the_previous_one_and_audio_passes() 
     let mut embedded: Option<EmbeddedEditor> = None;
     let mut host = EchoicHost::new().unwrap();
     let state = host.save_state().unwrap();
-    let good = dir.join("copy-of-default.safetensors").display().to_string();
+    let good = dir
+        .join("copy-of-default.safetensors")
+        .display()
+        .to_string();
 
     // The previous model: a file chosen earlier and saved with the session.
     host.load_state(&with_model_path(&state, &good)).unwrap();
-    host.activate(AudioConfig::new(rate, BLOCK as u32, 1)).unwrap();
-    let editor = embedded.insert(EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens"));
+    host.activate(AudioConfig::new(rate, BLOCK as u32, 1))
+        .unwrap();
+    let editor = embedded
+        .insert(EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens"));
     let mut probe = Probe::wait(&probe_path, Duration::from_secs(20), |p| {
         p.0["model_file"].as_str() == Some(good.as_str())
-            && damaged.iter().all(|(name, _)| p.model_entry(name).is_some())
+            && damaged
+                .iter()
+                .all(|(name, _)| p.model_entry(name).is_some())
     })
     .expect("the saved file is in use and the chooser lists the damaged files");
 
@@ -491,7 +691,11 @@ fn clap_editor_refuses_damaged_models_keeps_the_previous_one_and_audio_passes() 
         let mut seen = probe.model_entry(name);
         for _ in 0..20 {
             for _ in 0..4 {
-                play(&mut host, Some(&mut *editor), &music[position..position + quarter]);
+                play(
+                    &mut host,
+                    Some(&mut *editor),
+                    &music[position..position + quarter],
+                );
                 position = (position + quarter) % (music.len() - quarter);
             }
             probe = Probe::read(&probe_path).unwrap();
@@ -510,42 +714,91 @@ fn clap_editor_refuses_damaged_models_keeps_the_previous_one_and_audio_passes() 
             position = (position + chunk.len()) % (music.len() - chunk.len());
             play(&mut host, Some(&mut *editor), chunk);
             let p = Probe::read(&probe_path).unwrap();
-            if p.0["model_error"].as_str().is_some_and(|e| e.contains(name.as_str())) && p.hops() > hops_before + 50 {
+            if p.0["model_error"]
+                .as_str()
+                .is_some_and(|e| e.contains(name.as_str()))
+                && p.hops() > hops_before + 50
+            {
                 refused = Some(p);
                 break;
             }
         }
         let p = refused.unwrap_or_else(|| {
-            let _ = editor.screenshot().map(|shot| shot.save_png(&screenshot_dir().join("clap-bad-model-failed.png")));
-            panic!("no error shown for {name}, or the listener stopped: {:?}", Probe::read(&probe_path))
+            let _ = editor
+                .screenshot()
+                .map(|shot| shot.save_png(&screenshot_dir().join("clap-bad-model-failed.png")));
+            panic!(
+                "no error shown for {name}, or the listener stopped: {:?}",
+                Probe::read(&probe_path)
+            )
         });
         let error = p.0["model_error"].as_str().unwrap();
         println!("{name}: {error}");
-        assert!(error.contains(expect), "the error for {name} does not say \"{expect}\": {error}");
+        assert!(
+            error.contains(expect),
+            "the error for {name} does not say \"{expect}\": {error}"
+        );
         assert!(error.contains("previous model stays in use"), "{error}");
-        assert_eq!(p.0["model_file"].as_str(), Some(good.as_str()), "the previous model was replaced after {name}");
+        assert_eq!(
+            p.0["model_file"].as_str(),
+            Some(good.as_str()),
+            "the previous model was replaced after {name}"
+        );
         assert_eq!(p.0["refused"], false, "{p:?}");
         probe = p;
     }
-    editor.screenshot().unwrap().save_png(&screenshot_dir().join("clap-damaged-model.png")).unwrap();
+    editor
+        .screenshot()
+        .unwrap()
+        .save_png(&screenshot_dir().join("clap-damaged-model.png"))
+        .unwrap();
     let saved = state_json(&host.save_state().unwrap());
-    assert_eq!(saved["fields"]["model-path"].as_str(), Some(serde_json::to_string(&Some(&good)).unwrap().as_str()), "the saved choice changed");
+    assert_eq!(
+        saved["fields"]["model-path"].as_str(),
+        Some(serde_json::to_string(&Some(&good)).unwrap().as_str()),
+        "the saved choice changed"
+    );
 
     // A session saved with a file that has since been damaged: the built-in model, a note that
     // says why, and the choice kept in the state so that a repaired file is found again.
     let nan_path = dir.join("bad-nan.safetensors").display().to_string();
     host.deactivate();
-    host.load_state(&with_model_path(&state, &nan_path)).unwrap();
-    host.activate(AudioConfig::new(rate, BLOCK as u32, 1)).unwrap();
-    let note = Probe::wait(&probe_path, Duration::from_secs(20), |p| p.0["model_note"].as_str().is_some_and(|n| n.contains("bad-nan"))).expect("a note about the damaged file");
+    host.load_state(&with_model_path(&state, &nan_path))
+        .unwrap();
+    host.activate(AudioConfig::new(rate, BLOCK as u32, 1))
+        .unwrap();
+    let note = Probe::wait(&probe_path, Duration::from_secs(20), |p| {
+        p.0["model_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("bad-nan"))
+    })
+    .expect("a note about the damaged file");
     println!("note: {}", note.0["model_note"]);
-    assert!(note.0["model_note"].as_str().unwrap().contains("failed to load"), "{note:?}");
-    assert!(note.0["model_file"].is_null(), "the built-in model is in use");
+    assert!(
+        note.0["model_note"]
+            .as_str()
+            .unwrap()
+            .contains("failed to load"),
+        "{note:?}"
+    );
+    assert!(
+        note.0["model_file"].is_null(),
+        "the built-in model is in use"
+    );
     play(&mut host, embedded.as_mut(), &music[..rate as usize]);
     // The probe is written at most twice a second: wait for one written after the music.
-    Probe::wait(&probe_path, Duration::from_secs(10), |p| p.hops() > note.hops() + 50).expect("the built-in model listens");
+    Probe::wait(&probe_path, Duration::from_secs(10), |p| {
+        p.hops() > note.hops() + 50
+    })
+    .expect("the built-in model listens");
     let saved = state_json(&host.save_state().unwrap());
-    assert!(saved["fields"]["model-path"].as_str().unwrap().contains("bad-nan"), "{saved}");
+    assert!(
+        saved["fields"]["model-path"]
+            .as_str()
+            .unwrap()
+            .contains("bad-nan"),
+        "{saved}"
+    );
 
     if let Some(editor) = embedded.take() {
         editor.close(&mut host);

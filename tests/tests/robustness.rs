@@ -31,14 +31,33 @@ fn bad_audio_passes_through_without_harm() {
     let mut host = EchoicHost::new().unwrap();
     host.activate(AudioConfig::new(48_000.0, 512, 2)).unwrap();
     let mut signal = test_signal(48_000.0, 1.0, 2);
-    for (i, bad) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-40, -1e-41, 1.0, -1.0].into_iter().enumerate() {
+    for (i, bad) in [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1e-40,
+        -1e-41,
+        1.0,
+        -1.0,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         signal[i % 2][1000 + 6007 * i] = bad;
     }
     let out = host.process_signal(&signal, &[512]).unwrap();
     for (channel, (a, b)) in signal.iter().zip(&out.audio).enumerate() {
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            let expected = if x.is_subnormal() { 0.0f32.copysign(*x) } else { *x };
-            assert_eq!(expected.to_bits(), y.to_bits(), "channel {channel} sample {i}");
+            let expected = if x.is_subnormal() {
+                0.0f32.copysign(*x)
+            } else {
+                *x
+            };
+            assert_eq!(
+                expected.to_bits(),
+                y.to_bits(),
+                "channel {channel} sample {i}"
+            );
         }
     }
     // And it keeps working on clean audio afterwards.
@@ -76,7 +95,10 @@ fn a_thousand_lifecycles_leak_no_threads_and_no_memory() {
         start.elapsed().as_secs_f64()
     );
     assert_eq!(threads_after, threads_before, "threads leaked");
-    assert!(rss_after < rss_before + 8 * 1024, "memory grew from {rss_before} to {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 8 * 1024,
+        "memory grew from {rss_before} to {rss_after} KiB"
+    );
 }
 
 /// Eight instances in one process, each with its own worker, processing concurrently on eight
@@ -89,7 +111,8 @@ fn eight_instances_process_concurrently_and_independently() {
     {
         let mut host = EchoicHost::new().unwrap();
         host.activate(AudioConfig::new(48_000.0, 1024, 1)).unwrap();
-        host.process_signal(&test_signal(48_000.0, 0.1, 1), &[256]).unwrap();
+        host.process_signal(&test_signal(48_000.0, 0.1, 1), &[256])
+            .unwrap();
         host.deactivate();
     }
     let before = threads();
@@ -104,7 +127,9 @@ fn eight_instances_process_concurrently_and_independently() {
                 all_active.wait();
                 // Every instance gets a different signal.
                 let mut signal = test_signal(rate, 2.0, 1);
-                signal[0].iter_mut().for_each(|x| *x *= 0.1 + 0.1 * k as f32);
+                signal[0]
+                    .iter_mut()
+                    .for_each(|x| *x *= 0.1 + 0.1 * k as f32);
                 let out = host.process_signal(&signal, &[128 + 64 * k]).unwrap();
                 assert_eq!(out.audio, signal, "instance {k}");
                 let during = threads();
@@ -116,7 +141,10 @@ fn eight_instances_process_concurrently_and_independently() {
         .collect();
     let during: Vec<usize> = workers.into_iter().map(|w| w.join().unwrap()).collect();
     // While all eight were active: eight host threads and eight worker threads.
-    assert!(during.iter().all(|&n| n >= before + 16), "before {before}, during {during:?}");
+    assert!(
+        during.iter().all(|&n| n >= before + 16),
+        "before {before}, during {during:?}"
+    );
     assert_eq!(threads(), before, "threads left behind");
 }
 
@@ -153,12 +181,18 @@ fn corrupt_state_is_refused_without_harm() {
     attempts.push(good[..good.len() / 2].to_vec());
     for bytes in &attempts {
         let _ = host.load_state(bytes);
-        assert_eq!(host.save_state().unwrap(), good, "a refused state must leave the old one");
+        assert_eq!(
+            host.save_state().unwrap(),
+            good,
+            "a refused state must leave the old one"
+        );
     }
     // A future version of the learned sounds, and an unknown field: accepted or refused, never a
     // crash, and the plugin still works.
     if let Some(at) = text.find("\"learned-sounds\"") {
-        let future = text[..at].to_owned() + "\"future-field\":{\"x\":1},\"learned-sounds\":\"{\\\"version\\\":99}\"" + &text[text[at..].find(',').map_or(text.len(), |i| at + i)..];
+        let future = text[..at].to_owned()
+            + "\"future-field\":{\"x\":1},\"learned-sounds\":\"{\\\"version\\\":99}\""
+            + &text[text[at..].find(',').map_or(text.len(), |i| at + i)..];
         let _ = host.load_state(future.as_bytes());
     }
     host.activate(AudioConfig::new(48_000.0, 256, 2)).unwrap();
@@ -182,12 +216,20 @@ fn partial_and_out_of_range_states_are_completed_with_defaults() {
     session["params"]["pooling"] = serde_json::json!({"string": "max"});
     session["fields"]["model-path"] = serde_json::json!("\"/somewhere/model.safetensors\"");
     host.load_state(&state_bytes(&session)).unwrap();
-    assert_eq!(state_document(&host.save_state().unwrap()).unwrap(), session);
+    assert_eq!(
+        state_document(&host.save_state().unwrap()).unwrap(),
+        session
+    );
 
     // An empty state: every parameter and field back to its default, not the session's.
     let empty = serde_json::json!({"version": "", "params": {}, "fields": {}});
-    host.load_state(&state_bytes(&empty)).expect("an empty state is a valid state");
-    assert_eq!(state_document(&host.save_state().unwrap()).unwrap(), defaults, "an empty state must mean the defaults");
+    host.load_state(&state_bytes(&empty))
+        .expect("an empty state is a valid state");
+    assert_eq!(
+        state_document(&host.save_state().unwrap()).unwrap(),
+        defaults,
+        "an empty state must mean the defaults"
+    );
 
     // Out of range, wrong types and unreadable fields: repaired, and the repaired state saves.
     host.load_state(&state_bytes(&session)).unwrap();
@@ -196,16 +238,28 @@ fn partial_and_out_of_range_states_are_completed_with_defaults() {
     broken["params"]["pooling"] = serde_json::json!({"i32": 99});
     broken["params"]["dilation"] = serde_json::json!({"bool": true});
     broken["fields"]["model-path"] = serde_json::json!("{{{ not json");
-    broken["fields"]["learned-sounds"] = serde_json::json!("{\"version\": 1, \"sounds\": \"none\"}");
-    host.load_state(&state_bytes(&broken)).expect("a repairable state loads");
+    broken["fields"]["learned-sounds"] =
+        serde_json::json!("{\"version\": 1, \"sounds\": \"none\"}");
+    host.load_state(&state_bytes(&broken))
+        .expect("a repairable state loads");
     let loaded = state_document(&host.save_state().expect("a repaired state saves")).unwrap();
     println!("repaired: {}", loaded["params"]);
-    assert_eq!(loaded["params"]["bands"], serde_json::json!({"i32": 128}), "bands clamped into range");
+    assert_eq!(
+        loaded["params"]["bands"],
+        serde_json::json!({"i32": 128}),
+        "bands clamped into range"
+    );
     for id in ["pooling", "dilation"] {
-        assert_eq!(loaded["params"][id], defaults["params"][id], "{id} back to its default");
+        assert_eq!(
+            loaded["params"][id], defaults["params"][id],
+            "{id} back to its default"
+        );
     }
     for key in ["model-path", "learned-sounds"] {
-        assert_eq!(loaded["fields"][key], defaults["fields"][key], "{key} back to its default, not the session's");
+        assert_eq!(
+            loaded["fields"][key], defaults["fields"][key],
+            "{key} back to its default, not the session's"
+        );
     }
 
     // And the plugin listens with the repaired settings.

@@ -32,7 +32,10 @@ fn main() -> Result<()> {
 
 /// The workspace root (the parent of this crate's manifest directory).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 /// Runs a command in the workspace root, failing with its name if it fails.
@@ -53,20 +56,37 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 
-/// Everything CI checks, in one profile: lints, the debug bundles (with nice-plug's
+/// Everything CI checks, in one profile: formatting, lints, the debug bundles (with nice-plug's
 /// `assert_process_allocs`, so an allocation in `process()` aborts the host tests), the Rust tests
 /// and the VST3 host tests in Python.
 fn test() -> Result<()> {
     let cargo = cargo();
-    run(&cargo, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    run(&cargo, &["fmt", "--all", "--check"])?;
+    run(
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     nice_plug_xtask::chdir_workspace_root()?;
     nice_plug_xtask::main_with_args("cargo xtask", ["bundle", "echoic"].map(String::from))?;
     run(&cargo, &["test", "--workspace"])?;
     let python = root().join(".venv/bin/python");
     if !python.exists() {
-        bail!("{} is missing: run .ci/setup-debian first", python.display());
+        bail!(
+            "{} is missing: run .ci/setup-debian first",
+            python.display()
+        );
     }
-    run(python.to_str().context("non-UTF-8 path")?, &["-m", "pytest", "tests/python", "-q"])?;
+    run(
+        python.to_str().context("non-UTF-8 path")?,
+        &["-m", "pytest", "tests/python", "-q"],
+    )?;
     fuzz(FUZZ_TARGETS, CI_FUZZ_SECONDS)
 }
 
@@ -87,14 +107,20 @@ fn fuzz_command(mut args: impl Iterator<Item = String>) -> Result<()> {
     while let Some(arg) = args.next() {
         if arg == "--seconds" {
             let value = args.next().context("--seconds needs a number")?;
-            seconds = value.parse().with_context(|| format!("--seconds {value}: not a number of seconds"))?;
+            seconds = value
+                .parse()
+                .with_context(|| format!("--seconds {value}: not a number of seconds"))?;
         } else if FUZZ_TARGETS.contains(&arg.as_str()) {
             targets.push(arg);
         } else {
             bail!("unknown fuzz target or option `{arg}`; the targets are {FUZZ_TARGETS:?}");
         }
     }
-    let targets: Vec<&str> = if targets.is_empty() { FUZZ_TARGETS.to_vec() } else { targets.iter().map(String::as_str).collect() };
+    let targets: Vec<&str> = if targets.is_empty() {
+        FUZZ_TARGETS.to_vec()
+    } else {
+        targets.iter().map(String::as_str).collect()
+    };
     fuzz(&targets, seconds)
 }
 
@@ -104,13 +130,28 @@ fn fuzz_command(mut args: impl Iterator<Item = String>) -> Result<()> {
 /// `target/fuzz/corpus/<target>`; a finding is written to `target/fuzz/artifacts/<target>/` and
 /// fails the command.
 fn fuzz(targets: &[&str], seconds: u64) -> Result<()> {
-    let has_cargo_fuzz = Command::new(cargo()).args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    let has_cargo_fuzz = Command::new(cargo())
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !has_cargo_fuzz {
         bail!("cargo-fuzz is missing: `cargo install cargo-fuzz --locked` (.ci/setup-debian does)");
     }
     let work = root().join("target/fuzz");
     let seeds = work.join("seeds");
-    run(&cargo(), &["run", "-q", "-p", "echoic-fuzz", "--bin", "fuzz-seeds", "--", seeds.to_str().context("non-UTF-8 path")?])?;
+    run(
+        &cargo(),
+        &[
+            "run",
+            "-q",
+            "-p",
+            "echoic-fuzz",
+            "--bin",
+            "fuzz-seeds",
+            "--",
+            seeds.to_str().context("non-UTF-8 path")?,
+        ],
+    )?;
     for target in targets {
         let corpus = work.join("corpus").join(target);
         let artifacts = work.join("artifacts").join(target);
@@ -119,14 +160,29 @@ fn fuzz(targets: &[&str], seconds: u64) -> Result<()> {
         let corpus = corpus.to_str().context("non-UTF-8 path")?;
         let seeds = seeds.join(target);
         let seeds = seeds.to_str().context("non-UTF-8 path")?;
-        let artifact_prefix = format!("-artifact_prefix={}/", artifacts.to_str().context("non-UTF-8 path")?);
+        let artifact_prefix = format!(
+            "-artifact_prefix={}/",
+            artifacts.to_str().context("non-UTF-8 path")?
+        );
         let max_time = format!("-max_total_time={seconds}");
         let mut args = vec![
-            "fuzz", "run", "--dev", "--fuzz-dir", "fuzz", target, corpus, seeds, "--",
-            &max_time, &artifact_prefix,
+            "fuzz",
+            "run",
+            "--dev",
+            "--fuzz-dir",
+            "fuzz",
+            target,
+            corpus,
+            seeds,
+            "--",
+            &max_time,
+            &artifact_prefix,
             // A state load re-activates the plugin and a model may be megabytes: generous, but
             // a hang or a runaway allocation is still a finding.
-            "-timeout=20", "-rss_limit_mb=4096", "-max_len=65536", "-print_final_stats=1",
+            "-timeout=20",
+            "-rss_limit_mb=4096",
+            "-max_len=65536",
+            "-print_final_stats=1",
         ];
         // The dictionary `fuzz-seeds` wrote for this target, if any.
         let dict = work.join("seeds").join(format!("{target}.dict"));
@@ -145,7 +201,10 @@ fn fuzz(targets: &[&str], seconds: u64) -> Result<()> {
             .status()
             .context("could not start cargo fuzz")?;
         if !status.success() {
-            bail!("fuzz target {target} failed ({status}): the input is in {}", artifacts.display());
+            bail!(
+                "fuzz target {target} failed ({status}): the input is in {}",
+                artifacts.display()
+            );
         }
     }
     Ok(())
@@ -227,7 +286,10 @@ fn fuzz_host_command(mut args: impl Iterator<Item = String>) -> Result<()> {
 /// The main job: release bundles, then the shipped listener on the demo clip.
 fn demo() -> Result<()> {
     nice_plug_xtask::chdir_workspace_root()?;
-    nice_plug_xtask::main_with_args("cargo xtask", ["bundle", "echoic", "--release"].map(String::from))?;
+    nice_plug_xtask::main_with_args(
+        "cargo xtask",
+        ["bundle", "echoic", "--release"].map(String::from),
+    )?;
     let bundled = root().join("target/bundled");
     println!("\nBundles: {}", bundled.display());
     println!("  Echoic.clap  -> copy to ~/.clap/");
@@ -246,6 +308,9 @@ fn demo() -> Result<()> {
             "tests/fixtures/speech_june.wav",
         ],
     )?;
-    println!("\nThe shipped listener's embeddings and pictures are in {}", out.display());
+    println!(
+        "\nThe shipped listener's embeddings and pictures are in {}",
+        out.display()
+    );
     Ok(())
 }

@@ -135,8 +135,10 @@ fn filter_segment<const W: usize, const FMA: bool>(bank: &mut Bank, n_bands: usi
         let a_re: [f32; W] = std::array::from_fn(|l| bank.a_re[o + l]);
         let a_im: [f32; W] = std::array::from_fn(|l| bank.a_im[o + l]);
         let gain: [f32; W] = std::array::from_fn(|l| bank.gain[o + l]);
-        let mut y_re: [[f32; W]; 4] = std::array::from_fn(|s| std::array::from_fn(|l| bank.y_re[s][o + l]));
-        let mut y_im: [[f32; W]; 4] = std::array::from_fn(|s| std::array::from_fn(|l| bank.y_im[s][o + l]));
+        let mut y_re: [[f32; W]; 4] =
+            std::array::from_fn(|s| std::array::from_fn(|l| bank.y_re[s][o + l]));
+        let mut y_im: [[f32; W]; 4] =
+            std::array::from_fn(|s| std::array::from_fn(|l| bank.y_im[s][o + l]));
         let mut energy: [f32; W] = std::array::from_fn(|l| bank.energy[o + l]);
 
         for &x in input {
@@ -146,8 +148,16 @@ fn filter_segment<const W: usize, const FMA: bool>(bank: &mut Bank, n_bands: usi
             let mut in_im = [0.0f32; W];
             for s in 0..4 {
                 for l in 0..W {
-                    let re = mul_add::<FMA>(a_re[l], y_re[s][l], mul_add::<FMA>(-a_im[l], y_im[s][l], in_re[l]));
-                    let im = mul_add::<FMA>(a_re[l], y_im[s][l], mul_add::<FMA>(a_im[l], y_re[s][l], in_im[l]));
+                    let re = mul_add::<FMA>(
+                        a_re[l],
+                        y_re[s][l],
+                        mul_add::<FMA>(-a_im[l], y_im[s][l], in_re[l]),
+                    );
+                    let im = mul_add::<FMA>(
+                        a_re[l],
+                        y_im[s][l],
+                        mul_add::<FMA>(a_im[l], y_re[s][l], in_im[l]),
+                    );
                     y_re[s][l] = re;
                     y_im[s][l] = im;
                 }
@@ -155,7 +165,11 @@ fn filter_segment<const W: usize, const FMA: bool>(bank: &mut Bank, n_bands: usi
                 in_im = y_im[s];
             }
             for l in 0..W {
-                energy[l] = mul_add::<FMA>(in_re[l], in_re[l], mul_add::<FMA>(in_im[l], in_im[l], energy[l]));
+                energy[l] = mul_add::<FMA>(
+                    in_re[l],
+                    in_re[l],
+                    mul_add::<FMA>(in_im[l], in_im[l], energy[l]),
+                );
             }
         }
 

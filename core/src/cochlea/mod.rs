@@ -38,7 +38,13 @@ pub struct CochleaConfig {
 
 impl Default for CochleaConfig {
     fn default() -> Self {
-        Self { sample_rate: 48_000.0, n_bands: 100, low_hz: 50.0, high_hz: 8_000.0, hop_seconds: 0.010 }
+        Self {
+            sample_rate: 48_000.0,
+            n_bands: 100,
+            low_hz: 50.0,
+            high_hz: 8_000.0,
+            hop_seconds: 0.010,
+        }
     }
 }
 
@@ -76,7 +82,10 @@ impl CochleaConfig {
             return Err(ConfigError::BandCount(self.n_bands));
         }
         if !(self.low_hz > 0.0 && self.high_hz > self.low_hz && self.high_hz.is_finite()) {
-            return Err(ConfigError::BandRange { low: self.low_hz, high: self.high_hz });
+            return Err(ConfigError::BandRange {
+                low: self.low_hz,
+                high: self.high_hz,
+            });
         }
         if !(self.sample_rate > 0.0 && self.sample_rate.is_finite() && self.hop_seconds.is_finite())
             || self.hop_samples() == 0
@@ -153,7 +162,11 @@ impl Cochlea {
             return Err(ConfigError::Kernel(kernel));
         }
         let mut centres_f64 = [0.0f64; MAX_BANDS];
-        erb_space_into(config.low_hz, config.high_hz, &mut centres_f64[..config.n_bands]);
+        erb_space_into(
+            config.low_hz,
+            config.high_hz,
+            &mut centres_f64[..config.n_bands],
+        );
         let mut cochlea = Self {
             config,
             config_id: config.id(),
@@ -279,7 +292,8 @@ impl Cochlea {
                 // enters the recursion.
                 self.bank.clear_state();
                 self.hop_valid = false;
-                self.kernel.run(&mut self.bank, n_bands, &segment[last_bad + 1..]);
+                self.kernel
+                    .run(&mut self.bank, n_bands, &segment[last_bad + 1..]);
             }
         }
     }

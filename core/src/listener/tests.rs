@@ -528,9 +528,15 @@ fn the_loader_refuses_bad_files_with_clear_errors() {
     let file = std::fs::File::create(&huge).unwrap();
     file.set_len(MAX_MODEL_BYTES + 1).unwrap();
     let refused = Listener::load(&huge);
-    assert!(matches!(refused, Err(ListenerError::TooLarge { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ListenerError::TooLarge { .. })),
+        "{refused:?}"
+    );
     file.set_len(MAX_MODEL_BYTES).unwrap();
-    assert!(matches!(Listener::load(&huge), Err(ListenerError::Format(_))));
+    assert!(matches!(
+        Listener::load(&huge),
+        Err(ListenerError::Format(_))
+    ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

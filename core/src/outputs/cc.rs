@@ -48,7 +48,11 @@ pub struct CcConfig {
 impl Default for CcConfig {
     /// CC 20 on channel 1 (0 on the wire), 7-bit. Allocation-free.
     fn default() -> Self {
-        Self { channel: 0, cc: super::slot::DEFAULT_FIRST_CC, fourteen_bit: false }
+        Self {
+            channel: 0,
+            cc: super::slot::DEFAULT_FIRST_CC,
+            fourteen_bit: false,
+        }
     }
 }
 
@@ -71,7 +75,11 @@ impl CcConfig {
 
     /// The largest value at this resolution: 127 or 16383. Allocation-free.
     pub fn max_value(&self) -> u16 {
-        if self.is_fourteen_bit() { 16_383 } else { 127 }
+        if self.is_fourteen_bit() {
+            16_383
+        } else {
+            127
+        }
     }
 }
 
@@ -92,7 +100,11 @@ pub struct CcEmitter {
 impl CcEmitter {
     /// An emitter that sends on its first update. Allocation-free.
     pub const fn new() -> Self {
-        Self { last: 0, sent_with: None, pending: 0 }
+        Self {
+            last: 0,
+            sent_with: None,
+            pending: 0,
+        }
     }
 
     /// Forgets what was sent: the next update sends (after a transport restart or a state
@@ -111,14 +123,23 @@ impl CcEmitter {
     /// 1.0 requires, both always sent so that receivers that reset the LSB on an MSB stay
     /// correct). Returns whether anything was sent. Real-time safe: no allocation, lock or
     /// system call.
-    pub fn update(&mut self, value01: f32, cfg: &CcConfig, mut send: impl FnMut(u8, u8, u8)) -> bool {
+    pub fn update(
+        &mut self,
+        value01: f32,
+        cfg: &CcConfig,
+        mut send: impl FnMut(u8, u8, u8),
+    ) -> bool {
         if value01.is_nan() {
             return false;
         }
         let max = cfg.max_value();
         let v = value01.clamp(0.0, 1.0) * max as f32;
         let rounded = (v.round() as u16).min(max);
-        let hysteresis = if cfg.is_fourteen_bit() { HYSTERESIS_14BIT } else { HYSTERESIS_7BIT };
+        let hysteresis = if cfg.is_fourteen_bit() {
+            HYSTERESIS_14BIT
+        } else {
+            HYSTERESIS_7BIT
+        };
         let fire = if self.sent_with != Some(*cfg) {
             true
         } else if rounded == self.last {
@@ -172,7 +193,11 @@ pub struct BlockTiming {
 impl BlockTiming {
     /// Timing for a block of `len` samples starting at absolute sample `start`. Allocation-free.
     pub fn new(start: u64, len: u32) -> Self {
-        Self { start, len, last: 0 }
+        Self {
+            start,
+            len,
+            last: 0,
+        }
     }
 
     /// The offset for an event at absolute sample `event_pos`: its place in the block; the
@@ -181,7 +206,9 @@ impl BlockTiming {
     /// beyond the block. Always `< len` (0 for an empty block) and never less than the previous
     /// call's. Allocation-free.
     pub fn place(&mut self, event_pos: u64) -> u32 {
-        let offset = event_pos.saturating_sub(self.start).min(u64::from(self.len.saturating_sub(1))) as u32;
+        let offset = event_pos
+            .saturating_sub(self.start)
+            .min(u64::from(self.len.saturating_sub(1))) as u32;
         self.last = self.last.max(offset);
         self.last
     }
@@ -193,7 +220,9 @@ mod tests {
 
     /// A deterministic uniform noise source in −1..1.
     fn noise(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
@@ -211,28 +240,55 @@ mod tests {
         let cfg = CcConfig::default();
         let mut seed = 1;
         // Centred on the boundary between 63 and 64, ±0.2 steps of noise, 10 s of hops.
-        let values: Vec<f32> = (0..1000).map(|_| (63.5 + 0.2 * noise(&mut seed)) / 127.0).collect();
-        let naive = values.windows(2).filter(|w| (w[0] * 127.0).round() != (w[1] * 127.0).round()).count();
+        let values: Vec<f32> = (0..1000)
+            .map(|_| (63.5 + 0.2 * noise(&mut seed)) / 127.0)
+            .collect();
+        let naive = values
+            .windows(2)
+            .filter(|w| (w[0] * 127.0).round() != (w[1] * 127.0).round())
+            .count();
         let sent = run(values.iter().copied(), &cfg);
-        assert!(naive > 300, "the test input must toggle the rounded value often: {naive}");
-        assert!(sent.len() <= 5, "{} messages for 1000 noisy hops", sent.len());
+        assert!(
+            naive > 300,
+            "the test input must toggle the rounded value often: {naive}"
+        );
+        assert!(
+            sent.len() <= 5,
+            "{} messages for 1000 noisy hops",
+            sent.len()
+        );
         // A slow drift across several boundaries with noise: one message per step crossed, or
         // close to it, rather than one per toggle.
-        let values: Vec<f32> = (0..2000).map(|i| (60.0 + i as f32 * 0.002 + 0.2 * noise(&mut seed)) / 127.0).collect();
+        let values: Vec<f32> = (0..2000)
+            .map(|i| (60.0 + i as f32 * 0.002 + 0.2 * noise(&mut seed)) / 127.0)
+            .collect();
         let sent = run(values.iter().copied(), &cfg);
         let distinct = 64 - 60 + 1;
-        assert!(sent.len() <= distinct + 3, "{} messages for a drift over {distinct} values", sent.len());
-        assert!(sent.windows(2).all(|w| w[1].2 > w[0].2), "a drift sent back and forth: {sent:?}");
+        assert!(
+            sent.len() <= distinct + 3,
+            "{} messages for a drift over {distinct} values",
+            sent.len()
+        );
+        assert!(
+            sent.windows(2).all(|w| w[1].2 > w[0].2),
+            "a drift sent back and forth: {sent:?}"
+        );
     }
 
     #[test]
     fn every_real_change_is_sent() {
-        let cfg = CcConfig { channel: 3, cc: 21, fourteen_bit: false };
+        let cfg = CcConfig {
+            channel: 3,
+            cc: 21,
+            fourteen_bit: false,
+        };
         let mut emitter = CcEmitter::new();
         let mut sent = Vec::new();
         for target in [0u8, 1, 2, 10, 127, 126, 64, 65, 64, 0] {
             for _ in 0..3 {
-                emitter.update(target as f32 / 127.0, &cfg, |ch, cc, v| sent.push((ch, cc, v)));
+                emitter.update(target as f32 / 127.0, &cfg, |ch, cc, v| {
+                    sent.push((ch, cc, v))
+                });
             }
         }
         let values: Vec<u8> = sent.iter().map(|m| m.2).collect();
@@ -254,19 +310,34 @@ mod tests {
 
     #[test]
     fn fourteen_bit_sends_msb_then_lsb() {
-        let cfg = CcConfig { channel: 0, cc: 7, fourteen_bit: true };
+        let cfg = CcConfig {
+            channel: 0,
+            cc: 7,
+            fourteen_bit: true,
+        };
         let sent = run([0.5, 0.5, 1.0, 0.0], &cfg);
         let half = (0.5f32 * 16383.0).round() as u16; // 8192
         assert_eq!(
             sent,
-            vec![(0, 7, (half >> 7) as u8), (0, 39, (half & 127) as u8), (0, 7, 127), (0, 39, 127), (0, 7, 0), (0, 39, 0)]
+            vec![
+                (0, 7, (half >> 7) as u8),
+                (0, 39, (half & 127) as u8),
+                (0, 7, 127),
+                (0, 39, 127),
+                (0, 7, 0),
+                (0, 39, 0)
+            ]
         );
         // Fine steps are resolved: 20 fine steps is a fraction of a 7-bit step.
         let sent = run([0.5, 0.5 + 20.0 / 16383.0], &cfg);
         assert_eq!(sent.len(), 4);
         assert_eq!(sent[3].2, ((half + 20) & 127) as u8);
         // A controller without an LSB partner falls back to 7-bit.
-        let high = CcConfig { channel: 0, cc: 40, fourteen_bit: true };
+        let high = CcConfig {
+            channel: 0,
+            cc: 40,
+            fourteen_bit: true,
+        };
         assert_eq!(run([1.0], &high), vec![(0, 40, 127)]);
     }
 
@@ -284,14 +355,20 @@ mod tests {
         assert!(!emitter.update(f32::NAN, &b, |_, _, _| n += 1));
         assert_eq!(n, 3);
         // Out-of-range channel and controller are clamped onto the wire.
-        let wild = CcConfig { channel: 20, cc: 127, fourteen_bit: false };
+        let wild = CcConfig {
+            channel: 20,
+            cc: 127,
+            fourteen_bit: false,
+        };
         assert_eq!((wild.wire_channel(), wild.wire_cc()), (15, MAX_CC));
     }
 
     #[test]
     fn a_blocks_events_are_placed_in_order_inside_it() {
         let mut timing = BlockTiming::new(900, 256);
-        let placed: Vec<u32> = [1_000, 950, 800, 1_100, 5_000, 1_000, 0].map(|p| timing.place(p)).to_vec();
+        let placed: Vec<u32> = [1_000, 950, 800, 1_100, 5_000, 1_000, 0]
+            .map(|p| timing.place(p))
+            .to_vec();
         assert_eq!(placed, vec![100, 100, 100, 200, 255, 255, 255]);
         let mut empty = BlockTiming::new(900, 0);
         assert_eq!((empty.place(5_000), empty.place(0)), (0, 0));

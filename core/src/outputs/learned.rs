@@ -176,7 +176,12 @@ impl LearnedSounds {
             hops_total: hops,
             sum: vec![0.0; self.dim_hint],
             count: 0,
-            pending: LearnedSound { name, learned_unix: 0, count: 0, mean: Vec::with_capacity(self.dim_hint) },
+            pending: LearnedSound {
+                name,
+                learned_unix: 0,
+                count: 0,
+                mean: Vec::with_capacity(self.dim_hint),
+            },
         });
     }
 
@@ -189,7 +194,9 @@ impl LearnedSounds {
     /// The target being learned and the progress 0..1, if a capture is running.
     /// Allocation-free.
     pub fn learning(&self) -> Option<(usize, f32)> {
-        self.session.as_ref().map(|s| (s.target, 1.0 - s.hops_left as f32 / s.hops_total as f32))
+        self.session
+            .as_ref()
+            .map(|s| (s.target, 1.0 - s.hops_left as f32 / s.hops_total as f32))
     }
 
     /// Feeds one hop's embedding to the capture in progress (nothing happens otherwise). Returns
@@ -206,7 +213,10 @@ impl LearnedSounds {
             session.pending.mean.clear();
             session.pending.mean.reserve_exact(embedding.len());
         }
-        if embedding.len() == session.sum.len() && !embedding.is_empty() && embedding.iter().all(|v| v.is_finite()) {
+        if embedding.len() == session.sum.len()
+            && !embedding.is_empty()
+            && embedding.iter().all(|v| v.is_finite())
+        {
             for (s, &e) in session.sum.iter_mut().zip(embedding) {
                 *s += e as f64;
             }
@@ -221,7 +231,10 @@ impl LearnedSounds {
             return None; // nothing usable was heard: keep the old sound
         }
         let n = session.count as f64;
-        session.pending.mean.extend(session.sum.iter().map(|s| (s / n) as f32));
+        session
+            .pending
+            .mean
+            .extend(session.sum.iter().map(|s| (s / n) as f32));
         session.pending.count = session.count;
         session.pending.learned_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -264,7 +277,12 @@ impl LearnedSounds {
                 Some(p) => {
                     let mut w_m = [0.0f32; MAX_AXES];
                     p.whiten(&sound.mean, &mut w_m);
-                    let d2: f32 = w_e.iter().zip(&w_m).take(k).map(|(a, b)| (a - b) * (a - b)).sum();
+                    let d2: f32 = w_e
+                        .iter()
+                        .zip(&w_m)
+                        .take(k)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum();
                     d2 / (2 * k) as f32
                 }
                 None => {
@@ -273,7 +291,11 @@ impl LearnedSounds {
                         d2 += ((e - m) as f64).powi(2);
                         norms += (e as f64).powi(2) + (m as f64).powi(2);
                     }
-                    if norms > 0.0 { (d2 / norms) as f32 } else { 0.0 }
+                    if norms > 0.0 {
+                        (d2 / norms) as f32
+                    } else {
+                        0.0
+                    }
                 }
             };
             *o = similarity_from_distance2(delta2);
@@ -302,7 +324,9 @@ mod tests {
     fn pca(dim: usize) -> Pca {
         Pca {
             mean: vec![0.5; dim],
-            axes: (0..MAX_AXES).map(|i| (0..dim).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect(),
+            axes: (0..MAX_AXES)
+                .map(|i| (0..dim).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
+                .collect(),
             explained_variance: vec![4.0, 3.0, 2.0, 1.5, 1.0, 1.0, 0.5, 0.5],
         }
     }
@@ -362,17 +386,41 @@ mod tests {
         let mut learned = LearnedSounds::new(0.01);
         learned.start_learning(0, 2.0);
         // The sound varies by 20 % of the corpus spread on every axis while it is learned.
-        while learned.observe(&vary(&mut rng, &pca, &sound, 0.2)).is_none() {}
-        let mut own: Vec<f32> = (0..500).map(|_| learned.similarity(&vary(&mut rng, &pca, &sound, 0.2), Some(&pca))[0]).collect();
-        let mut others: Vec<f32> = (0..2000).map(|_| learned.similarity(&draw(&mut rng, &pca), Some(&pca))[0]).collect();
+        while learned
+            .observe(&vary(&mut rng, &pca, &sound, 0.2))
+            .is_none()
+        {}
+        let mut own: Vec<f32> = (0..500)
+            .map(|_| learned.similarity(&vary(&mut rng, &pca, &sound, 0.2), Some(&pca))[0])
+            .collect();
+        let mut others: Vec<f32> = (0..2000)
+            .map(|_| learned.similarity(&draw(&mut rng, &pca), Some(&pca))[0])
+            .collect();
         own.sort_by(f32::total_cmp);
         others.sort_by(f32::total_cmp);
         let median = |v: &[f32]| v[v.len() / 2];
-        assert!(learned.similarity(&learned.sounds[0].as_ref().unwrap().mean.clone(), Some(&pca))[0] > 0.999);
+        assert!(
+            learned.similarity(
+                &learned.sounds[0].as_ref().unwrap().mean.clone(),
+                Some(&pca)
+            )[0] > 0.999
+        );
         assert!(median(&own) > 0.95, "own median {}", median(&own));
-        assert!(own[own.len() / 10] > 0.85, "own 10th percentile {}", own[own.len() / 10]);
-        assert!(median(&others) < 0.05, "unrelated median {}", median(&others));
-        assert!(others[others.len() * 9 / 10] < 0.5, "unrelated 90th percentile {}", others[others.len() * 9 / 10]);
+        assert!(
+            own[own.len() / 10] > 0.85,
+            "own 10th percentile {}",
+            own[own.len() / 10]
+        );
+        assert!(
+            median(&others) < 0.05,
+            "unrelated median {}",
+            median(&others)
+        );
+        assert!(
+            others[others.len() * 9 / 10] < 0.5,
+            "unrelated 90th percentile {}",
+            others[others.len() * 9 / 10]
+        );
         // Targets with nothing learned, and wrong-sized embeddings, read 0.
         let s = learned.similarity(&sound, Some(&pca));
         assert_eq!(&s[1..], &[0.0; 3]);
@@ -405,21 +453,39 @@ mod tests {
         let mut learned = LearnedSounds::new(0.01);
         for target in [0, 3] {
             learned.start_learning(target, 0.3);
-            while learned.observe(&(0..250).map(|_| rng.gaussian() * 0.37).collect::<Vec<_>>()).is_none() {}
+            while learned
+                .observe(&(0..250).map(|_| rng.gaussian() * 0.37).collect::<Vec<_>>())
+                .is_none()
+            {}
         }
         learned.rename(3, "Snare \"wet\" ✓");
         let bytes = learned.to_json();
         let loaded = LearnedSounds::from_json(&bytes).unwrap();
         assert_eq!(loaded, learned);
-        assert_eq!(loaded.to_json(), bytes, "serialise → load → serialise must give equal bytes");
+        assert_eq!(
+            loaded.to_json(),
+            bytes,
+            "serialise → load → serialise must give equal bytes"
+        );
         // And once more through a second generation.
-        assert_eq!(LearnedSounds::from_json(&loaded.to_json()).unwrap().to_json(), bytes);
+        assert_eq!(
+            LearnedSounds::from_json(&loaded.to_json())
+                .unwrap()
+                .to_json(),
+            bytes
+        );
         // The similarity of the reloaded state is identical, bit for bit.
         let probe: Vec<f32> = (0..250).map(|_| rng.gaussian()).collect();
-        assert_eq!(loaded.similarity(&probe, None), learned.similarity(&probe, None));
+        assert_eq!(
+            loaded.similarity(&probe, None),
+            learned.similarity(&probe, None)
+        );
         // Captures in progress are not saved.
         learned.start_learning(1, 1.0);
         assert_eq!(learned.to_json(), bytes);
-        assert!(LearnedSounds::from_json(&learned.to_json()).unwrap().learning().is_none());
+        assert!(LearnedSounds::from_json(&learned.to_json())
+            .unwrap()
+            .learning()
+            .is_none());
     }
 }

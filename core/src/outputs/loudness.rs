@@ -35,11 +35,22 @@ pub fn band_overlap(n_bands: usize, low_hz: f64, high_hz: f64) -> f32 {
 /// Allocation-free.
 pub fn loudness_db(energies_db: &[f32], overlap: f32) -> f32 {
     // Bands at the floor carry no energy (or cannot be heard at this sample rate): skip them.
-    let power: f64 =
-        energies_db.iter().filter(|&&e| e.is_finite() && e > SILENCE_DB).map(|&e| 10f64.powf(e as f64 / 10.0)).sum();
-    let overlap = if overlap > 0.0 && overlap.is_finite() { overlap as f64 } else { 1.0 };
+    let power: f64 = energies_db
+        .iter()
+        .filter(|&&e| e.is_finite() && e > SILENCE_DB)
+        .map(|&e| 10f64.powf(e as f64 / 10.0))
+        .sum();
+    let overlap = if overlap > 0.0 && overlap.is_finite() {
+        overlap as f64
+    } else {
+        1.0
+    };
     let level = 10.0 * (power / overlap).log10();
-    if level.is_finite() { (level as f32).max(SILENCE_DB) } else { SILENCE_DB }
+    if level.is_finite() {
+        (level as f32).max(SILENCE_DB)
+    } else {
+        SILENCE_DB
+    }
 }
 
 #[cfg(test)]
@@ -59,17 +70,29 @@ mod tests {
     #[test]
     fn a_full_scale_sine_reads_minus_3_db_at_any_band_count() {
         for n_bands in [40, 100] {
-            let config = CochleaConfig { n_bands, ..CochleaConfig::default() };
+            let config = CochleaConfig {
+                n_bands,
+                ..CochleaConfig::default()
+            };
             let overlap = band_overlap(n_bands, config.low_hz, config.high_hz);
-            for (freq, amplitude, expected) in [(1000.0, 1.0, -3.01), (250.0, 1.0, -3.01), (3000.0, 0.1, -23.01)] {
+            for (freq, amplitude, expected) in [
+                (1000.0, 1.0, -3.01),
+                (250.0, 1.0, -3.01),
+                (3000.0, 0.1, -23.01),
+            ] {
                 let mut cochlea = Cochlea::new(config).unwrap();
                 let sr = config.sample_rate;
                 let audio: Vec<f32> = (0..(sr * 0.5) as usize)
-                    .map(|i| (amplitude * (std::f64::consts::TAU * freq * i as f64 / sr).sin()) as f32)
+                    .map(|i| {
+                        (amplitude * (std::f64::consts::TAU * freq * i as f64 / sr).sin()) as f32
+                    })
                     .collect();
                 let frames = cochlea.process_to_vec(&audio);
                 let level = loudness_db(frames.last().unwrap().energies(), overlap);
-                assert!((level - expected).abs() < 1.0, "{n_bands} bands, {freq} Hz: {level} dB");
+                assert!(
+                    (level - expected).abs() < 1.0,
+                    "{n_bands} bands, {freq} Hz: {level} dB"
+                );
             }
         }
         assert_eq!(loudness_db(&[SILENCE_DB; 10], 3.0), SILENCE_DB);

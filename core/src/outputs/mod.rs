@@ -65,7 +65,11 @@ impl OutputConfig {
         Self {
             hop_seconds: settings.hop_seconds,
             embedding_dim,
-            band_overlap: loudness::band_overlap(settings.n_bands, settings.low_hz, settings.high_hz),
+            band_overlap: loudness::band_overlap(
+                settings.n_bands,
+                settings.low_hz,
+                settings.high_hz,
+            ),
             novelty: NoveltyConfig::default(),
             periodicity: PeriodicityConfig::default(),
         }
@@ -136,7 +140,8 @@ impl OutputEngine {
             None => Ok(()),
         };
         self.pca = if result.is_ok() { pca } else { None };
-        self.novelty.set_reference_variance(self.pca.as_ref().map_or(0.0, Pca::total_variance));
+        self.novelty
+            .set_reference_variance(self.pca.as_ref().map_or(0.0, Pca::total_variance));
         self.novelty.reset();
         self.features.axes = [0.0; MAX_AXES];
         result
@@ -209,9 +214,15 @@ impl OutputEngine {
     /// Allocation-free, except: the hop that finishes a capture frees the sound it replaces, and
     /// an embedding of a length other than [`OutputConfig::embedding_dim`] resizes the novelty
     /// state once (allocating if longer than any seen before).
-    pub fn on_hop(&mut self, frame: &Frame, embedding: Option<&[f32]>, slots: &[SlotConfig; N_SLOTS]) -> [f32; N_SLOTS] {
+    pub fn on_hop(
+        &mut self,
+        frame: &Frame,
+        embedding: Option<&[f32]>,
+        slots: &[SlotConfig; N_SLOTS],
+    ) -> [f32; N_SLOTS] {
         if frame.valid {
-            self.features.loudness_db = loudness::loudness_db(frame.energies(), self.config.band_overlap);
+            self.features.loudness_db =
+                loudness::loudness_db(frame.energies(), self.config.band_overlap);
             let (strength, period) = self.periodicity.push(frame);
             self.features.periodicity = strength;
             self.features.period_seconds = period;
@@ -230,7 +241,11 @@ impl OutputEngine {
             self.features.similarity = self.learned.similarity(e, self.pca.as_ref());
         }
         for ((value, shaper), slot) in self.values.iter_mut().zip(&mut self.shapers).zip(slots) {
-            *value = shaper.step(self.features.normalised(slot.source), slot, self.config.hop_seconds);
+            *value = shaper.step(
+                self.features.normalised(slot.source),
+                slot,
+                self.config.hop_seconds,
+            );
         }
         self.values
     }
@@ -251,14 +266,19 @@ mod tests {
     fn pca(dim: usize) -> Pca {
         Pca {
             mean: vec![0.0; dim],
-            axes: (0..4).map(|i| (0..dim).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect(),
+            axes: (0..4)
+                .map(|i| (0..dim).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
+                .collect(),
             explained_variance: vec![4.0, 1.0, 1.0, 1.0],
         }
     }
 
     #[test]
     fn default_slots_follow_the_first_three_axes() {
-        let mut engine = OutputEngine::new(OutputConfig { embedding_dim: 8, ..OutputConfig::default() });
+        let mut engine = OutputEngine::new(OutputConfig {
+            embedding_dim: 8,
+            ..OutputConfig::default()
+        });
         engine.set_pca(Some(pca(8))).unwrap();
         let slots = SlotConfig::defaults();
         // z = +1.5 on axis 0 (2 · 1.5 / √4), −3 on axis 1, 0 on axis 2.
@@ -272,13 +292,21 @@ mod tests {
         let held = engine.on_hop(&frame(1, -40.0), None, &slots);
         assert_eq!(held[..3], v[..3]);
         // A bad PCA is refused and leaves none.
-        assert!(engine.set_pca(Some(Pca { explained_variance: vec![0.0; 4], ..pca(8) })).is_err());
+        assert!(engine
+            .set_pca(Some(Pca {
+                explained_variance: vec![0.0; 4],
+                ..pca(8)
+            }))
+            .is_err());
         assert!(engine.pca().is_none());
     }
 
     #[test]
     fn loudness_novelty_and_learning_flow_to_the_slots() {
-        let config = OutputConfig { embedding_dim: 16, ..OutputConfig::default() };
+        let config = OutputConfig {
+            embedding_dim: 16,
+            ..OutputConfig::default()
+        };
         let mut engine = OutputEngine::new(config);
         let mut slots = SlotConfig::defaults();
         slots[0].source = Source::Loudness;
@@ -291,7 +319,11 @@ mod tests {
         let mut rng = Rng::new(9);
         let a: Vec<f32> = (0..16).map(|_| rng.gaussian()).collect();
         let b: Vec<f32> = (0..16).map(|_| rng.gaussian()).collect();
-        let noisy = |rng: &mut Rng, c: &[f32]| c.iter().map(|v| v + 0.05 * rng.gaussian()).collect::<Vec<f32>>();
+        let noisy = |rng: &mut Rng, c: &[f32]| {
+            c.iter()
+                .map(|v| v + 0.05 * rng.gaussian())
+                .collect::<Vec<f32>>()
+        };
         // Learn sound A over 1 s.
         engine.start_learning(0, 1.0);
         for t in 0..200 {
@@ -326,7 +358,10 @@ mod tests {
 
     #[test]
     fn invalid_frames_and_embeddings_hold_the_features() {
-        let mut engine = OutputEngine::new(OutputConfig { embedding_dim: 4, ..OutputConfig::default() });
+        let mut engine = OutputEngine::new(OutputConfig {
+            embedding_dim: 4,
+            ..OutputConfig::default()
+        });
         let slots = SlotConfig::defaults();
         engine.on_hop(&frame(0, -20.0), Some(&[0.0; 4]), &slots);
         let before = *engine.features();

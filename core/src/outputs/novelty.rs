@@ -53,7 +53,11 @@ pub struct NoveltyConfig {
 impl Default for NoveltyConfig {
     /// 1 s mean, 1 s spread, 0.5 s warm-up. Allocation-free.
     fn default() -> Self {
-        Self { mean_seconds: 1.0, spread_seconds: 1.0, warmup_seconds: 0.5 }
+        Self {
+            mean_seconds: 1.0,
+            spread_seconds: 1.0,
+            warmup_seconds: 0.5,
+        }
     }
 }
 
@@ -104,7 +108,11 @@ impl Novelty {
     /// Sets the reference variance `ε` is a fraction of: the model's PCA variance (the training
     /// embeddings' spread). Non-positive values restore the model-free default 1. Allocation-free.
     pub fn set_reference_variance(&mut self, variance: f32) {
-        let v = if variance > 0.0 && variance.is_finite() { variance as f64 } else { 1.0 };
+        let v = if variance > 0.0 && variance.is_finite() {
+            variance as f64
+        } else {
+            1.0
+        };
         self.floor = NOVELTY_FLOOR_FRACTION as f64 * v;
     }
 
@@ -140,9 +148,18 @@ impl Novelty {
             self.value = 0.0;
             return self.value;
         }
-        let d2: f64 = self.mean.iter().zip(embedding).map(|(m, &e)| (e as f64 - m).powi(2)).sum();
+        let d2: f64 = self
+            .mean
+            .iter()
+            .zip(embedding)
+            .map(|(m, &e)| (e as f64 - m).powi(2))
+            .sum();
         let ratio = d2 / (self.spread + self.floor);
-        self.value = if self.count > self.warmup_hops { novelty_from_ratio(ratio as f32) } else { 0.0 };
+        self.value = if self.count > self.warmup_hops {
+            novelty_from_ratio(ratio as f32)
+        } else {
+            0.0
+        };
         // Running averages at first (weight 1/n), exponential once n exceeds the time constant.
         let seen = (self.count - 1) as f64;
         let a_mean = self.alpha_mean.max(1.0 / (seen + 1.0));
@@ -160,7 +177,9 @@ pub fn novelty_from_ratio(ratio: f32) -> f32 {
     if ratio.is_nan() || ratio <= 0.0 {
         return 0.0;
     }
-    super::source::unit((ratio / NOVELTY_RATIO_LOW).ln() / (NOVELTY_RATIO_HIGH / NOVELTY_RATIO_LOW).ln())
+    super::source::unit(
+        (ratio / NOVELTY_RATIO_LOW).ln() / (NOVELTY_RATIO_HIGH / NOVELTY_RATIO_LOW).ln(),
+    )
 }
 
 #[cfg(test)]
@@ -183,12 +202,16 @@ mod tests {
         let mut novelty = Novelty::new(NoveltyConfig::default(), HOP, dim);
         novelty.set_reference_variance(dim as f32);
         // 3 s of sound A, varying by 10 % of the corpus spread.
-        let steady: Vec<f32> = (0..300).map(|_| novelty.update(&sound(&mut rng, &a, 0.1))).collect();
+        let steady: Vec<f32> = (0..300)
+            .map(|_| novelty.update(&sound(&mut rng, &a, 0.1)))
+            .collect();
         assert!(steady[..50].iter().all(|&v| v == 0.0), "warm-up reads 0");
         let settled = steady[100..].iter().copied().fold(0.0f32, f32::max);
         assert!(settled < 0.1, "a steady sound is not novel: max {settled}");
         // Then sound B.
-        let after: Vec<f32> = (0..300).map(|_| novelty.update(&sound(&mut rng, &b, 0.1))).collect();
+        let after: Vec<f32> = (0..300)
+            .map(|_| novelty.update(&sound(&mut rng, &b, 0.1)))
+            .collect();
         assert!(after[0] > 0.95, "the change spikes: {}", after[0]);
         let half = after.iter().position(|&v| v < 0.5).unwrap();
         assert!(half < 50, "decays below 0.5 within 0.5 s: {half} hops");
@@ -204,7 +227,9 @@ mod tests {
         let dim = 16;
         let mut novelty = Novelty::new(NoveltyConfig::default(), HOP, dim);
         let silence = vec![0.25f32; dim];
-        let quiet = (0..200).map(|_| novelty.update(&silence)).fold(0.0f32, f32::max);
+        let quiet = (0..200)
+            .map(|_| novelty.update(&silence))
+            .fold(0.0f32, f32::max);
         assert_eq!(quiet, 0.0);
         let mut rng = Rng::new(5);
         let onset = novelty.update(&sound(&mut rng, &[1.0; 16], 0.1));

@@ -47,7 +47,10 @@ impl Pca {
 
     /// How many axes the outputs use: the stored axes, at most [`MAX_AXES`]. Allocation-free.
     pub fn n_axes(&self) -> usize {
-        self.axes.len().min(self.explained_variance.len()).min(MAX_AXES)
+        self.axes
+            .len()
+            .min(self.explained_variance.len())
+            .min(MAX_AXES)
     }
 
     /// Checks the shapes and values. Allocation-free.
@@ -60,8 +63,15 @@ impl Pca {
         {
             return Err(PcaError::Shape);
         }
-        let finite = self.mean.iter().chain(self.axes.iter().flatten()).all(|v| v.is_finite());
-        let variances = self.explained_variance.iter().all(|&v| v.is_finite() && v > 0.0);
+        let finite = self
+            .mean
+            .iter()
+            .chain(self.axes.iter().flatten())
+            .all(|v| v.is_finite());
+        let variances = self
+            .explained_variance
+            .iter()
+            .all(|&v| v.is_finite() && v > 0.0);
         if !finite || !variances {
             return Err(PcaError::Value);
         }
@@ -84,7 +94,11 @@ impl Pca {
         }
         let n = self.n_axes().min(out.len());
         for (o, axis) in out.iter_mut().zip(&self.axes).take(n) {
-            *o = axis.iter().zip(embedding.iter().zip(&self.mean)).map(|(a, (e, m))| a * (e - m)).sum();
+            *o = axis
+                .iter()
+                .zip(embedding.iter().zip(&self.mean))
+                .map(|(a, (e, m))| a * (e - m))
+                .sum();
         }
         n
     }
@@ -156,7 +170,11 @@ mod tests {
         let mut bad = pca();
         bad.explained_variance[0] = 0.0;
         assert_eq!(bad.validate(), Err(PcaError::Value));
-        let bad = Pca { mean: vec![], axes: vec![], explained_variance: vec![] };
+        let bad = Pca {
+            mean: vec![],
+            axes: vec![],
+            explained_variance: vec![],
+        };
         assert_eq!(bad.validate(), Err(PcaError::Empty));
     }
 }

@@ -123,9 +123,14 @@ impl Periodicity {
     /// An analyser for frames every `hop_seconds`. Plans the FFTs and allocates every buffer;
     /// nothing allocates afterwards.
     pub fn new(config: PeriodicityConfig, hop_seconds: f64) -> Self {
-        let hop = if hop_seconds > 0.0 && hop_seconds.is_finite() { hop_seconds } else { 0.01 };
+        let hop = if hop_seconds > 0.0 && hop_seconds.is_finite() {
+            hop_seconds
+        } else {
+            0.01
+        };
         let min_lag = ((config.min_period_seconds as f64 / hop).round() as usize).max(2);
-        let wanted_max = ((config.max_period_seconds as f64 / hop).round() as usize).max(min_lag + 1);
+        let wanted_max =
+            ((config.max_period_seconds as f64 / hop).round() as usize).max(min_lag + 1);
         let window = config.window_hops.max(2 * wanted_max + 4);
         let max_lag = wanted_max.min(window / 2);
         let fft_len = (2 * window).next_power_of_two();
@@ -229,7 +234,9 @@ impl Periodicity {
         let mut loudest = SILENCE_DB;
         for b in 0..self.n_bands {
             let ring = &self.history[b * w..(b + 1) * w];
-            let runs = ring[oldest..oldest + first_len].iter().chain(&ring[..second_len]);
+            let runs = ring[oldest..oldest + first_len]
+                .iter()
+                .chain(&ring[..second_len]);
             loudest = runs.fold(loudest, |m, &v| m.max(v));
         }
         let floor = (loudest - self.config.dynamic_range_db).max(SILENCE_DB);
@@ -260,14 +267,23 @@ impl Periodicity {
             }
             any = true;
             self.time[n..].fill(0.0);
-            if self.r2c.process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch).is_err() {
+            if self
+                .r2c
+                .process_with_scratch(&mut self.time, &mut self.spectrum, &mut self.scratch)
+                .is_err()
+            {
                 continue;
             }
             for (p, s) in self.power.iter_mut().zip(&self.spectrum) {
                 p.re += s.norm_sqr();
             }
         }
-        if !any || self.c2r.process_with_scratch(&mut self.power, &mut self.acf, &mut self.scratch).is_err() {
+        if !any
+            || self
+                .c2r
+                .process_with_scratch(&mut self.power, &mut self.acf, &mut self.scratch)
+                .is_err()
+        {
             self.strength = 0.0;
             self.sacf.fill(0.0);
             return;
@@ -283,19 +299,27 @@ impl Periodicity {
         }
         let rho = &self.sacf;
         let is_peak = |l: usize| rho[l] > rho[l - 1] && rho[l] >= rho[l + 1];
-        let best = (self.min_lag..=max_lag).filter(|&l| is_peak(l)).map(|l| rho[l]).fold(f32::NEG_INFINITY, f32::max);
+        let best = (self.min_lag..=max_lag)
+            .filter(|&l| is_peak(l))
+            .map(|l| rho[l])
+            .fold(f32::NEG_INFINITY, f32::max);
         if best.is_nan() || best <= 0.0 {
             self.strength = 0.0;
             return;
         }
         let threshold = best * self.config.octave_tolerance;
-        let Some(lag) = (self.min_lag..=max_lag).find(|&l| is_peak(l) && rho[l] >= threshold) else {
+        let Some(lag) = (self.min_lag..=max_lag).find(|&l| is_peak(l) && rho[l] >= threshold)
+        else {
             self.strength = 0.0;
             return;
         };
         let (y0, y1, y2) = (rho[lag - 1], rho[lag], rho[lag + 1]);
         let curvature = y0 - 2.0 * y1 + y2;
-        let offset = if curvature < 0.0 { (0.5 * (y0 - y2) / curvature).clamp(-0.5, 0.5) } else { 0.0 };
+        let offset = if curvature < 0.0 {
+            (0.5 * (y0 - y2) / curvature).clamp(-0.5, 0.5)
+        } else {
+            0.0
+        };
         self.strength = y1.clamp(0.0, 1.0);
         self.period_seconds = ((lag as f64 + offset as f64) * self.hop_seconds) as f32;
     }
@@ -316,7 +340,12 @@ mod tests {
     }
 
     /// Feeds `hops` frames from `make(t, band)` and returns the final (strength, period).
-    fn run(p: &mut Periodicity, hops: usize, n_bands: usize, make: impl FnMut(usize, usize) -> f32) -> (f32, f32) {
+    fn run(
+        p: &mut Periodicity,
+        hops: usize,
+        n_bands: usize,
+        make: impl FnMut(usize, usize) -> f32,
+    ) -> (f32, f32) {
         run_from(p, 0..hops, n_bands, make)
     }
 
@@ -367,7 +396,10 @@ mod tests {
                 let since = phase * period_s / HOP;
                 (-10.0 - 10.0 * since as f32 - b as f32).max(-60.0)
             });
-            assert!((period as f64 - period_s).abs() <= HOP, "period {period} for {period_s}");
+            assert!(
+                (period as f64 - period_s).abs() <= HOP,
+                "period {period} for {period_s}"
+            );
             assert!(strength > 0.7, "strength {strength} for {period_s}");
         }
     }
@@ -394,17 +426,28 @@ mod tests {
     fn smooth_and_silent_envelopes_are_not_periodic() {
         // A slow swell (a 6 s cycle): the SACF decays monotonically over the lag range.
         let mut p = Periodicity::new(PeriodicityConfig::default(), HOP);
-        let (s, _) = run(&mut p, 400, 8, |t, _| -30.0 + 20.0 * (t as f32 * 0.01 * std::f32::consts::TAU / 6.0).sin());
+        let (s, _) = run(&mut p, 400, 8, |t, _| {
+            -30.0 + 20.0 * (t as f32 * 0.01 * std::f32::consts::TAU / 6.0).sin()
+        });
         assert!(s < 0.2, "swell strength {s}");
         let mut p = Periodicity::new(PeriodicityConfig::default(), HOP);
         assert_eq!(run(&mut p, 400, 8, |_, _| SILENCE_DB), (0.0, 0.0));
         // A gain change alters nothing.
         let pulse = |gain: f32| {
             let mut p = Periodicity::new(PeriodicityConfig::default(), HOP);
-            run(&mut p, 300, 4, |t, _| if t % 30 < 3 { gain - 10.0 } else { gain - 50.0 })
+            run(&mut p, 300, 4, |t, _| {
+                if t % 30 < 3 {
+                    gain - 10.0
+                } else {
+                    gain - 50.0
+                }
+            })
         };
         let (a, b) = (pulse(0.0), pulse(-30.0));
-        assert!((a.0 - b.0).abs() < 1e-4 && (a.1 - b.1).abs() < 1e-6, "{a:?} {b:?}");
+        assert!(
+            (a.0 - b.0).abs() < 1e-4 && (a.1 - b.1).abs() < 1e-6,
+            "{a:?} {b:?}"
+        );
     }
 
     #[test]
@@ -424,7 +467,12 @@ mod tests {
     /// (strength, period) and the lowest strength over the last second.
     fn through_cochlea(audio: &[f32]) -> ((f32, f32), f32) {
         use crate::cochlea::{Cochlea, CochleaConfig};
-        let config = CochleaConfig { sample_rate: 16_000.0, n_bands: 32, high_hz: 7_000.0, ..CochleaConfig::default() };
+        let config = CochleaConfig {
+            sample_rate: 16_000.0,
+            n_bands: 32,
+            high_hz: 7_000.0,
+            ..CochleaConfig::default()
+        };
         let mut cochlea = Cochlea::new(config).unwrap();
         let frames = cochlea.process_to_vec(audio);
         let mut p = Periodicity::new(PeriodicityConfig::default(), config.hop_seconds);
@@ -445,7 +493,9 @@ mod tests {
         let sr = 16_000usize;
         let mut rng = Rng::new(4);
         // Clicks every 0.5 s.
-        let clicks: Vec<f32> = (0..4 * sr).map(|i| if i % (sr / 2) == 0 { 1.0 } else { 0.0 }).collect();
+        let clicks: Vec<f32> = (0..4 * sr)
+            .map(|i| if i % (sr / 2) == 0 { 1.0 } else { 0.0 })
+            .collect();
         let ((strength, period), low) = through_cochlea(&clicks);
         assert!((period - 0.5).abs() <= 0.01, "clicks: period {period}");
         assert!(low > 0.8, "clicks: strength {strength}, lowest {low}");
@@ -461,7 +511,9 @@ mod tests {
         assert!((period - 0.3125).abs() <= 0.01, "drums: period {period}");
         assert!(low > 0.7, "drums: strength {strength}, lowest {low}");
         // Steady white noise.
-        let noise: Vec<f32> = (0..5 * sr).map(|_| 0.3 * (2.0 * rng.uniform() - 1.0)).collect();
+        let noise: Vec<f32> = (0..5 * sr)
+            .map(|_| 0.3 * (2.0 * rng.uniform() - 1.0))
+            .collect();
         let ((strength, _), _) = through_cochlea(&noise);
         assert!(strength < 0.3, "noise: strength {strength}");
     }

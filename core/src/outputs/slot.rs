@@ -14,9 +14,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::cc::CcConfig;
+use super::pca::MAX_AXES;
 use super::source::{unit, Source, MAX_LEARNED};
 use super::N_SLOTS;
-use super::pca::MAX_AXES;
 
 /// Everything the user sets on one output slot.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,7 +71,11 @@ impl SlotConfig {
             out_high: 1.0,
             rise_ms: DEFAULT_SMOOTHING_MS,
             fall_ms: DEFAULT_SMOOTHING_MS,
-            cc: CcConfig { channel: 0, cc: DEFAULT_FIRST_CC + index as u8, fourteen_bit: false },
+            cc: CcConfig {
+                channel: 0,
+                cc: DEFAULT_FIRST_CC + index as u8,
+                fourteen_bit: false,
+            },
         }
     }
 
@@ -86,7 +90,11 @@ impl SlotConfig {
         let x = unit(x);
         let (lo, hi) = (unit(self.in_low), unit(self.in_high));
         let y = if hi == lo {
-            if x >= lo { 1.0 } else { 0.0 }
+            if x >= lo {
+                1.0
+            } else {
+                0.0
+            }
         } else {
             unit((x - lo) / (hi - lo))
         };
@@ -134,7 +142,10 @@ pub struct SlotShaper {
 impl SlotShaper {
     /// A shaper that jumps to its first target. Allocation-free.
     pub const fn new() -> Self {
-        Self { value: 0.0, started: false }
+        Self {
+            value: 0.0,
+            started: false,
+        }
     }
 
     /// Sets the smoothed value, as if it had settled there. Allocation-free.
@@ -161,7 +172,11 @@ impl SlotShaper {
             self.set(target);
             return self.value;
         }
-        let tau = if target > self.value { config.rise_ms } else { config.fall_ms };
+        let tau = if target > self.value {
+            config.rise_ms
+        } else {
+            config.fall_ms
+        };
         let a = smoothing_coefficient(tau, hop_seconds);
         self.value = unit(target + a * (self.value - target));
         self.value
@@ -194,7 +209,11 @@ mod tests {
 
     #[test]
     fn ranges_and_invert_map_as_documented() {
-        let mut c = SlotConfig { in_low: 0.2, in_high: 0.6, ..SlotConfig::default() };
+        let mut c = SlotConfig {
+            in_low: 0.2,
+            in_high: 0.6,
+            ..SlotConfig::default()
+        };
         assert_eq!(c.map(0.1), 0.0);
         assert!((c.map(0.4) - 0.5).abs() < 1e-6);
         assert_eq!(c.map(0.9), 1.0);
@@ -204,7 +223,11 @@ mod tests {
         c.out_high = 0.7;
         assert!((c.map(0.3) - 0.65).abs() < 1e-6);
         assert!((c.map(0.0) - 0.7).abs() < 1e-6);
-        let step = SlotConfig { in_low: 0.5, in_high: 0.5, ..SlotConfig::default() };
+        let step = SlotConfig {
+            in_low: 0.5,
+            in_high: 0.5,
+            ..SlotConfig::default()
+        };
         assert_eq!(step.map(0.49), 0.0);
         assert_eq!(step.map(0.5), 1.0);
         assert_eq!(SlotConfig::default().map(f32::NAN), 0.0);
@@ -218,14 +241,22 @@ mod tests {
         (1..10_000)
             .find(|_| {
                 let v = s.step(to, config, HOP);
-                if to > from { v >= goal - 1e-5 } else { v <= goal + 1e-5 }
+                if to > from {
+                    v >= goal - 1e-5
+                } else {
+                    v <= goal + 1e-5
+                }
             })
             .unwrap()
     }
 
     #[test]
     fn smoothing_reaches_63_percent_after_tau() {
-        let c = SlotConfig { rise_ms: 100.0, fall_ms: 400.0, ..SlotConfig::default() };
+        let c = SlotConfig {
+            rise_ms: 100.0,
+            fall_ms: 400.0,
+            ..SlotConfig::default()
+        };
         // 100 ms = 10 hops of 10 ms; 400 ms = 40 hops.
         assert_eq!(hops_to_63_percent(&c, 0.0, 1.0), 10);
         assert_eq!(hops_to_63_percent(&c, 1.0, 0.0), 40);
@@ -240,7 +271,11 @@ mod tests {
         let v = (0..20).map(|_| s.step(1.0, &c, 0.005)).last().unwrap();
         assert!((v - 0.632_120_6).abs() < 1e-4, "{v}");
         // Zero time constant follows at once.
-        let instant = SlotConfig { rise_ms: 0.0, fall_ms: 0.0, ..SlotConfig::default() };
+        let instant = SlotConfig {
+            rise_ms: 0.0,
+            fall_ms: 0.0,
+            ..SlotConfig::default()
+        };
         let mut s = SlotShaper::new();
         s.step(0.0, &instant, HOP);
         assert_eq!(s.step(0.8, &instant, HOP), 0.8);

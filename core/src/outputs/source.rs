@@ -57,10 +57,20 @@ pub enum Source {
     Loudness,
 }
 
-const AXIS_IDS: [&str; MAX_AXES] = ["axis1", "axis2", "axis3", "axis4", "axis5", "axis6", "axis7", "axis8"];
-const AXIS_NAMES: [&str; MAX_AXES] = ["Axis 1", "Axis 2", "Axis 3", "Axis 4", "Axis 5", "Axis 6", "Axis 7", "Axis 8"];
-const SIMILARITY_IDS: [&str; MAX_LEARNED] = ["similarity1", "similarity2", "similarity3", "similarity4"];
-const SIMILARITY_NAMES: [&str; MAX_LEARNED] = ["Similarity 1", "Similarity 2", "Similarity 3", "Similarity 4"];
+const AXIS_IDS: [&str; MAX_AXES] = [
+    "axis1", "axis2", "axis3", "axis4", "axis5", "axis6", "axis7", "axis8",
+];
+const AXIS_NAMES: [&str; MAX_AXES] = [
+    "Axis 1", "Axis 2", "Axis 3", "Axis 4", "Axis 5", "Axis 6", "Axis 7", "Axis 8",
+];
+const SIMILARITY_IDS: [&str; MAX_LEARNED] =
+    ["similarity1", "similarity2", "similarity3", "similarity4"];
+const SIMILARITY_NAMES: [&str; MAX_LEARNED] = [
+    "Similarity 1",
+    "Similarity 2",
+    "Similarity 3",
+    "Similarity 4",
+];
 
 impl Source {
     /// How many distinct sources there are.
@@ -142,7 +152,9 @@ impl Serialize for Source {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.id() {
             Some(id) => serializer.serialize_str(id),
-            None => Err(serde::ser::Error::custom(format!("source index out of range: {self:?}"))),
+            None => Err(serde::ser::Error::custom(format!(
+                "source index out of range: {self:?}"
+            ))),
         }
     }
 }
@@ -250,9 +262,18 @@ mod tests {
             assert_eq!(serde_json::from_str::<Source>(&json).unwrap(), *s);
         }
         // The saved form is part of the plugin state: these strings must never change.
-        assert_eq!(serde_json::to_string(&Source::Axis(0)).unwrap(), "\"axis1\"");
-        assert_eq!(serde_json::to_string(&Source::Similarity(3)).unwrap(), "\"similarity4\"");
-        assert_eq!(serde_json::to_string(&Source::Period).unwrap(), "\"period\"");
+        assert_eq!(
+            serde_json::to_string(&Source::Axis(0)).unwrap(),
+            "\"axis1\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Source::Similarity(3)).unwrap(),
+            "\"similarity4\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Source::Period).unwrap(),
+            "\"period\""
+        );
         assert!(serde_json::to_string(&Source::Axis(8)).is_err());
         assert!(serde_json::from_str::<Source>("\"axis9\"").is_err());
         assert_eq!(Source::Axis(8).index(), None);

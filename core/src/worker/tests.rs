@@ -19,7 +19,10 @@ fn setup(settings: ListenSettings, ring: usize) -> (AudioFront, Worker<Recorder>
     let cochlea = Cochlea::new(settings.cochlea_config(48_000.0)).unwrap();
     let (front, swap) = AudioFront::new(cochlea, tx);
     let status = Arc::new(WorkerStatus::default());
-    (front, Worker::new(rx, swap, 48_000.0, settings, Recorder::default(), status))
+    (
+        front,
+        Worker::new(rx, swap, 48_000.0, settings, Recorder::default(), status),
+    )
 }
 
 fn tone(len: usize) -> Vec<f32> {
@@ -57,7 +60,10 @@ fn a_structural_change_swaps_the_filterbank_and_restarts_memory() {
     let audio = tone(4800);
     front.process(&[&audio]);
     worker.drain();
-    worker.apply(ListenSettings { n_bands: 32, ..ListenSettings::default() });
+    worker.apply(ListenSettings {
+        n_bands: 32,
+        ..ListenSettings::default()
+    });
     assert!(worker.status.error.lock().unwrap().is_none());
     front.process(&[&audio]);
     worker.drain();
@@ -66,7 +72,10 @@ fn a_structural_change_swaps_the_filterbank_and_restarts_memory() {
     assert_eq!(front.cochlea().config().n_bands, 32);
 
     // Out-of-range settings are fitted, not refused: 500 bands become the 128 the cochlea has.
-    worker.apply(ListenSettings { n_bands: 500, ..ListenSettings::default() });
+    worker.apply(ListenSettings {
+        n_bands: 500,
+        ..ListenSettings::default()
+    });
     assert!(worker.status.error.lock().unwrap().is_none());
     front.process(&[&audio]);
     assert_eq!(front.cochlea().config().n_bands, 128);
@@ -87,15 +96,28 @@ fn no_settings_can_size_the_memory_past_its_limit() {
                             n_bands,
                             hop_seconds,
                             low_hz: if steps == 0 { f64::NAN } else { 50.0 },
-                            spec: DilatedSpec { steps, dilation, kind, pooling: Pooling::Max },
+                            spec: DilatedSpec {
+                                steps,
+                                dilation,
+                                kind,
+                                pooling: Pooling::Max,
+                            },
                             ..ListenSettings::default()
                         };
                         let used = asked.validated();
                         assert!(used.spec.validate().is_ok(), "{asked:?}");
-                        assert!(used.cochlea_config(48_000.0).validate().is_ok(), "{asked:?}");
-                        let bytes = EchoicMemory::bytes_needed(used.spec.memory_frames(), used.n_bands);
+                        assert!(
+                            used.cochlea_config(48_000.0).validate().is_ok(),
+                            "{asked:?}"
+                        );
+                        let bytes =
+                            EchoicMemory::bytes_needed(used.spec.memory_frames(), used.n_bands);
                         assert!(bytes <= MAX_MEMORY_BYTES, "{asked:?}: {bytes} bytes");
-                        assert_eq!(used == asked, asked.describe_adjustment().is_none(), "{asked:?}");
+                        assert_eq!(
+                            used == asked,
+                            asked.describe_adjustment().is_none(),
+                            "{asked:?}"
+                        );
                     }
                 }
             }
@@ -103,7 +125,11 @@ fn no_settings_can_size_the_memory_past_its_limit() {
     }
     let asked = ListenSettings {
         n_bands: 128,
-        spec: DilatedSpec { steps: 16, dilation: 4, ..DilatedSpec::default() },
+        spec: DilatedSpec {
+            steps: 16,
+            dilation: 4,
+            ..DilatedSpec::default()
+        },
         ..ListenSettings::default()
     };
     assert_eq!(
@@ -120,13 +146,22 @@ fn draining_stops_before_the_next_frame_once_asked() {
     // The longest memory with max pooling, and a full ring of frames waiting.
     let settings = ListenSettings {
         n_bands: 128,
-        spec: DilatedSpec { steps: 13, dilation: 2, kind: Dilation::Exponential, pooling: Pooling::Max },
+        spec: DilatedSpec {
+            steps: 13,
+            dilation: 2,
+            kind: Dilation::Exponential,
+            pooling: Pooling::Max,
+        },
         ..ListenSettings::default()
     };
     let (mut front, mut worker) = setup(settings, 512);
     front.process(&[&tone(48_000 * 5)]);
     let stop = AtomicBool::new(true);
-    assert_eq!(worker.drain_until(&stop), 0, "a set stop flag takes no frame");
+    assert_eq!(
+        worker.drain_until(&stop),
+        0,
+        "a set stop flag takes no frame"
+    );
     stop.store(false, Ordering::Relaxed);
     assert_eq!(worker.drain_until(&stop), 500);
 }
@@ -139,7 +174,10 @@ fn the_thread_parks_when_idle_and_joins_on_stop() {
     front.process(&[&tone(48_000)]);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while status.frames_received.load(Ordering::Relaxed) < 100 {
-        assert!(std::time::Instant::now() < deadline, "worker never drained the ring");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker never drained the ring"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     handle.stop();

@@ -20,7 +20,13 @@ fn main() -> Result<()> {
     let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
         bail!("usage: fuzz-seeds <dir>");
     };
-    write(&dir.join("model_loader"), &[("tiny.safetensors", tiny_model(false)), ("tiny-pca.safetensors", tiny_model(true))])?;
+    write(
+        &dir.join("model_loader"),
+        &[
+            ("tiny.safetensors", tiny_model(false)),
+            ("tiny-pca.safetensors", tiny_model(true)),
+        ],
+    )?;
 
     // Inactive, so that parameter changes are applied at once (`params.flush`).
     let mut host = EchoicHost::from_entry(&in_process_entry())?;
@@ -30,7 +36,8 @@ fn main() -> Result<()> {
     }
     let maxed = host.save_state()?;
 
-    let mut document = state_document(&default).context("the plugin's state is a length and JSON")?;
+    let mut document =
+        state_document(&default).context("the plugin's state is a length and JSON")?;
     let mut learned = LearnedSounds::new(0.01);
     learned.set_embedding_dim(6);
     learned.start_learning(1, 0.03);
@@ -43,16 +50,66 @@ fn main() -> Result<()> {
     fields["editor-size"] = serde_json::to_string(&[900, 640])?.into();
     let persisted = state_bytes(&document);
 
-    let mut words: Vec<String> = ["{\"i32\":", "{\"f32\":", "{\"bool\":", "{\"string\":", "\"params\":", "\"fields\":", "\"version\":"]
-        .map(String::from)
-        .to_vec();
-    words.extend(document["params"].as_object().into_iter().flatten().map(|(id, _)| format!("\"{id}\"")));
-    words.extend(document["fields"].as_object().into_iter().flatten().map(|(key, _)| format!("\"{key}\"")));
-    words.extend(["-1", "99", "100000", "2147483647", "-2147483648", "1e39", "-0.0", "null", "true", "[]", "{}"].map(String::from));
-    let dict: String = words.iter().map(|w| format!("{}\n", serde_json::to_string(w).expect("a string serialises"))).collect();
+    let mut words: Vec<String> = [
+        "{\"i32\":",
+        "{\"f32\":",
+        "{\"bool\":",
+        "{\"string\":",
+        "\"params\":",
+        "\"fields\":",
+        "\"version\":",
+    ]
+    .map(String::from)
+    .to_vec();
+    words.extend(
+        document["params"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(id, _)| format!("\"{id}\"")),
+    );
+    words.extend(
+        document["fields"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(key, _)| format!("\"{key}\"")),
+    );
+    words.extend(
+        [
+            "-1",
+            "99",
+            "100000",
+            "2147483647",
+            "-2147483648",
+            "1e39",
+            "-0.0",
+            "null",
+            "true",
+            "[]",
+            "{}",
+        ]
+        .map(String::from),
+    );
+    let dict: String = words
+        .iter()
+        .map(|w| {
+            format!(
+                "{}\n",
+                serde_json::to_string(w).expect("a string serialises")
+            )
+        })
+        .collect();
     std::fs::write(dir.join("state_loader.dict"), dict).context("writing the state dictionary")?;
 
-    write(&dir.join("state_loader"), &[("default.state", default), ("maxed.state", maxed), ("persisted.state", persisted)])?;
+    write(
+        &dir.join("state_loader"),
+        &[
+            ("default.state", default),
+            ("maxed.state", maxed),
+            ("persisted.state", persisted),
+        ],
+    )?;
     Ok(())
 }
 

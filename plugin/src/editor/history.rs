@@ -41,7 +41,16 @@ pub struct ColumnRing {
 impl ColumnRing {
     /// A ring of `rows`-tall columns.
     pub fn new(name: &'static str, rows: usize) -> Self {
-        Self { texture: None, rows, next: 0, filled: 0, pending: Vec::new(), pending_start: 0, pending_count: 0, name }
+        Self {
+            texture: None,
+            rows,
+            next: 0,
+            filled: 0,
+            pending: Vec::new(),
+            pending_start: 0,
+            pending_count: 0,
+            name,
+        }
     }
 
     /// Queues one column (`rows` colours, row 0 = band or dimension 0).
@@ -67,7 +76,11 @@ impl ColumnRing {
     pub fn texture(&mut self, ctx: &egui::Context) -> &TextureHandle {
         let rows = self.rows;
         let texture = self.texture.get_or_insert_with(|| {
-            ctx.load_texture(self.name, ColorImage::filled([COLUMNS, rows], Color32::BLACK), TextureOptions::NEAREST)
+            ctx.load_texture(
+                self.name,
+                ColorImage::filled([COLUMNS, rows], Color32::BLACK),
+                TextureOptions::NEAREST,
+            )
         });
         if self.pending_count > 0 {
             // Pending columns are stored column-major; the texture wants rows of pixels.
@@ -82,7 +95,11 @@ impl ColumnRing {
                         pixels[r * run + c] = colour;
                     }
                 }
-                texture.set_partial([start, 0], ColorImage::new([run, rows], pixels), TextureOptions::NEAREST);
+                texture.set_partial(
+                    [start, 0],
+                    ColorImage::new([run, rows], pixels),
+                    TextureOptions::NEAREST,
+                );
                 done += run;
                 start = (start + run) % COLUMNS;
             }
@@ -124,7 +141,10 @@ impl ColumnRing {
         self.pending.clear();
         self.pending_count = 0;
         if let Some(texture) = &mut self.texture {
-            texture.set(ColorImage::filled([COLUMNS, self.rows], Color32::BLACK), TextureOptions::NEAREST);
+            texture.set(
+                ColorImage::filled([COLUMNS, self.rows], Color32::BLACK),
+                TextureOptions::NEAREST,
+            );
         }
     }
 }
@@ -207,7 +227,8 @@ impl History {
         }
         let lut = &self.lut;
         if hop.valid {
-            self.cochleagram.push(hop.energies().iter().map(|&db| lut.get(db)));
+            self.cochleagram
+                .push(hop.energies().iter().map(|&db| lut.get(db)));
         } else {
             self.cochleagram.push(std::iter::empty());
         }
@@ -227,7 +248,11 @@ impl History {
             self.embedding_signed |= e.iter().any(|&v| v < -0.05 * self.embedding_scale);
             let (scale, signed) = (self.embedding_scale, self.embedding_signed);
             self.embedding.push(e.iter().map(|&v| {
-                let t = if signed { 0.5 + 0.5 * v / scale } else { v / scale };
+                let t = if signed {
+                    0.5 + 0.5 * v / scale
+                } else {
+                    v / scale
+                };
                 theme::embedding_colour(t)
             }));
         }
@@ -244,7 +269,11 @@ impl History {
     }
 
     /// Uploads the echoic memory image of the newest state and returns its texture and size.
-    pub fn memory_texture(&mut self, ctx: &egui::Context, changed: bool) -> (&TextureHandle, [usize; 2]) {
+    pub fn memory_texture(
+        &mut self,
+        ctx: &egui::Context,
+        changed: bool,
+    ) -> (&TextureHandle, [usize; 2]) {
         let state = &self.state;
         let lut = &self.lut;
         let image = || {
@@ -263,7 +292,8 @@ impl History {
                 texture.set(image(), TextureOptions::NEAREST);
             }
         } else {
-            self.memory_texture = Some(ctx.load_texture("echoic-memory", image(), TextureOptions::NEAREST));
+            self.memory_texture =
+                Some(ctx.load_texture("echoic-memory", image(), TextureOptions::NEAREST));
         }
         (self.memory_texture.as_ref().expect("just set"), MEMORY_TEX)
     }

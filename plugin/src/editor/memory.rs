@@ -54,9 +54,16 @@ pub fn show(ui: &Ui, rect: Rect, history: &mut History, axis: &FreqAxis, changed
     // Step boundaries, and the look-back of each boundary under the axis where there is room.
     let mut last_label_x = f32::NEG_INFINITY;
     for (i, &ex) in edges.iter().enumerate() {
-        painter.line_segment([pos2(ex, plot_rect.top()), pos2(ex, plot_rect.bottom())], Stroke::new(1.0, Color32::from_black_alpha(160)));
+        painter.line_segment(
+            [pos2(ex, plot_rect.top()), pos2(ex, plot_rect.bottom())],
+            Stroke::new(1.0, Color32::from_black_alpha(160)),
+        );
         let frames_back: usize = widths[i.min(steps)..].iter().sum();
-        let label = if frames_back == 0 { "now".to_owned() } else { format!("−{:.2} s", frames_back as f32 * hop) };
+        let label = if frames_back == 0 {
+            "now".to_owned()
+        } else {
+            format!("−{:.2} s", frames_back as f32 * hop)
+        };
         let anchor = if i == 0 {
             Align2::LEFT_TOP
         } else if frames_back == 0 {
@@ -66,13 +73,31 @@ pub fn show(ui: &Ui, rect: Rect, history: &mut History, axis: &FreqAxis, changed
         };
         let far_enough = ex - last_label_x > 46.0 || frames_back == 0;
         if far_enough && (frames_back == 0 || plot_rect.right() - ex > 52.0) {
-            painter.line_segment([pos2(ex, plot_rect.bottom()), pos2(ex, plot_rect.bottom() + 3.0)], Stroke::new(1.0, theme::TEXT_DIM));
-            painter.text(pos2(ex, plot_rect.bottom() + 3.0), anchor, label, theme::small(), theme::TEXT_DIM);
+            painter.line_segment(
+                [
+                    pos2(ex, plot_rect.bottom()),
+                    pos2(ex, plot_rect.bottom() + 3.0),
+                ],
+                Stroke::new(1.0, theme::TEXT_DIM),
+            );
+            painter.text(
+                pos2(ex, plot_rect.bottom() + 3.0),
+                anchor,
+                label,
+                theme::small(),
+                theme::TEXT_DIM,
+            );
             last_label_x = ex;
         }
     }
     if warming_up {
-        painter.text(pos2(plot_rect.right() - 4.0, plot_rect.top() + 3.0), Align2::RIGHT_TOP, "warming up", theme::small(), theme::WARN);
+        painter.text(
+            pos2(plot_rect.right() - 4.0, plot_rect.top() + 3.0),
+            Align2::RIGHT_TOP,
+            "warming up",
+            theme::small(),
+            theme::WARN,
+        );
     }
     axis.draw_labels(ui, plot_rect);
     plot_rect

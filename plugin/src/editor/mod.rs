@@ -44,10 +44,16 @@ use echoic_core::display::ModelInfo;
 use echoic_core::outputs::MAX_LEARNED;
 use egui::{pos2, Rect, Ui};
 use nice_plug::editor::dpi::{LogicalSize, NativeSize};
-use nice_plug::editor::{Editor, EditorHandle, HostMethods, Modifiers, ParentWindowHandle, ResizeHint, SpawnedEditor, VirtualKeyCode};
+use nice_plug::editor::{
+    Editor, EditorHandle, HostMethods, Modifiers, ParentWindowHandle, ResizeHint, SpawnedEditor,
+    VirtualKeyCode,
+};
 use nice_plug::prelude::{ParamSetter, Plugin};
 use nice_plug_egui::resizable_window::ResizableWindow;
-use nice_plug_egui::{create_egui_editor, EguiEditor, EguiEditorHandle, EguiEditorState, EguiNiceSettings, NiceEguiApp};
+use nice_plug_egui::{
+    create_egui_editor, EguiEditor, EguiEditorHandle, EguiEditorState, EguiNiceSettings,
+    NiceEguiApp,
+};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -64,7 +70,8 @@ pub const PROBE_ENV: &str = "ECHOIC_EDITOR_PROBE";
 
 /// The resize behaviour the host is told about.
 fn resize_hint() -> ResizeHint {
-    ResizeHint::resizable().with_min_logical_size(LogicalSize::new(MIN_SIZE[0] as f32, MIN_SIZE[1] as f32))
+    ResizeHint::resizable()
+        .with_min_logical_size(LogicalSize::new(MIN_SIZE[0] as f32, MIN_SIZE[1] as f32))
 }
 
 /// The persisted size, clamped to the allowed range.
@@ -89,16 +96,31 @@ impl EchoicEditorShell {
     pub fn new(params: Arc<EchoicParams>, shared: Arc<EchoicShared>) -> Self {
         let size = saved_size(&params);
         let editor = Self::build(&params, &shared, size);
-        Self { params, shared, current: Mutex::new((editor, size)) }
+        Self {
+            params,
+            shared,
+            current: Mutex::new((editor, size)),
+        }
     }
 
     /// An egui editor with a fresh state of `size`.
-    fn build(params: &Arc<EchoicParams>, shared: &Arc<EchoicShared>, size: [u32; 2]) -> EguiEditor<EchoicEditor> {
-        let state = EguiEditorState::from_size(LogicalSize::new(size[0] as f64, size[1] as f64), 1.0);
+    fn build(
+        params: &Arc<EchoicParams>,
+        shared: &Arc<EchoicShared>,
+        size: [u32; 2],
+    ) -> EguiEditor<EchoicEditor> {
+        let state =
+            EguiEditorState::from_size(LogicalSize::new(size[0] as f64, size[1] as f64), 1.0);
         // No dithering: it costs every fragment a noise computation, which a software renderer
         // feels, and the views have no smooth gradients that would band without it.
-        let graphics = nice_plug_egui::GraphicsConfig { dithering: false, ..Default::default() };
-        let settings = EguiNiceSettings::new().with_tile(crate::Echoic::NAME).with_resize_hint(resize_hint()).with_graphics_config(graphics);
+        let graphics = nice_plug_egui::GraphicsConfig {
+            dithering: false,
+            ..Default::default()
+        };
+        let settings = EguiNiceSettings::new()
+            .with_tile(crate::Echoic::NAME)
+            .with_resize_hint(resize_hint())
+            .with_graphics_config(graphics);
         let app = EchoicEditor::new(params.clone(), shared.clone());
         create_egui_editor(state, nice_plug_egui::RepaintNotifier::new(), settings, app)
             .expect("create_egui_editor always returns an editor")
@@ -128,11 +150,20 @@ impl Editor for EchoicEditorShell {
     ) -> Result<SpawnedEditor<Self::Handle>, Box<dyn std::error::Error>> {
         let size = saved_size(&self.params);
         let editor = Self::build(&self.params, &self.shared, size);
-        let spawned = editor.spawn(parent, wait_for_parent, fallback_scale_factor, gui_context, host)?;
+        let spawned = editor.spawn(
+            parent,
+            wait_for_parent,
+            fallback_scale_factor,
+            gui_context,
+            host,
+        )?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = (editor, size);
         self.shared.link.open.store(true, Ordering::Release);
         Ok(SpawnedEditor {
-            handle: EchoicEditorHandle { inner: spawned.handle, shared: self.shared.clone() },
+            handle: EchoicEditorHandle {
+                inner: spawned.handle,
+                shared: self.shared.clone(),
+            },
             window: spawned.window,
         })
     }
@@ -178,7 +209,11 @@ impl EditorHandle for EchoicEditorHandle {
         <EguiEditorHandle as EditorHandle>::run_until_closed(window)
     }
 
-    fn set_parent(&self, parent: ParentWindowHandle, window: &Self::Window) -> Result<(), Self::Error> {
+    fn set_parent(
+        &self,
+        parent: ParentWindowHandle,
+        window: &Self::Window,
+    ) -> Result<(), Self::Error> {
         self.inner.set_parent(parent, window)
     }
 
@@ -190,7 +225,11 @@ impl EditorHandle for EchoicEditorHandle {
         self.inner.hide(window)
     }
 
-    fn set_size(&self, new_size: NativeSize<u32>, window: &Self::Window) -> Result<(), Self::Error> {
+    fn set_size(
+        &self,
+        new_size: NativeSize<u32>,
+        window: &Self::Window,
+    ) -> Result<(), Self::Error> {
         self.inner.set_size(new_size, window)
     }
 
@@ -198,16 +237,30 @@ impl EditorHandle for EchoicEditorHandle {
         self.inner.host_main_thread_callback(window)
     }
 
-    fn adjust_size(&self, new_size: NativeSize<u32>, window: &Self::Window) -> Option<NativeSize<u32>> {
+    fn adjust_size(
+        &self,
+        new_size: NativeSize<u32>,
+        window: &Self::Window,
+    ) -> Option<NativeSize<u32>> {
         self.inner.adjust_size(new_size, window)
     }
 
-    fn set_fallback_scale_factor(&self, scale_factor: f64, window: &Self::Window) -> Result<(), Self::Error> {
+    fn set_fallback_scale_factor(
+        &self,
+        scale_factor: f64,
+        window: &Self::Window,
+    ) -> Result<(), Self::Error> {
         self.inner.set_fallback_scale_factor(scale_factor, window)
     }
 
-    fn on_virtual_key_from_host(&self, key_code: VirtualKeyCode, is_down: bool, modifiers: Modifiers) -> bool {
-        self.inner.on_virtual_key_from_host(key_code, is_down, modifiers)
+    fn on_virtual_key_from_host(
+        &self,
+        key_code: VirtualKeyCode,
+        is_down: bool,
+        modifiers: Modifiers,
+    ) -> bool {
+        self.inner
+            .on_virtual_key_from_host(key_code, is_down, modifiers)
     }
 
     fn state_changed(&self) {
@@ -279,7 +332,9 @@ impl EchoicEditor {
             selected_slot: 0,
             chooser: models::ModelChooser::default(),
             stats: stats::FrameStats::default(),
-            probe: std::env::var_os(PROBE_ENV).filter(|p| !p.is_empty()).map(PathBuf::from),
+            probe: std::env::var_os(PROBE_ENV)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             probe_written: None,
             rects: Vec::new(),
             model_rects: Vec::new(),
@@ -308,8 +363,15 @@ impl EchoicEditor {
             }
         }
         // The band layout: the worker's when it has published one, else the parameters'.
-        let settings = if self.history.hops > 0 { self.history.state.settings } else { self.params.listen_settings() };
-        if !self.axis.matches(settings.n_bands, settings.low_hz, settings.high_hz) {
+        let settings = if self.history.hops > 0 {
+            self.history.state.settings
+        } else {
+            self.params.listen_settings()
+        };
+        if !self
+            .axis
+            .matches(settings.n_bands, settings.low_hz, settings.high_hz)
+        {
             self.axis = plot::FreqAxis::new(settings.n_bands, settings.low_hz, settings.high_hz);
         }
         changed
@@ -318,7 +380,11 @@ impl EchoicEditor {
     /// Acts on a finished model load: saves the path and adopts the model's settings.
     fn model_loaded(&mut self, outcome: models::LoadOutcome, setter: Option<&ParamSetter>) {
         let models::LoadOutcome::Loaded { path, settings } = outcome;
-        *self.params.model_path.lock().unwrap_or_else(|e| e.into_inner()) = path;
+        *self
+            .params
+            .model_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = path;
         if let Some(setter) = setter {
             if self.params.listen_settings() != settings {
                 controls::adopt_settings(&self.params, setter, &settings);
@@ -343,13 +409,31 @@ impl EchoicEditor {
         let gap = 8.0;
         let header = Rect::from_min_size(full.min, egui::vec2(full.width(), 34.0));
         status::header(ui, header, &self.shared, &self.model, &self.stats);
-        let state_notes = self.params.state_notes.try_lock().map(|n| n.0.clone()).unwrap_or_default();
+        let state_notes = self
+            .params
+            .state_notes
+            .try_lock()
+            .map(|n| n.0.clone())
+            .unwrap_or_default();
         let adjustment = self.params.requested_settings().describe_adjustment();
-        let notices = status::notices(&self.shared, &self.model, self.chooser.error.as_deref(), &state_notes, adjustment);
+        let notices = status::notices(
+            &self.shared,
+            &self.model,
+            self.chooser.error.as_deref(),
+            &state_notes,
+            adjustment,
+        );
         let banner_h = notices.len().min(3) as f32 * 22.0;
-        let banner = Rect::from_min_size(pos2(full.left(), header.bottom() + gap), egui::vec2(full.width(), banner_h));
+        let banner = Rect::from_min_size(
+            pos2(full.left(), header.bottom() + gap),
+            egui::vec2(full.width(), banner_h),
+        );
         status::banner(ui, banner, &notices[..notices.len().min(3)]);
-        let body_top = if banner_h > 0.0 { banner.bottom() + gap - 2.0 } else { header.bottom() + gap };
+        let body_top = if banner_h > 0.0 {
+            banner.bottom() + gap - 2.0
+        } else {
+            header.bottom() + gap
+        };
         let body = Rect::from_min_max(pos2(full.left(), body_top), full.max);
 
         let right_w = (body.width() * 0.33).clamp(340.0, 480.0);
@@ -357,7 +441,10 @@ impl EchoicEditor {
         let right = Rect::from_min_max(pos2(left.right() + gap, body.top()), body.max);
 
         let controls_h = 262.0f32.min(left.height() * 0.42);
-        let upper = Rect::from_min_max(left.min, pos2(left.right(), left.bottom() - controls_h - gap));
+        let upper = Rect::from_min_max(
+            left.min,
+            pos2(left.right(), left.bottom() - controls_h - gap),
+        );
         let coch_h = (upper.height() - gap) * 0.58;
         let coch = Rect::from_min_size(upper.min, egui::vec2(upper.width(), coch_h));
         let row2 = Rect::from_min_max(pos2(upper.left(), coch.bottom() + gap), upper.max);
@@ -370,10 +457,17 @@ impl EchoicEditor {
         let outputs_h = 8.0 * 22.0 + plot::TITLE_HEIGHT + 16.0;
         let map_h = (right.height() - learn_h - outputs_h - 2.0 * gap).max(120.0);
         let map_rect = Rect::from_min_size(right.min, egui::vec2(right.width(), map_h));
-        let out_rect = Rect::from_min_size(pos2(right.left(), map_rect.bottom() + gap), egui::vec2(right.width(), outputs_h));
+        let out_rect = Rect::from_min_size(
+            pos2(right.left(), map_rect.bottom() + gap),
+            egui::vec2(right.width(), outputs_h),
+        );
         let learn_rect = Rect::from_min_max(pos2(right.left(), out_rect.bottom() + gap), right.max);
 
-        let hop = if self.history.hops > 0 { self.history.state.settings.hop_seconds } else { self.params.listen_settings().hop_seconds } as f32;
+        let hop = if self.history.hops > 0 {
+            self.history.state.settings.hop_seconds
+        } else {
+            self.params.listen_settings().hop_seconds
+        } as f32;
         self.rects.clear();
         let r = scroll::cochleagram(ui, coch, &mut self.history, &self.axis, hop);
         self.rects.push(("cochleagram", r));
@@ -383,10 +477,32 @@ impl EchoicEditor {
         self.rects.push(("embedding", r));
         let r = map::show(ui, map_rect, &self.history, &self.learn_names);
         self.rects.push(("map", r));
-        let r = outputs::meters(ui, out_rect, &self.params, &self.history, &mut self.selected_slot);
+        let r = outputs::meters(
+            ui,
+            out_rect,
+            &self.params,
+            &self.history,
+            &mut self.selected_slot,
+        );
         self.rects.push(("outputs", r));
-        self.learn.show(ui, learn_rect, &self.params, setter, &self.shared.link, &self.history, &self.learn_names);
-        let outcome = controls::show(ui, ctrl, &self.params, setter, self.selected_slot, &mut self.chooser, &self.model);
+        self.learn.show(
+            ui,
+            learn_rect,
+            &self.params,
+            setter,
+            &self.shared.link,
+            &self.history,
+            &self.learn_names,
+        );
+        let outcome = controls::show(
+            ui,
+            ctrl,
+            &self.params,
+            setter,
+            self.selected_slot,
+            &mut self.chooser,
+            &self.model,
+        );
         self.rects.push(("controls", ctrl));
         self.model_rects = outcome.model_rects;
         if let Some(chosen) = outcome.chosen {
@@ -397,18 +513,48 @@ impl EchoicEditor {
     /// Writes the probe file, at most twice a second.
     fn write_probe(&mut self, pixels_per_point: f32, screen: Rect) {
         let Some(path) = &self.probe else { return };
-        if self.probe_written.is_some_and(|t| t.elapsed().as_secs_f32() < 0.5) {
+        if self
+            .probe_written
+            .is_some_and(|t| t.elapsed().as_secs_f32() < 0.5)
+        {
             return;
         }
         self.probe_written = Some(Instant::now());
-        let px = |r: Rect| [r.left() * pixels_per_point, r.top() * pixels_per_point, r.right() * pixels_per_point, r.bottom() * pixels_per_point];
+        let px = |r: Rect| {
+            [
+                r.left() * pixels_per_point,
+                r.top() * pixels_per_point,
+                r.right() * pixels_per_point,
+                r.bottom() * pixels_per_point,
+            ]
+        };
         let mut rects = serde_json::Map::new();
         for (name, rect) in &self.rects {
             rects.insert((*name).to_owned(), serde_json::json!(px(*rect)));
         }
-        rects.insert("learn".to_owned(), serde_json::json!(self.learn.rects.iter().map(|(l, _)| px(*l)).collect::<Vec<_>>()));
-        rects.insert("clear".to_owned(), serde_json::json!(self.learn.rects.iter().map(|(_, c)| px(*c)).collect::<Vec<_>>()));
-        let models: Vec<serde_json::Value> = self.model_rects.iter().map(|(name, r)| serde_json::json!([name, px(*r)])).collect();
+        rects.insert(
+            "learn".to_owned(),
+            serde_json::json!(self
+                .learn
+                .rects
+                .iter()
+                .map(|(l, _)| px(*l))
+                .collect::<Vec<_>>()),
+        );
+        rects.insert(
+            "clear".to_owned(),
+            serde_json::json!(self
+                .learn
+                .rects
+                .iter()
+                .map(|(_, c)| px(*c))
+                .collect::<Vec<_>>()),
+        );
+        let models: Vec<serde_json::Value> = self
+            .model_rects
+            .iter()
+            .map(|(name, r)| serde_json::json!([name, px(*r)]))
+            .collect();
         let source = match &self.model.source {
             echoic_core::display::ModelSource::BuiltIn => None,
             echoic_core::display::ModelSource::File(path) => Some(path.clone()),
@@ -454,19 +600,25 @@ impl NiceEguiApp for EchoicEditor {
         self.stats.begin();
         let changed = self.refresh();
         let min = egui::vec2(MIN_SIZE[0] as f32, MIN_SIZE[1] as f32);
-        ResizableWindow::new("echoic-resize").min_size(min).show(ui, |ui| {
-            let full = ui.max_rect().shrink(2.0);
-            self.panels(ui, full, changed);
-        });
+        ResizableWindow::new("echoic-resize")
+            .min_size(min)
+            .show(ui, |ui| {
+                let full = ui.max_rect().shrink(2.0);
+                self.panels(ui, full, changed);
+            });
         // The views scroll with every hop: keep drawing while hops arrive (the window system
         // paces the frames); when they stop, a few frames a second keep the status current.
         if self.history.hops_this_frame > 0 {
             self.last_hop = Some(Instant::now());
         }
-        if self.last_hop.is_some_and(|t| t.elapsed().as_secs_f32() < 0.5) {
+        if self
+            .last_hop
+            .is_some_and(|t| t.elapsed().as_secs_f32() < 0.5)
+        {
             ui.ctx().request_repaint();
         } else {
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(100));
         }
         self.stats.end();
         let screen = ui.ctx().content_rect();
@@ -474,9 +626,16 @@ impl NiceEguiApp for EchoicEditor {
     }
 
     fn resized(&mut self, new_size: nice_plug_egui::baseview::WindowSize) {
-        let size = [new_size.logical.width.round() as u32, new_size.logical.height.round() as u32];
+        let size = [
+            new_size.logical.width.round() as u32,
+            new_size.logical.height.round() as u32,
+        ];
         if size[0] > 0 && size[1] > 0 {
-            *self.params.editor_size.lock().unwrap_or_else(|e| e.into_inner()) = size;
+            *self
+                .params
+                .editor_size
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = size;
         }
     }
 }

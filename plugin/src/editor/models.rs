@@ -41,7 +41,10 @@ pub fn search_dirs() -> Vec<PathBuf> {
             dirs.push(dir.to_path_buf());
         }
         // Inside a VST3 bundle (Echoic.vst3/Contents/x86_64-linux/Echoic.so): next to the bundle.
-        if let Some(bundle) = library.ancestors().find(|a| a.extension().is_some_and(|e| e == "vst3")) {
+        if let Some(bundle) = library
+            .ancestors()
+            .find(|a| a.extension().is_some_and(|e| e == "vst3"))
+        {
             if let Some(dir) = bundle.parent() {
                 dirs.push(dir.to_path_buf());
             }
@@ -58,13 +61,21 @@ pub fn search_dirs() -> Vec<PathBuf> {
 pub fn scan(dirs: &[PathBuf]) -> Vec<ModelEntry> {
     let mut entries = Vec::new();
     for dir in dirs {
-        let Ok(read) = std::fs::read_dir(dir) else { continue };
+        let Ok(read) = std::fs::read_dir(dir) else {
+            continue;
+        };
         let mut found: Vec<ModelEntry> = read
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors")))
+            .filter(|p| {
+                p.is_file()
+                    && p.extension()
+                        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+            })
             .map(|path| ModelEntry {
-                label: path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+                label: path
+                    .file_stem()
+                    .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
                 path,
             })
             .collect();
@@ -87,7 +98,10 @@ fn own_library_path() -> Option<PathBuf> {
     maps.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
         let (start, end) = fields.next()?.split_once('-')?;
-        let (start, end) = (usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?);
+        let (start, end) = (
+            usize::from_str_radix(start, 16).ok()?,
+            usize::from_str_radix(end, 16).ok()?,
+        );
         if !(start..end).contains(&address) {
             return None;
         }
@@ -139,14 +153,23 @@ pub struct ModelChooser {
 
 impl Default for ModelChooser {
     fn default() -> Self {
-        Self { dirs: search_dirs(), entries: Vec::new(), scanned: None, loading: None, error: None }
+        Self {
+            dirs: search_dirs(),
+            entries: Vec::new(),
+            scanned: None,
+            loading: None,
+            error: None,
+        }
     }
 }
 
 impl ModelChooser {
     /// Re-reads the folders if they were last read more than `seconds` ago.
     pub fn rescan_every(&mut self, seconds: f32) {
-        if self.scanned.is_none_or(|t| t.elapsed().as_secs_f32() >= seconds) {
+        if self
+            .scanned
+            .is_none_or(|t| t.elapsed().as_secs_f32() >= seconds)
+        {
             self.rescan();
         }
     }
@@ -166,13 +189,15 @@ impl ModelChooser {
     pub fn choose(&mut self, path: Option<PathBuf>) {
         let (tx, rx) = channel();
         let thread_path = path.clone();
-        let spawned = std::thread::Builder::new().name("echoic-model-load".into()).spawn(move || {
-            let result = match &thread_path {
-                Some(p) => Listener::load(p).map_err(|e| e.to_string()),
-                None => Listener::from_bytes(crate::DEFAULT_MODEL).map_err(|e| e.to_string()),
-            };
-            let _ = tx.send(result);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("echoic-model-load".into())
+            .spawn(move || {
+                let result = match &thread_path {
+                    Some(p) => Listener::load(p).map_err(|e| e.to_string()),
+                    None => Listener::from_bytes(crate::DEFAULT_MODEL).map_err(|e| e.to_string()),
+                };
+                let _ = tx.send(result);
+            });
         match spawned {
             Ok(_) => {
                 self.error = None;
@@ -192,7 +217,10 @@ impl ModelChooser {
             Err(TryRecvError::Disconnected) => Err("the loading thread stopped".to_owned()),
         };
         let loading = self.loading.take()?;
-        let shown = loading.path.as_ref().map_or_else(|| "the built-in model".to_owned(), |p| p.display().to_string());
+        let shown = loading.path.as_ref().map_or_else(
+            || "the built-in model".to_owned(),
+            |p| p.display().to_string(),
+        );
         match result {
             Ok(listener) => {
                 let path = loading.path.map(|p| p.to_string_lossy().into_owned());
@@ -203,7 +231,9 @@ impl ModelChooser {
                 Some(LoadOutcome::Loaded { path, settings })
             }
             Err(error) => {
-                self.error = Some(format!("{shown} cannot be used: {error}. The previous model stays in use."));
+                self.error = Some(format!(
+                    "{shown} cannot be used: {error}. The previous model stays in use."
+                ));
                 None
             }
         }
@@ -222,7 +252,10 @@ mod tests {
         std::fs::write(dir.join("a.SafeTensors"), b"x").unwrap();
         std::fs::write(dir.join("notes.txt"), b"x").unwrap();
         let found = scan(&[dir.clone(), dir.join("missing")]);
-        assert_eq!(found.iter().map(|e| e.label.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            found.iter().map(|e| e.label.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         #[cfg(target_os = "linux")]
         assert!(own_library_path().is_some_and(|p| p.is_file()));

@@ -3,7 +3,9 @@
 
 use super::theme;
 use echoic_core::erb::erb_space;
-use egui::{pos2, Align2, Color32, CornerRadius, Mesh, Pos2, Rect, Stroke, StrokeKind, TextureId, Ui};
+use egui::{
+    pos2, Align2, Color32, CornerRadius, Mesh, Pos2, Rect, Stroke, StrokeKind, TextureId, Ui,
+};
 
 /// Height of a panel's title row.
 pub const TITLE_HEIGHT: f32 = 20.0;
@@ -15,13 +17,33 @@ pub const TITLE_HEIGHT: f32 = 20.0;
 /// milliseconds per frame, and the window's clear colour already is the background.
 pub fn panel(ui: &Ui, rect: Rect, title: &str, note: &str) -> Rect {
     let painter = ui.painter();
-    painter.rect_stroke(rect, CornerRadius::same(theme::RADIUS), Stroke::new(1.0, theme::GRID), StrokeKind::Inside);
+    painter.rect_stroke(
+        rect,
+        CornerRadius::same(theme::RADIUS),
+        Stroke::new(1.0, theme::GRID),
+        StrokeKind::Inside,
+    );
     let title_pos = pos2(rect.left() + 10.0, rect.top() + 5.0);
-    painter.text(title_pos, Align2::LEFT_TOP, title.to_uppercase(), theme::title(), theme::TEXT);
+    painter.text(
+        title_pos,
+        Align2::LEFT_TOP,
+        title.to_uppercase(),
+        theme::title(),
+        theme::TEXT,
+    );
     if !note.is_empty() {
-        painter.text(pos2(rect.right() - 10.0, rect.top() + 6.0), Align2::RIGHT_TOP, note, theme::small(), theme::TEXT_DIM);
+        painter.text(
+            pos2(rect.right() - 10.0, rect.top() + 6.0),
+            Align2::RIGHT_TOP,
+            note,
+            theme::small(),
+            theme::TEXT_DIM,
+        );
     }
-    Rect::from_min_max(pos2(rect.left() + 8.0, rect.top() + TITLE_HEIGHT + 6.0), pos2(rect.right() - 8.0, rect.bottom() - 8.0))
+    Rect::from_min_max(
+        pos2(rect.left() + 8.0, rect.top() + TITLE_HEIGHT + 6.0),
+        pos2(rect.right() - 8.0, rect.bottom() - 8.0),
+    )
 }
 
 /// Where the bands of a filterbank lie on a logarithmic frequency axis.
@@ -47,7 +69,10 @@ impl FreqAxis {
             let last = centres.len() - 1;
             edges.push(centres[last] * (centres[last] / centres[last - 1]).sqrt());
         }
-        Self { key: (n, low.to_bits(), high.to_bits()), edges: edges.into_iter().map(|e| e as f32).collect() }
+        Self {
+            key: (n, low.to_bits(), high.to_bits()),
+            edges: edges.into_iter().map(|e| e as f32).collect(),
+        }
     }
 
     /// Whether this axis was made for these settings.
@@ -93,11 +118,29 @@ impl FreqAxis {
                 continue;
             }
             let y = self.y(rect, hz);
-            painter.line_segment([pos2(rect.left() - 4.0, y), pos2(rect.left(), y)], Stroke::new(1.0, theme::TEXT_DIM));
-            painter.line_segment([pos2(rect.left(), y), pos2(rect.right(), y)], Stroke::new(1.0, Color32::from_white_alpha(14)));
-            painter.text(pos2(rect.left() - 6.0, y), Align2::RIGHT_CENTER, label, theme::small(), theme::TEXT_DIM);
+            painter.line_segment(
+                [pos2(rect.left() - 4.0, y), pos2(rect.left(), y)],
+                Stroke::new(1.0, theme::TEXT_DIM),
+            );
+            painter.line_segment(
+                [pos2(rect.left(), y), pos2(rect.right(), y)],
+                Stroke::new(1.0, Color32::from_white_alpha(14)),
+            );
+            painter.text(
+                pos2(rect.left() - 6.0, y),
+                Align2::RIGHT_CENTER,
+                label,
+                theme::small(),
+                theme::TEXT_DIM,
+            );
         }
-        painter.text(pos2(rect.left() - 6.0, rect.top() - 2.0), Align2::RIGHT_BOTTOM, "Hz", theme::small(), theme::TEXT_DIM);
+        painter.text(
+            pos2(rect.left() - 6.0, rect.top() - 2.0),
+            Align2::RIGHT_BOTTOM,
+            "Hz",
+            theme::small(),
+            theme::TEXT_DIM,
+        );
     }
 }
 

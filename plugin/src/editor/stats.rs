@@ -85,7 +85,11 @@ impl FrameStats {
         let (interval_ms_mean, interval_ms_p95, _) = mean_p95_max(&self.interval_ms);
         Summary {
             frames: self.frames,
-            fps: if interval_ms_mean > 0.0 { 1000.0 / interval_ms_mean } else { 0.0 },
+            fps: if interval_ms_mean > 0.0 {
+                1000.0 / interval_ms_mean
+            } else {
+                0.0
+            },
             ui_ms_mean,
             ui_ms_p95,
             ui_ms_max,

@@ -73,17 +73,34 @@ pub fn apply(ctx: &egui::Context) {
     widgets.hovered.bg_stroke = Stroke::new(1.0, ACCENT.gamma_multiply(0.6));
     widgets.active.weak_bg_fill = ACCENT.gamma_multiply(0.35);
     widgets.active.bg_fill = ACCENT.gamma_multiply(0.35);
-    for w in [&mut widgets.inactive, &mut widgets.hovered, &mut widgets.active, &mut widgets.open] {
+    for w in [
+        &mut widgets.inactive,
+        &mut widgets.hovered,
+        &mut widgets.active,
+        &mut widgets.open,
+    ] {
         w.corner_radius = radius;
     }
     ctx.set_visuals(visuals);
     ctx.all_styles_mut(|style| {
         style.text_styles = [
-            (TextStyle::Small, FontId::new(11.0, FontFamily::Proportional)),
+            (
+                TextStyle::Small,
+                FontId::new(11.0, FontFamily::Proportional),
+            ),
             (TextStyle::Body, FontId::new(13.0, FontFamily::Proportional)),
-            (TextStyle::Button, FontId::new(13.0, FontFamily::Proportional)),
-            (TextStyle::Heading, FontId::new(18.0, FontFamily::Proportional)),
-            (TextStyle::Monospace, FontId::new(12.0, FontFamily::Monospace)),
+            (
+                TextStyle::Button,
+                FontId::new(13.0, FontFamily::Proportional),
+            ),
+            (
+                TextStyle::Heading,
+                FontId::new(18.0, FontFamily::Proportional),
+            ),
+            (
+                TextStyle::Monospace,
+                FontId::new(12.0, FontFamily::Monospace),
+            ),
         ]
         .into();
         style.spacing.item_spacing = egui::vec2(6.0, 4.0);
@@ -167,7 +184,9 @@ pub struct LevelLut {
 
 impl Default for LevelLut {
     fn default() -> Self {
-        Self { colours: std::array::from_fn(|i| ramp(&INFERNO, i as f32 / 255.0)) }
+        Self {
+            colours: std::array::from_fn(|i| ramp(&INFERNO, i as f32 / 255.0)),
+        }
     }
 }
 
@@ -175,7 +194,11 @@ impl LevelLut {
     /// The colour of `db`.
     pub fn get(&self, db: f32) -> Color32 {
         let t = (db - DB_FLOOR) / (DB_TOP - DB_FLOOR);
-        let i = if t.is_nan() { 0.0 } else { (t * 255.0).round().clamp(0.0, 255.0) };
+        let i = if t.is_nan() {
+            0.0
+        } else {
+            (t * 255.0).round().clamp(0.0, 255.0)
+        };
         self.colours[i as usize]
     }
 }
