@@ -83,9 +83,9 @@ impl ListenSettings {
         }
     }
 
-    /// What [`validated`](Self::validated) changed in these settings, for the user
-    /// ("Dilation 4 → 2, Steps 16 → 13: …"), or `None` when they are used as they are.
-    /// Allocates the text.
+    /// What [`validated`](Self::validated) changed in these settings, for the user ("Steps 16 ->
+    /// 13, Dilation 4 -> 2: …", with ASCII arrows, which every font has), or `None` when they
+    /// are used as they are. Allocates the text.
     pub fn describe_adjustment(&self) -> Option<String> {
         let used = self.validated();
         if used == *self {
@@ -95,7 +95,7 @@ impl ListenSettings {
         let mut changes = Vec::new();
         let mut note = |what: &str, asked: String, used: String| {
             if asked != used {
-                changes.push(format!("{what} {asked} → {used}"));
+                changes.push(format!("{what} {asked} -> {used}"));
             }
         };
         note("Bands", a.n_bands.to_string(), u.n_bands.to_string());

@@ -805,3 +805,48 @@ fn clap_editor_refuses_damaged_models_keeps_the_previous_one_and_audio_passes() 
     }
     host.deactivate();
 }
+
+/// Settings past what Echoic serves (every structural knob at its maximum: Steps 16 with
+/// Dilation 4 asks for a look-back of 4^15 frames) are fitted to the nearest usable ones while
+/// the instance plays, and the editor's banner names what was adjusted.
+#[test]
+fn extreme_settings_are_fitted_and_the_banner_names_what_changed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = XServer::start().expect("an X server");
+    std::fs::create_dir_all(screenshot_dir()).unwrap();
+    let probe_path = screenshot_dir().join("probe-clap-adjusted.json");
+    let _ = std::fs::remove_file(&probe_path);
+    let _env = EnvGuard::set(&[
+        ("DISPLAY", server.display().as_ref()),
+        ("ECHOIC_EDITOR_PROBE", probe_path.as_os_str()),
+    ]);
+    let mut host = EchoicHost::new().unwrap();
+    for name in ["Bands", "Steps", "Dilation"] {
+        let param = host.param_by_name(name).unwrap().expect(name);
+        host.set_param(param.id, param.max).unwrap();
+    }
+    let (music, rate) = recording("music_armygeddon.wav");
+    host.activate(AudioConfig::new(rate, BLOCK as u32, 1))
+        .unwrap();
+    let mut editor = EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens");
+    play(&mut host, Some(&mut editor), &music[..rate as usize]);
+    let expected = "Listening settings adjusted: Steps 16 -> 13, Dilation 4 -> 2: the echoic \
+                    memory reaches back at most 4096 frames; now 4096 frames, 40.96 s";
+    let probe = Probe::wait(&probe_path, Duration::from_secs(20), |p| p.hops() > 0)
+        .expect("the editor shows hops from the fitted settings");
+    let banner: Vec<&str> = probe.0["banner"]
+        .as_array()
+        .expect("the probe lists the banner")
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    println!("banner: {banner:?}");
+    assert!(banner.contains(&expected), "{banner:?}");
+    editor
+        .screenshot()
+        .unwrap()
+        .save_png(&screenshot_dir().join("clap-settings-adjusted.png"))
+        .unwrap();
+    editor.close(&mut host);
+    host.deactivate();
+}

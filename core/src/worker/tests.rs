@@ -134,7 +134,7 @@ fn no_settings_can_size_the_memory_past_its_limit() {
     };
     assert_eq!(
         asked.describe_adjustment().unwrap(),
-        "Steps 16 → 13, Dilation 4 → 2: the echoic memory reaches back at most 4096 frames; \
+        "Steps 16 -> 13, Dilation 4 -> 2: the echoic memory reaches back at most 4096 frames; \
          now 4096 frames, 40.96 s"
     );
     assert_eq!(ListenSettings::default().describe_adjustment(), None);

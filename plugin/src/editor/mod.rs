@@ -310,6 +310,8 @@ pub struct EchoicEditor {
     rects: Vec<(&'static str, Rect)>,
     /// Where the model list's entries were drawn this frame, for the probe.
     model_rects: Vec<(String, Rect)>,
+    /// The banner's texts this frame, for the probe (kept only while probing).
+    banner_texts: Vec<String>,
     /// When the worker last published a hop: while hops flow the editor redraws every frame,
     /// otherwise (host stopped, plugin inactive) a few times a second, to spare the CPU.
     last_hop: Option<Instant>,
@@ -338,6 +340,7 @@ impl EchoicEditor {
             probe_written: None,
             rects: Vec::new(),
             model_rects: Vec::new(),
+            banner_texts: Vec::new(),
             last_hop: None,
         }
     }
@@ -423,6 +426,9 @@ impl EchoicEditor {
             &state_notes,
             adjustment,
         );
+        if self.probe.is_some() {
+            self.banner_texts = notices.iter().map(|n| n.text.clone()).collect();
+        }
         let banner_h = notices.len().min(3) as f32 * 22.0;
         let banner = Rect::from_min_size(
             pos2(full.left(), header.bottom() + gap),
@@ -573,6 +579,7 @@ impl EchoicEditor {
             "model_error": self.chooser.error,
             "model_list": models,
             "refused": self.shared.listener.refused.load(Ordering::Relaxed),
+            "banner": self.banner_texts,
             "state_notes": self.params.state_notes.try_lock().map(|n| n.0.clone()).unwrap_or_default(),
         });
         let tmp = path.with_extension("tmp");
