@@ -212,7 +212,7 @@ impl Plugin for Echoic {
         }
         if let Some(cc_values) = &mut self.cc_values {
             while let Some(hop) = cc_values.recv() {
-                let timing = timing.place(hop.sample_pos);
+                let offset = timing.place(hop.sample_pos);
                 for (slot, emitter) in self.emitters.iter_mut().enumerate() {
                     let params = &self.params.slots[slot];
                     if !params.enabled.value() {
@@ -223,7 +223,7 @@ impl Plugin for Echoic {
                         &params.cc_config(),
                         |channel, cc, value| {
                             let _ = context.try_send_event(NoteEvent::MidiCC {
-                                timing,
+                                timing: offset,
                                 channel,
                                 cc,
                                 value: value as f32 / 127.0,
