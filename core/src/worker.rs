@@ -120,12 +120,16 @@ impl ListenSettings {
             a.spec.dilation.to_string(),
             u.spec.dilation.to_string(),
         );
-        let span = used.spec.span_seconds(used.hop_seconds);
-        Some(format!(
-            "{}: the echoic memory reaches back at most {MAX_LOOKBACK} frames; now {} frames, {span:.2} s",
-            changes.join(", "),
-            used.spec.memory_frames(),
-        ))
+        let mut text = changes.join(", ");
+        if (a.spec.steps, a.spec.dilation) != (u.spec.steps, u.spec.dilation) {
+            let span = used.spec.span_seconds(used.hop_seconds);
+            text += &format!(
+                ": the echoic memory reaches back at most {MAX_LOOKBACK} frames; now {} frames, \
+                 {span:.2} s",
+                used.spec.memory_frames(),
+            );
+        }
+        Some(text)
     }
 
     /// The filterbank configuration at a sample rate. Allocation-free.

@@ -138,6 +138,15 @@ fn no_settings_can_size_the_memory_past_its_limit() {
          now 4096 frames, 40.96 s"
     );
     assert_eq!(ListenSettings::default().describe_adjustment(), None);
+    let asked = ListenSettings {
+        n_bands: 500,
+        hop_seconds: 0.001,
+        ..ListenSettings::default()
+    };
+    assert_eq!(
+        asked.describe_adjustment().unwrap(),
+        "Bands 500 -> 128, Hop 1 ms -> 5 ms"
+    );
 }
 
 #[test]
