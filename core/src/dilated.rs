@@ -107,7 +107,7 @@ impl DilatedSpec {
     /// Steps are clamped to `1..=MAX_STEPS` and the dilation raised to its minimum; then, if
     /// the look-back exceeds [`MAX_LOOKBACK`], the largest dilation that fits is used, and when
     /// even the smallest does not fit, the most steps that fit. Spacing and pooling never change.
-    /// Allocation-free; bounded work (no loop depends on the values).
+    /// Allocation-free; constant work, whatever the values.
     pub fn validated(&self) -> Self {
         let mut spec = *self;
         spec.steps = spec.steps.clamp(1, MAX_STEPS);
@@ -115,11 +115,11 @@ impl DilatedSpec {
         if spec.memory_frames() <= MAX_LOOKBACK {
             return spec;
         }
-        // Only the exponential spacing can get here: a linear one of at most MAX_STEPS steps and
-        // dilation MAX_LOOKBACK / MAX_STEPS fits, and larger dilations are cut to the fit below.
+        // Too long: the largest dilation whose look-back over `intervals` steps fits.
         let intervals = (spec.steps - 1) as u32;
         spec.dilation = match spec.kind {
-            // The integer `intervals`-th root of MAX_LOOKBACK, corrected for rounding.
+            // The integer `intervals`-th root of MAX_LOOKBACK; the loop only corrects the float
+            // root's rounding (at most a step or two).
             Dilation::Exponential => {
                 let mut root = (MAX_LOOKBACK as f64)
                     .powf(1.0 / f64::from(intervals))
