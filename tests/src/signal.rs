@@ -84,6 +84,16 @@ impl XorShift64 {
     }
 }
 
+/// What a sample should leave the plugin as: itself, bit for bit, unless it is subnormal, which
+/// Echoic flushes to a zero of the same sign. The one rule every passthrough check applies.
+pub fn passed_through(sample: f32) -> f32 {
+    if sample.is_subnormal() {
+        0.0f32.copysign(sample)
+    } else {
+        sample
+    }
+}
+
 /// A real recording from `tests/fixtures/` (16-bit mono wav) as samples in -1..1, with its
 /// sample rate in Hz. Panics with the path if it cannot be read.
 pub fn recording(name: &str) -> (Vec<f32>, f64) {

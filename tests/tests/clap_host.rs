@@ -3,7 +3,7 @@
 //! Needs the bundle: `cargo xtask bundle echoic` (or `ECHOIC_BUNDLE_DIR`).
 
 use echoic_host_tests::{
-    bundle, test_signal, AudioConfig, EchoicHost, HostError, MidiMessage, ParamInfo,
+    bundle, passed_through, test_signal, AudioConfig, EchoicHost, HostError, MidiMessage, ParamInfo,
 };
 
 /// The sample rates every passthrough test runs at.
@@ -34,17 +34,10 @@ fn assert_passed_through(input: &[Vec<f32>], output: &[Vec<f32>], what: &str) {
     assert_eq!(input.len(), output.len(), "{what}: channel count");
     for (channel, (i, o)) in input.iter().zip(output).enumerate() {
         assert_eq!(i.len(), o.len(), "{what}: length of channel {channel}");
-        let expected = |x: f32| {
-            if x.is_subnormal() {
-                0.0f32.copysign(x)
-            } else {
-                x
-            }
-        };
         if let Some(frame) = i
             .iter()
             .zip(o)
-            .position(|(a, b)| expected(*a).to_bits() != b.to_bits())
+            .position(|(a, b)| passed_through(*a).to_bits() != b.to_bits())
         {
             panic!(
                 "{what}: channel {channel} differs first at frame {frame}: in {:e} out {:e}",
