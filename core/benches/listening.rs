@@ -183,16 +183,36 @@ fn listener_latency() {
         "  batch 1 (worker, embed_into):        {:7.1} us per embedding",
         single.as_secs_f64() * 1e6
     );
-    let candle_single = best_of(3, || {
-        for i in 0..reps / 4 {
-            let b = &buffers[(i % 256) * len..(i % 256 + 1) * len];
-            black_box(listener.embed_batch_candle(black_box(b), 1).unwrap());
+    // The reference: the same encoder as candle ops (with `--features candle`).
+    #[cfg(feature = "candle")]
+    let candle_embed = {
+        let bytes = std::fs::read(&path).unwrap();
+        let (meta, tensors) = echoic_core::listener::format::decode(&bytes).unwrap();
+        let device = candle_core::Device::Cpu;
+        let encoder = echoic_core::listener::candle::CandleEncoder::from_fn(&meta.model, |name| {
+            let t = tensors.iter().find(|t| t.name == name).unwrap();
+            candle_core::Tensor::from_slice(&t.data, t.shape.as_slice(), &device)
+        })
+        .unwrap();
+        move |buffers_db: &[f32], n: usize| {
+            let mut normalised = vec![0.0; buffers_db.len()];
+            meta.normalisation.apply(buffers_db, &mut normalised);
+            encoder.encode_slice(&normalised, n, &device).unwrap()
         }
-    }) / (reps / 4) as u32;
-    println!(
-        "  batch 1 through candle ops:           {:7.1} us per embedding",
-        candle_single.as_secs_f64() * 1e6
-    );
+    };
+    #[cfg(feature = "candle")]
+    {
+        let candle_single = best_of(3, || {
+            for i in 0..reps / 4 {
+                let b = &buffers[(i % 256) * len..(i % 256 + 1) * len];
+                black_box(candle_embed(black_box(b), 1));
+            }
+        }) / (reps / 4) as u32;
+        println!(
+            "  batch 1 through candle ops:           {:7.1} us per embedding",
+            candle_single.as_secs_f64() * 1e6
+        );
+    }
     for batch in [64usize, 256] {
         let batched = best_of(3, || {
             black_box(
@@ -201,18 +221,20 @@ fn listener_latency() {
                     .unwrap(),
             );
         }) / batch as u32;
-        let candle = best_of(3, || {
-            black_box(
-                listener
-                    .embed_batch_candle(black_box(&buffers[..batch * len]), batch)
-                    .unwrap(),
-            );
-        }) / batch as u32;
         println!(
-            "  batch {batch:3} (offline, embed_batch):    {:7.1} us per embedding; through candle ops {:7.1} us",
+            "  batch {batch:3} (offline, embed_batch):    {:7.1} us per embedding",
             batched.as_secs_f64() * 1e6,
-            candle.as_secs_f64() * 1e6
         );
+        #[cfg(feature = "candle")]
+        {
+            let candle = best_of(3, || {
+                black_box(candle_embed(black_box(&buffers[..batch * len]), batch));
+            }) / batch as u32;
+            println!(
+                "            through candle ops:           {:7.1} us per embedding",
+                candle.as_secs_f64() * 1e6
+            );
+        }
     }
 }
 

@@ -133,10 +133,7 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
             .as_ref()
             .map_or(crate::outputs::DEFAULT_EMBEDDING_DIM, Listener::latent_dim);
         let mut outputs = OutputEngine::new(OutputConfig::from_settings(settings, latent));
-        let pca = listener
-            .as_ref()
-            .and_then(|l| l.metadata().pca.as_ref())
-            .map(crate::outputs::pca::Pca::from);
+        let pca = listener.as_ref().and_then(|l| l.metadata().pca.clone());
         if let Err(error) = outputs.set_pca(pca) {
             status.set_error(Some(format!(
                 "the model's principal axes are unusable: {error}"
@@ -184,11 +181,7 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
         } else {
             self.outputs.reset();
         }
-        let pca = listener
-            .metadata()
-            .pca
-            .as_ref()
-            .map(crate::outputs::pca::Pca::from);
+        let pca = listener.metadata().pca.clone();
         self.listener = None;
         self.parked = Some(listener);
         let settings = self.settings;

@@ -10,9 +10,10 @@
 
 use echoic_core::dilated::DilatedSpec;
 use echoic_core::listener::{
-    format, Activation, Features, ListenerMetadata, ModelConfig, NamedTensor, Normalisation, Pca,
+    format, Activation, Features, ListenerMetadata, ModelConfig, NamedTensor, Normalisation,
     Provenance, FORMAT_VERSION,
 };
+use echoic_core::pca::Pca;
 use echoic_core::worker::ListenSettings;
 use echoic_host_tests::clack_host::entry::EntryDescriptor;
 use echoic_host_tests::clack_host::prelude::PluginEntry;
@@ -103,7 +104,7 @@ pub fn tiny_model(with_pca: bool) -> Vec<u8> {
     let latent = cfg.latent_dim();
     let pca = with_pca.then(|| Pca {
         mean: vec![0.1; latent],
-        components: vec![
+        axes: vec![
             (0..latent)
                 .map(|i| if i == 0 { 1.0 } else { 0.0 })
                 .collect(),
@@ -112,9 +113,6 @@ pub fn tiny_model(with_pca: bool) -> Vec<u8> {
                 .collect(),
         ],
         explained_variance: vec![0.5, 0.25],
-        explained_variance_ratio: vec![0.6, 0.3],
-        projection_low: vec![-1.0, -0.5],
-        projection_high: vec![1.0, 0.5],
     });
     let meta = ListenerMetadata {
         format_version: FORMAT_VERSION,

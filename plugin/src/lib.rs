@@ -22,7 +22,7 @@ mod slot_params;
 
 /// The listener model shipped with Echoic, compiled in so that an installed bundle needs no
 /// other file. See `models/MODEL_CARD.md`.
-pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/echoic-default.safetensors");
+pub use echoic_core::listener::DEFAULT_MODEL;
 
 use params::EchoicParams;
 

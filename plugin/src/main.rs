@@ -1,13 +1,11 @@
 //! The `echoic` binary: the command-line tools when the first argument names one (`echoic
-//! corpus ...`, see `cli.rs`), the standalone application otherwise.
+//! corpus ...`, see `echoic_tools::cli`), the standalone application otherwise.
 
-mod cli;
+use echoic_tools::cli;
 
 fn main() {
     if let Some(first) = std::env::args().nth(1) {
         if cli::is_tool_command(&first) {
-            // Before any thread starts: candle's CPU work stays on the calling thread.
-            echoic_core::listener::limit_candle_threads();
             if let Err(e) = cli::run() {
                 eprintln!("error: {e:#}");
                 std::process::exit(1);

@@ -40,9 +40,10 @@
 //! free-form. Unknown fields are ignored, so version 1 readers accept files with additions that
 //! do not change the meaning of the known fields; anything else bumps [`FORMAT_VERSION`].
 
-use super::model::ModelConfig;
+use super::config::ModelConfig;
 use super::ListenerError;
 use crate::dilated::DilatedSpec;
+use crate::pca::Pca;
 use crate::worker::ListenSettings;
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
@@ -52,8 +53,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub const FORMAT_VERSION: u32 = 1;
 /// The `__metadata__` key holding the JSON document.
 pub const METADATA_KEY: &str = "echoic";
-/// At most this many principal axes are stored (the automation outputs use them).
-pub const MAX_PCA_AXES: usize = 8;
 
 /// The front end the model was trained on; the plugin must listen the same way for the
 /// embedding to mean anything.
@@ -106,22 +105,46 @@ pub struct Normalisation {
     pub scale: Vec<f32>,
 }
 
-/// Principal axes of the training embeddings, for the automation outputs (a few smooth,
-/// decorrelated controls instead of hundreds of raw latent values).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Pca {
-    /// Mean embedding, subtracted before projecting.
-    pub mean: Vec<f32>,
-    /// The top-k unit axes, strongest first, each `latent_dim` long.
-    pub components: Vec<Vec<f32>>,
-    /// Variance of the training embeddings along each axis: how much each control moves.
-    pub explained_variance: Vec<f32>,
-    /// Each axis' share of the total variance, to judge how much of the embedding k axes keep.
-    pub explained_variance_ratio: Vec<f32>,
-    /// Per axis, the 1st percentile of the training projections: maps to 0 on a 0..1 output.
-    pub projection_low: Vec<f32>,
-    /// Per axis, the 99th percentile of the training projections: maps to 1 on a 0..1 output.
-    pub projection_high: Vec<f32>,
+impl Normalisation {
+    /// Maps whole frames of dB values (`n_bands` each, laid end to end) from `db` into `out`:
+    /// the one place training, evaluation and inference turn dB into the model's units.
+    /// Allocation-free.
+    ///
+    /// # Panics
+    ///
+    /// If `db` and `out` differ in length or are not whole frames.
+    ///
+    /// ```
+    /// use echoic_core::listener::Normalisation;
+    /// let norm = Normalisation { offset: vec![-80.0, -60.0], scale: vec![0.1, 0.05] };
+    /// let mut out = [0.0; 4];
+    /// norm.apply(&[-70.0, -60.0, -80.0, -40.0], &mut out);
+    /// assert_eq!(out, [1.0, 0.0, 0.0, 1.0]);
+    /// ```
+    pub fn apply(&self, db: &[f32], out: &mut [f32]) {
+        let n_bands = self.offset.len();
+        assert!(
+            db.len() == out.len() && db.len() % n_bands == 0,
+            "normalising {} values into {} with {n_bands} bands",
+            db.len(),
+            out.len()
+        );
+        for (src, dst) in db.chunks_exact(n_bands).zip(out.chunks_exact_mut(n_bands)) {
+            for (((d, &x), &o), &s) in dst.iter_mut().zip(src).zip(&self.offset).zip(&self.scale) {
+                *d = (x - o) * s;
+            }
+        }
+    }
+
+    /// The inverse of [`apply`](Self::apply), in place: model units back to dB, for
+    /// reconstructions. Allocation-free.
+    pub fn invert(&self, values: &mut [f32]) {
+        for frame in values.chunks_exact_mut(self.offset.len()) {
+            for ((v, &o), &s) in frame.iter_mut().zip(&self.offset).zip(&self.scale) {
+                *v = *v / s + o;
+            }
+        }
+    }
 }
 
 /// Where a model came from, so that a file can be traced to its data and code.
@@ -256,39 +279,14 @@ impl ListenerMetadata {
             ));
         }
         if let Some(pca) = &self.pca {
+            pca.validate()
+                .map_err(|e| inconsistent(format!("pca: {e}")))?;
             let latent = self.model.latent_dim();
-            let k = pca.components.len();
-            if k == 0 || k > MAX_PCA_AXES.min(latent) {
+            if pca.dim() != latent {
                 return Err(inconsistent(format!(
-                    "{k} principal axes; 1..={} are allowed",
-                    MAX_PCA_AXES.min(latent)
+                    "principal axes are {} long; the embedding has {latent} values",
+                    pca.dim()
                 )));
-            }
-            if pca.mean.len() != latent || pca.components.iter().any(|c| c.len() != latent) {
-                return Err(inconsistent(format!(
-                    "principal axes are not {latent} long"
-                )));
-            }
-            for (name, v) in [
-                ("pca.explained_variance", &pca.explained_variance),
-                (
-                    "pca.explained_variance_ratio",
-                    &pca.explained_variance_ratio,
-                ),
-                ("pca.projection_low", &pca.projection_low),
-                ("pca.projection_high", &pca.projection_high),
-            ] {
-                if v.len() != k {
-                    return Err(inconsistent(format!(
-                        "{name} has {} values for {k} axes",
-                        v.len()
-                    )));
-                }
-                check_finite(name, v)?;
-            }
-            check_finite("pca.mean", &pca.mean)?;
-            for c in &pca.components {
-                check_finite("pca.components", c)?;
             }
         }
         Ok(())
@@ -299,15 +297,7 @@ impl ListenerMetadata {
 /// tensors are exactly the ones the model needs.
 pub fn encode(meta: &ListenerMetadata, tensors: &[NamedTensor]) -> Result<Vec<u8>, ListenerError> {
     meta.validate()?;
-    check_tensors(
-        &meta.model,
-        tensors
-            .iter()
-            .map(|t| (t.name.as_str(), t.shape.as_slice())),
-    )?;
-    for t in tensors {
-        check_finite(&t.name, &t.data)?;
-    }
+    check_weights(&meta.model, tensors)?;
     let json = serde_json::to_string(meta).map_err(|e| ListenerError::Metadata(e.to_string()))?;
     let bytes: Vec<(String, Vec<u8>)> = tensors
         .iter()
@@ -331,7 +321,31 @@ pub fn encode(meta: &ListenerMetadata, tensors: &[NamedTensor]) -> Result<Vec<u8
     safetensors::serialize(views, Some(metadata)).map_err(|e| ListenerError::Format(e.to_string()))
 }
 
-/// Checks that `tensors` are exactly the model's, with the right shapes.
+/// Checks that `tensors` are exactly the weights of `cfg`: every tensor once, each with its shape,
+/// as many values as the shape holds, and all of them finite. The one check of weights in memory,
+/// for the loader, the encoder and the trainer. Allocates only on error.
+pub fn check_weights(cfg: &ModelConfig, tensors: &[NamedTensor]) -> Result<(), ListenerError> {
+    check_tensors(
+        cfg,
+        tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.as_slice())),
+    )?;
+    for t in tensors {
+        let count: usize = t.shape.iter().product();
+        if t.data.len() != count {
+            return Err(ListenerError::Shape {
+                name: t.name.clone(),
+                expected: t.shape.clone(),
+                found: vec![t.data.len()],
+            });
+        }
+        check_finite(&t.name, &t.data)?;
+    }
+    Ok(())
+}
+
+/// Checks that the stored `(name, shape)` pairs are exactly the model's, before reading any data.
 fn check_tensors<'a>(
     cfg: &ModelConfig,
     tensors: impl Iterator<Item = (&'a str, &'a [usize])> + Clone,

@@ -12,7 +12,7 @@
 //! the shared dimension, reading the weights from 8-column panels stored contiguously (so the
 //! weights stream sequentially, once per block of R sequences).
 
-use super::model::Activation;
+use super::config::Activation;
 
 /// A `depth × n` weight matrix: row-major, and packed in 8-column panels for the AVX2 kernel.
 #[derive(Clone, Debug)]

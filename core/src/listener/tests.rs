@@ -1,7 +1,7 @@
 //! Tests of the listener: shapes, the golden comparison with the numpy reference, the loader's
 //! refusals, a training smoke run, and (ignored) timings.
 
-use super::format::{self, MAX_PCA_AXES};
+use super::format;
 use super::*;
 use crate::worker::ListenSettings;
 
@@ -166,10 +166,9 @@ fn golden(activation: Activation) {
     let want_emb = json_floats(&case["embedding"]);
     let want_rec = json_floats(&case["reconstruction_db"]);
     let mut listener = golden_listener(activation);
-    // Batch paths: native (CPU) and candle.
+    // The batch path.
     let emb = listener.embed_batch(&x, n).unwrap();
     let emb_err = max_abs_diff(&emb, &want_emb);
-    let candle_err = max_abs_diff(&listener.embed_batch_candle(&x, n).unwrap(), &want_emb);
     // Batch-1 path, sequence by sequence.
     let mut one = vec![0.0; listener.latent_dim()];
     let mut one_err: f64 = 0.0;
@@ -183,19 +182,61 @@ fn golden(activation: Activation) {
             &want_emb[s * one.len()..(s + 1) * one.len()],
         ));
     }
-    let rec = listener.reconstruct_batch(&x, n).unwrap();
-    let rec_err = max_abs_diff(&rec, &want_rec);
-    eprintln!(
-        "{activation:?}: max |error| embedding native batch {emb_err:.2e}, native batch-1 {one_err:.2e}, \
-         candle {candle_err:.2e}, reconstruction (candle) {rec_err:.2e} dB"
-    );
+    eprintln!("{activation:?}: max |error| embedding batch {emb_err:.2e}, batch-1 {one_err:.2e}");
     assert!(
-        emb_err < 1e-4 && one_err < 1e-4 && candle_err < 1e-4,
-        "embedding error {emb_err}, {one_err}, {candle_err}"
+        emb_err < 1e-4 && one_err < 1e-4,
+        "embedding error {emb_err}, {one_err}"
     );
-    assert!(rec_err < 1e-4, "reconstruction error {rec_err} dB");
+    #[cfg(feature = "candle")]
+    {
+        // The reference: candle's autoencoder, embedding and reconstruction.
+        let cfg = listener.metadata().model.clone();
+        let reference = super::candle::Seq2Seq::from_tensors(
+            listener.metadata(),
+            &golden_weights(&cfg),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let mut normalised = vec![0.0; x.len()];
+        listener.metadata().normalisation.apply(&x, &mut normalised);
+        let input = candle_core::Tensor::from_slice(
+            &normalised,
+            (n, cfg.steps, cfg.n_bands),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let candle_emb = reference
+            .encode(&input)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let mut rec = reference
+            .forward(&input)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        listener.metadata().normalisation.invert(&mut rec);
+        let candle_err = max_abs_diff(&candle_emb, &want_emb);
+        let rec_err = max_abs_diff(&rec, &want_rec);
+        eprintln!(
+            "{activation:?}: candle embedding {candle_err:.2e}, reconstruction {rec_err:.2e} dB"
+        );
+        assert!(candle_err < 1e-4, "candle embedding error {candle_err}");
+        assert!(rec_err < 1e-4, "reconstruction error {rec_err} dB");
+    }
+    #[cfg(not(feature = "candle"))]
+    let _ = want_rec;
     // The file round trip keeps every bit.
-    let again = Listener::from_bytes_on(&listener.to_bytes().unwrap(), Device::Cpu).unwrap();
+    let file = format::encode(
+        listener.metadata(),
+        &golden_weights(&listener.metadata().model),
+    )
+    .unwrap();
+    let again = Listener::from_bytes_on(&file, Device::Cpu).unwrap();
     assert_eq!(again.embed_batch(&x, n).unwrap(), emb);
     assert_eq!(again.metadata(), listener.metadata());
 }
@@ -211,26 +252,21 @@ fn golden_tanh_matches_numpy() {
 }
 
 #[test]
-fn every_batch_size_agrees_with_one_at_a_time_and_with_candle() {
+fn every_batch_size_agrees_with_one_at_a_time() {
     for activation in [Activation::Relu, Activation::Tanh] {
         let mut listener = golden_listener(activation);
         let n = 19; // two full blocks of 8 and a padded block of 3
         let x = golden_inputs(n, 8, 100);
         let batch = listener.embed_batch(&x, n).unwrap();
-        let candle = listener.embed_batch_candle(&x, n).unwrap();
         let mut one = vec![0.0; 250];
         for s in 0..n {
             listener
                 .embed_into(&x[s * 800..(s + 1) * 800], &mut one)
                 .unwrap();
-            for (j, (&a, (&b, &c))) in one
-                .iter()
-                .zip(batch[s * 250..].iter().zip(&candle[s * 250..]))
-                .enumerate()
-            {
+            for (j, (&a, &b)) in one.iter().zip(&batch[s * 250..]).enumerate() {
                 assert!(
-                    (a - b).abs() < 1e-6 && (a - c).abs() < 1e-6,
-                    "{activation:?} seq {s} unit {j}: {a} {b} {c}"
+                    (a - b).abs() < 1e-6,
+                    "{activation:?} seq {s} unit {j}: {a} {b}"
                 );
             }
         }
@@ -270,13 +306,8 @@ fn wrong_input_lengths_are_errors() {
         listener.embed_batch(&[0.0; 1600], 3),
         Err(ListenerError::Input { .. })
     ));
-    assert!(matches!(
-        listener.reconstruct_batch(&[0.0; 10], 1),
-        Err(ListenerError::Input { .. })
-    ));
     assert_eq!(listener.embed_batch(&[], 0).unwrap(), Vec::<f32>::new());
     assert_eq!(listener.device_name(), "cpu");
-    assert_eq!(listener.project_pca(&out, &mut [0.0; 4]).unwrap(), 0);
 }
 
 /// A small valid file and its parts, for the refusal tests.
@@ -432,13 +463,10 @@ fn the_loader_refuses_bad_files_with_clear_errors() {
         ListenerError::Shape { .. }
     ));
     // PCA of the wrong size.
-    let pca = Pca {
+    let pca = crate::pca::Pca {
         mean: vec![0.0; 5],
-        components: vec![vec![0.0; 5]; 2],
+        axes: vec![vec![0.0; 5]; 2],
         explained_variance: vec![1.0; 2],
-        explained_variance_ratio: vec![0.5; 2],
-        projection_low: vec![0.0; 2],
-        projection_high: vec![1.0; 2],
     };
     let pca_json = serde_json::to_value(&pca).unwrap();
     assert!(Listener::from_bytes(&with(&|j| j["pca"] = pca_json.clone())).is_ok());
@@ -449,10 +477,24 @@ fn the_loader_refuses_bad_files_with_clear_errors() {
         })),
         ListenerError::Inconsistent(_)
     ));
+    // An axis without variance: the one rule the file and the outputs share.
     assert!(matches!(
         err(&with(&|j| {
             j["pca"] = pca_json.clone();
-            j["pca"]["components"] = serde_json::json!(vec![vec![0.0; 5]; MAX_PCA_AXES + 1])
+            j["pca"]["explained_variance"] = serde_json::json!([1.0, 0.0])
+        })),
+        ListenerError::Inconsistent(_)
+    ));
+    // Older files carry three more PCA fields, which are ignored.
+    let mut old_pca = pca_json.clone();
+    old_pca["explained_variance_ratio"] = serde_json::json!([0.5, 0.5]);
+    old_pca["projection_low"] = serde_json::json!([-1.0, -1.0]);
+    old_pca["projection_high"] = serde_json::json!([1.0, 1.0]);
+    assert!(Listener::from_bytes(&with(&|j| j["pca"] = old_pca.clone())).is_ok());
+    assert!(matches!(
+        err(&with(&|j| {
+            j["pca"] = pca_json.clone();
+            j["pca"]["components"] = serde_json::json!(vec![vec![0.0; 5]; crate::pca::MAX_AXES + 1])
         })),
         ListenerError::Inconsistent(_)
     ));
@@ -552,7 +594,7 @@ fn the_loader_never_panics_on_damaged_files() {
         );
     }
     // Bit flips and byte overwrites everywhere (some land in weights and still load).
-    let mut rng = model::SplitMix64(3);
+    let mut rng = crate::rng::SplitMix64(3);
     for pos in 0..good.len() {
         let mut bad = good.clone();
         bad[pos] ^= 1 << rng.below(8);
@@ -569,208 +611,4 @@ fn the_loader_never_panics_on_damaged_files() {
             assert!(Listener::from_bytes(&bytes).is_err());
         }
     }
-}
-
-#[test]
-fn pca_projection_maps_the_training_range_to_0_1() {
-    let (mut meta, tensors) = small_model();
-    let mut rng = model::SplitMix64(11);
-    let embeddings: Vec<f32> = (0..500 * 5).map(|_| rng.normal() as f32).collect();
-    meta.pca = pca::fit(&embeddings, 5, 3);
-    let listener = Listener::from_parts(meta, &tensors, Device::Cpu).unwrap();
-    let pca = listener.metadata().pca.clone().unwrap();
-    let mut out = [0.0f32; 8];
-    assert_eq!(listener.project_pca(&pca.mean, &mut out).unwrap(), 3);
-    for (a, &o) in out.iter().take(3).enumerate() {
-        let mid = -pca.projection_low[a] / (pca.projection_high[a] - pca.projection_low[a]);
-        assert!(
-            (o - mid).abs() < 1e-5 && (0.3..0.7).contains(&o),
-            "{o} vs {mid}"
-        );
-    }
-}
-
-/// Writes a few seconds of synthetic audio per file into `dir/pkg/`.
-fn synth_corpus(dir: &std::path::Path) {
-    let rate = 16_000u32;
-    let mut rng = model::SplitMix64(5);
-    for (k, pkg) in ["tones", "noise", "chirps", "tones"].iter().enumerate() {
-        let folder = dir.join(pkg);
-        std::fs::create_dir_all(&folder).unwrap();
-        let n = (rate as f64 * 2.5) as usize;
-        let samples: Vec<f32> = (0..n)
-            .map(|i| {
-                let t = i as f64 / rate as f64;
-                let v = match k {
-                    1 => rng.normal() * 0.1 * (1.0 + (t * 3.0).sin()),
-                    2 => (std::f64::consts::TAU * (200.0 + 800.0 * t) * t).sin() * 0.3,
-                    _ => {
-                        (std::f64::consts::TAU * 440.0 * (k + 1) as f64 * t).sin()
-                            * 0.3
-                            * ((t * 2.0).floor() % 2.0)
-                    }
-                };
-                v as f32
-            })
-            .collect();
-        crate::audio_file::write_wav_mono(&folder.join(format!("clip{k}.wav")), &samples, rate)
-            .unwrap();
-    }
-}
-
-#[test]
-fn training_smoke_run_lowers_the_loss_and_writes_a_loadable_file() {
-    let dir = std::env::temp_dir().join(format!("echoic-train-smoke-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    synth_corpus(&dir.join("corpus"));
-    let settings = ListenSettings {
-        n_bands: 16,
-        spec: crate::dilated::DilatedSpec {
-            steps: 5,
-            ..Default::default()
-        },
-        ..ListenSettings::default()
-    };
-    let cfg = train::TrainConfig {
-        inputs: vec![dir.join("corpus")],
-        out: dir.join("models/smoke.safetensors"),
-        name: "smoke".into(),
-        settings,
-        sample_rate: 16_000,
-        model: ModelConfig {
-            encoder: vec![12, 8],
-            decoder: vec![12],
-            activation: Activation::Relu,
-            ..ModelConfig::default()
-        },
-        epochs: 2,
-        batch_size: 16,
-        learning_rate: 1e-2,
-        stride: 2,
-        validation_fraction: 0.25,
-        patience: 5,
-        log: false,
-        ..train::TrainConfig::default()
-    };
-    let report = train::train(&cfg, indicatif::ProgressDrawTarget::hidden()).unwrap();
-    assert_eq!(report.files, 4);
-    assert_eq!(report.validation_files, 1);
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
-    assert!(
-        report.train_sequences > 100 && report.validation_sequences > 10,
-        "{report:?}"
-    );
-    assert_eq!(report.epochs.len(), 2);
-    let (e1, e2) = (&report.epochs[0], &report.epochs[1]);
-    assert!(e2.train_loss < e1.train_loss, "{report:?}");
-    assert!(e1.train_loss.is_finite() && e2.validation_loss.is_finite());
-
-    let listener = Listener::load(&cfg.out).unwrap();
-    let meta = listener.metadata();
-    assert_eq!(meta.name, "smoke");
-    assert_eq!(meta.model.n_bands, 16);
-    assert_eq!(meta.features.spec.steps, 5);
-    assert_eq!(meta.provenance.train_sequences, report.train_sequences);
-    assert_eq!(meta.provenance.packages.len(), 3);
-    assert_eq!(meta.provenance.best_epoch, report.best_epoch);
-    assert!(meta.metrics.contains_key("validation_rmse_db"));
-    let pca = meta.pca.as_ref().unwrap();
-    assert_eq!(pca.components.len(), 8);
-    assert_eq!(listener.latent_dim(), 8);
-    assert!(train::checkpoint_dir(&cfg.out)
-        .join("epoch-002.safetensors")
-        .exists());
-    assert!(Listener::load(train::checkpoint_dir(&cfg.out).join("epoch-001.safetensors")).is_ok());
-    // The written normalisation maps the training range near 0..1.
-    assert!(meta
-        .normalisation
-        .scale
-        .iter()
-        .all(|&s| s > 0.0 && s <= 1.0));
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Timings of the encoder on one thread. Run with
-/// `cargo test -p echoic-core --release --lib listener::tests::encoder_latency -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn encoder_latency() {
-    let threads = || {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Threads:"))
-                    .map(|l| l.trim().to_string())
-            })
-            .unwrap_or_default()
-    };
-    eprintln!("before: {}", threads());
-    let mut listener = golden_listener(Activation::Relu);
-    let x = golden_inputs(256, 8, 100);
-    let mut out = vec![0.0; 250];
-    let one = &x[..800];
-    for _ in 0..200 {
-        listener.embed_into(one, &mut out).unwrap();
-    }
-    let mut times = Vec::new();
-    for _ in 0..5000 {
-        let t = std::time::Instant::now();
-        listener.embed_into(one, &mut out).unwrap();
-        times.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    times.sort_by(f64::total_cmp);
-    eprintln!(
-        "batch 1: median {:.1} µs, p10 {:.1}, p90 {:.1}, p99 {:.1}",
-        times[times.len() / 2],
-        times[times.len() / 10],
-        times[times.len() * 9 / 10],
-        times[times.len() * 99 / 100]
-    );
-    let mut times = Vec::new();
-    for _ in 0..300 {
-        let t = std::time::Instant::now();
-        listener.embed_batch_candle(one, 1).unwrap();
-        times.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    times.sort_by(f64::total_cmp);
-    eprintln!(
-        "batch 1 through candle: median {:.1} µs",
-        times[times.len() / 2]
-    );
-    for n in [8, 64, 256] {
-        let xs = &x[..n * 800];
-        let t = std::time::Instant::now();
-        for _ in 0..4 {
-            listener.embed_batch_candle(xs, n).unwrap();
-        }
-        eprintln!(
-            "batch {n} through candle: {:.1} µs per embedding",
-            t.elapsed().as_secs_f64() * 1e6 / (4 * n) as f64
-        );
-    }
-    for n in [8, 64, 256] {
-        let xs = &x[..n * 800];
-        listener.embed_batch(xs, n).unwrap();
-        let reps = 2048 / n;
-        let mut best = f64::MAX;
-        let mut total = 0.0;
-        for _ in 0..reps {
-            let t = std::time::Instant::now();
-            listener.embed_batch(xs, n).unwrap();
-            let e = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-            best = best.min(e);
-            total += e;
-        }
-        eprintln!(
-            "batch {n}: {:.1} µs per embedding (mean), best {best:.1}",
-            total / reps as f64
-        );
-    }
-    eprintln!("after (candle ran batches of 256): {}", threads());
-    eprintln!(
-        "RAYON_NUM_THREADS={:?} CANDLE_NUM_THREADS={:?}",
-        std::env::var("RAYON_NUM_THREADS"),
-        std::env::var("CANDLE_NUM_THREADS")
-    );
 }

@@ -17,7 +17,6 @@ pub mod cc;
 pub mod learned;
 pub mod loudness;
 pub mod novelty;
-pub mod pca;
 pub mod periodicity;
 pub mod slot;
 pub mod source;
@@ -25,15 +24,17 @@ pub mod source;
 #[cfg(test)]
 pub(crate) mod test_util;
 
+pub use crate::pca::{Pca, PcaError, MAX_AXES};
 pub use cc::{BlockTiming, CcConfig, CcEmitter};
 pub use learned::{LearnedSound, LearnedSounds};
 pub use novelty::{Novelty, NoveltyConfig};
-pub use pca::{Pca, PcaError, MAX_AXES};
 pub use periodicity::{Periodicity, PeriodicityConfig};
 pub use slot::{SlotConfig, SlotShaper};
 pub use source::{Features, Source, MAX_LEARNED};
 
 use crate::frame::Frame;
+/// The principal axes, for `super::pca::…` in the submodules.
+use crate::pca;
 use crate::worker::ListenSettings;
 
 /// How many output slots there are.

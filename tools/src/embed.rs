@@ -2,8 +2,8 @@
 //! and optionally a picture.
 
 use crate::audio_file::decode_mono;
-use crate::listener::Listener;
 use crate::offline::{analyse, Analysis};
+use echoic_core::listener::Listener;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -53,9 +53,7 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             collect(&path, files)?;
-        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-            ["wav", "flac", "ogg", "mp3"].contains(&e.to_ascii_lowercase().as_str())
-        }) {
+        } else if crate::audio_file::is_audio_file(&path) {
             files.push(path);
         }
     }

@@ -33,7 +33,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::audio_file::{decode_mono, resample, wav_seconds, write_wav_mono};
+use crate::audio_file::{
+    decode_mono, has_extension, is_audio_file, resample, wav_seconds, write_wav_mono,
+};
 
 /// Packages whose audio makes up the training corpus.
 pub const TRAINING_PACKAGES: &[&str] = &[
@@ -73,8 +75,6 @@ const TRAIN_VERSION: u32 = 3;
 const EVAL_VERSION: u32 = 4;
 /// Bump when the generated MIDI phrases change, so that they are rendered again.
 const MIDI_VERSION: u32 = 2;
-/// File extensions decoded as audio (lower case).
-const AUDIO_EXTENSIONS: &[&str] = &["ogg", "oga", "wav", "flac", "mp3", "aif", "aiff"];
 /// Zip archives that hold game audio.
 const ZIP_EXTENSIONS: &[&str] = &["wz", "pk3", "zip"];
 /// Files whose RMS is below this are treated as silent and skipped.
@@ -506,12 +506,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn has_extension(path: &Path, exts: &[&str]) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
-}
-
 /// Paths left out of training: documentation, and openarena's synthetic festival voices.
 fn excluded_from_training(rel: &str) -> bool {
     let lower = rel.to_ascii_lowercase();
@@ -550,7 +544,7 @@ fn unzip_audio(cache: &Path, pkg: &str) -> Result<()> {
             let Some(rel) = member.enclosed_name() else {
                 continue;
             };
-            if !has_extension(&rel, AUDIO_EXTENSIONS) {
+            if !is_audio_file(&rel) {
                 continue;
             }
             let out = tmp.join(&rel);
@@ -608,7 +602,7 @@ fn build_training_package(
     files.extend(walk(&cfg.cache_dir.join("unzipped").join(pkg)));
     let mut files: Vec<(PathBuf, String)> = files
         .into_iter()
-        .filter(|p| has_extension(p, AUDIO_EXTENSIONS))
+        .filter(|p| is_audio_file(p))
         .filter_map(|p| {
             let rel = rel_string(&p, &cfg.cache_dir);
             (!excluded_from_training(&rel)).then_some((p, rel))
@@ -700,7 +694,7 @@ impl EvalFiles {
         let mut by_size: HashMap<u64, Vec<PathBuf>> = HashMap::new();
         for pkg in EVALUATION_PACKAGES {
             for f in walk(&extracted_dir(cache, pkg)) {
-                if has_extension(&f, AUDIO_EXTENSIONS) || has_extension(&f, &["g722"]) {
+                if is_audio_file(&f) || has_extension(&f, &["g722"]) {
                     if let Ok(m) = fs::metadata(&f) {
                         by_size.entry(m.len()).or_default().push(f);
                     }
@@ -1154,7 +1148,7 @@ fn animal_clips(cfg: &CorpusConfig, pb: &ProgressBar, fails: &mut Vec<Failure>) 
     let root = extracted_dir(&cfg.cache_dir, "tuxpaint-stamps-default");
     let files: Vec<PathBuf> = walk(&root)
         .into_iter()
-        .filter(|p| has_extension(p, AUDIO_EXTENSIONS))
+        .filter(|p| is_audio_file(p))
         .filter(|p| {
             let rel = rel_string(p, &root);
             rel.contains("/stamps/animals/")
@@ -1252,7 +1246,7 @@ fn drum_clips(
             .unwrap_or_default()
             .to_string_lossy()
             .to_lowercase();
-        if has_extension(&f, AUDIO_EXTENSIONS) && !name.contains("empty") {
+        if is_audio_file(&f) && !name.contains("empty") {
             let kit = f.parent().expect("a file has a parent").to_path_buf();
             kits.entry(kit).or_default().push(f);
         }

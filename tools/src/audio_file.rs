@@ -24,6 +24,28 @@ use symphonia::core::formats::{FormatOptions, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 
+/// File extensions [`decode_mono`] reads, lower case: the one list the corpus builder, training,
+/// `echoic embed` and `echoic eval` collect audio files by.
+pub const AUDIO_EXTENSIONS: &[&str] = &["wav", "flac", "ogg", "oga", "mp3", "aif", "aiff"];
+
+/// Whether `path` names a file the tools decode, by its extension (any case). Allocation-free.
+///
+/// ```
+/// use echoic_tools::audio_file::is_audio_file;
+/// assert!(is_audio_file(std::path::Path::new("kit/Snare.WAV")));
+/// assert!(!is_audio_file(std::path::Path::new("kit/README")));
+/// ```
+pub fn is_audio_file(path: &Path) -> bool {
+    has_extension(path, AUDIO_EXTENSIONS)
+}
+
+/// Whether `path`'s extension is one of `extensions` (lower case), in any case. Allocation-free.
+pub fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
 /// A decoded audio file, mixed down to one channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedAudio {

@@ -262,7 +262,8 @@ const RECON_STRIDE: usize = 4;
 /// 5-nearest-neighbour sound-type accuracy (5-fold cross-validation, mean-pooled vectors per clip)
 /// for the mean spectrum, the flattened dilated buffer and the embedding. Allocates; reads files.
 pub fn evaluate(
-    listener: &crate::listener::Listener,
+    listener: &echoic_core::listener::Listener,
+    autoencoder: &crate::train::model::Autoencoder,
     dir: &std::path::Path,
     mut on_file: impl FnMut(&std::path::Path),
 ) -> anyhow::Result<EvalReport> {
@@ -314,7 +315,7 @@ pub fn evaluate(
                 for &i in &picked {
                     chosen.extend_from_slice(analysis.buffer(i));
                 }
-                reconstructions.extend(listener.reconstruct_batch(&chosen, picked.len())?);
+                reconstructions.extend(autoencoder.reconstruct_batch(&chosen, picked.len())?);
                 originals.extend(chosen);
                 Ok(())
             })();
@@ -327,17 +328,10 @@ pub fn evaluate(
             }
         }
     }
-    let normalisation = &listener.metadata().normalisation;
     let normalise = |values: &[f32]| -> Vec<f32> {
-        values
-            .chunks_exact(settings.n_bands)
-            .flat_map(|frame| {
-                frame
-                    .iter()
-                    .enumerate()
-                    .map(|(b, x)| (x - normalisation.offset[b]) * normalisation.scale[b])
-            })
-            .collect()
+        let mut out = vec![0.0; values.len()];
+        listener.metadata().normalisation.apply(values, &mut out);
+        out
     };
     Ok(EvalReport {
         reconstruction: reconstruction_metrics(&originals, &reconstructions, settings.n_bands),

@@ -1,11 +1,11 @@
 //! The live pipeline run over whole recordings, for the command-line tools and training: the same
 //! downmix, cochlea, ring, memory and dilated buffers the plugin runs, driven block by block.
 
-use crate::cochlea::Cochlea;
-use crate::frame::Frame;
-use crate::pipeline::AudioFront;
-use crate::ring::frame_ring;
-use crate::worker::{BufferSink, ListenSettings, SettingsError, Worker, WorkerStatus};
+use echoic_core::cochlea::Cochlea;
+use echoic_core::frame::Frame;
+use echoic_core::pipeline::AudioFront;
+use echoic_core::ring::frame_ring;
+use echoic_core::worker::{BufferSink, ListenSettings, SettingsError, Worker, WorkerStatus};
 use std::sync::Arc;
 
 /// Samples fed per block: what a host might send, and few enough frames per block that the ring

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::corpus::{build_corpus, CorpusConfig};
+use crate::train::model::Autoencoder;
+use crate::train::{train, ProgressDrawTarget, TrainConfig};
 use clap::{CommandFactory, Parser, Subcommand};
-use echoic_core::corpus::{build_corpus, CorpusConfig};
-use echoic_core::listener::train::{train, ProgressDrawTarget, TrainConfig};
-use echoic_core::listener::{Activation, ModelConfig};
+use echoic_core::listener::{Activation, Listener, ModelConfig};
 
 /// Echoic's offline tools.
 #[derive(Debug, Parser)]
@@ -163,6 +164,8 @@ pub fn is_tool_command(arg: &str) -> bool {
 ///
 /// Allocates freely: offline code.
 pub fn run() -> anyhow::Result<()> {
+    // Before any thread starts: candle's CPU work stays on the calling thread.
+    crate::train::limit_candle_threads();
     let cli = Cli::parse();
     match cli.command {
         Command::Corpus(args) => corpus(args),
@@ -172,16 +175,27 @@ pub fn run() -> anyhow::Result<()> {
     }
 }
 
-/// The model a tool uses: the file given, or the one built into the plugin.
-fn load_listener(path: Option<&PathBuf>) -> anyhow::Result<echoic_core::listener::Listener> {
+/// The model file a tool uses: the file given, or the one built into the plugin.
+fn model_bytes(path: Option<&PathBuf>) -> anyhow::Result<std::borrow::Cow<'static, [u8]>> {
     Ok(match path {
-        Some(path) => echoic_core::listener::Listener::load(path)?,
-        None => echoic_core::listener::Listener::from_bytes(echoic::DEFAULT_MODEL)?,
+        Some(path) => echoic_core::listener::read_model_file(path)?.into(),
+        None => echoic_core::listener::DEFAULT_MODEL.into(),
     })
 }
 
+/// The listener a tool embeds with, and a line saying which model runs where.
+fn load_listener(path: Option<&PathBuf>) -> anyhow::Result<Listener> {
+    let listener = Listener::from_bytes(&model_bytes(path)?)?;
+    eprintln!(
+        "listener: {} on {}",
+        listener.metadata().name,
+        listener.device_name()
+    );
+    Ok(listener)
+}
+
 fn embed(args: EmbedArgs) -> anyhow::Result<()> {
-    use echoic_core::embed::{audio_files, embed_all, Layer};
+    use crate::embed::{audio_files, embed_all, Layer};
     let listener = load_listener(args.model.as_ref())?;
     let layer = match args.layer {
         LayerArg::Embedding => Layer::Embedding,
@@ -227,9 +241,11 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let listener = load_listener(args.model.as_ref())?;
+    let bytes = model_bytes(args.model.as_ref())?;
+    let listener = Listener::from_bytes(&bytes)?;
+    let autoencoder = Autoencoder::from_bytes(&bytes)?;
     let bar = indicatif::ProgressBar::new_spinner();
-    let report = echoic_core::evaluation::evaluate(&listener, &args.dir, |path| {
+    let report = crate::evaluation::evaluate(&listener, &autoencoder, &args.dir, |path| {
         bar.set_message(path.display().to_string());
         bar.tick();
     })?;

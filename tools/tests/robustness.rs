@@ -2,14 +2,14 @@
 //! (Corrupt model files are covered in the listener's own tests; hosts, state and lifecycles in
 //! `tests/tests/robustness.rs`, which drives the real plugin.)
 
-use echoic_core::audio_file::{decode_mono, resample};
 use echoic_core::cochlea::{Cochlea, CochleaConfig};
 use echoic_core::frame::Frame;
 use echoic_core::listener::Listener;
-use echoic_core::offline::analyse;
 use echoic_core::pipeline::AudioFront;
 use echoic_core::ring::frame_ring;
 use echoic_core::worker::{BufferSink, ListenSettings, Worker, WorkerHandle, WorkerStatus};
+use echoic_tools::audio_file::{decode_mono, resample};
+use echoic_tools::offline::analyse;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

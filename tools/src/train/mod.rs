@@ -10,20 +10,40 @@
 //! every epoch, keeping the best epoch and stopping after `patience` epochs without improvement;
 //! then fit the principal axes of the training embeddings and write the model file.
 //!
-//! Offline code: allocates, reads and writes files. One thread (see
-//! [`limit_candle_threads`](super::limit_candle_threads)).
+//! Offline code: allocates, reads and writes files. One thread (see [`limit_candle_threads`]).
+//!
+//! # Threads
+//! candle 0.11 has no API to set its CPU thread count. It reads two environment variables:
+//! - `RAYON_NUM_THREADS` on *every* matmul (`candle_core::utils::get_num_threads`): above 1, gemm
+//!   runs with `Parallelism::Rayon` on the global rayon pool;
+//! - `CANDLE_NUM_THREADS` (falling back to `RAYON_NUM_THREADS`) *once*, when its spinning
+//!   "barrier pool" for element-wise ops on ≥ 64 Ki elements is first built (`utils::barrier_pool`),
+//!   which spawns that many threads minus one.
+//!
+//! Unset, both default to the number of physical cores. [`limit_candle_threads`] (called by the
+//! `echoic` tools at start and by [`train`]) sets both to `1` unless the user already set them,
+//! before candle reads them. The plugin never calls it (the environment belongs to the host), and
+//! runs no candle on the CPU.
 
-use super::format::{
-    self, Features, ListenerMetadata, NamedTensor, Normalisation, Provenance, FORMAT_VERSION,
-};
-use super::model::{self, ModelConfig, SplitMix64};
-use super::{default_device, limit_candle_threads, pca};
-use crate::audio_file::decode_mono_at;
+pub mod model;
+
+#[cfg(test)]
+mod tests;
+
+use crate::audio_file::{decode_mono_at, is_audio_file, AUDIO_EXTENSIONS};
 use crate::offline::analyse;
-use crate::worker::ListenSettings;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use echoic_core::listener::candle::Seq2Seq;
+use echoic_core::listener::encoder::Device as ListenerDevice;
+use echoic_core::listener::format;
+use echoic_core::listener::{
+    Features, ListenerMetadata, ModelConfig, NamedTensor, Normalisation, Provenance, FORMAT_VERSION,
+};
+use echoic_core::pca;
+use echoic_core::rng::SplitMix64;
+use echoic_core::worker::ListenSettings;
 /// Where [`train`] draws its progress (re-exported so that callers need not depend on
 /// indicatif): `ProgressDrawTarget::stderr()`, or `ProgressDrawTarget::hidden()` for silence.
 pub use indicatif::ProgressDrawTarget;
@@ -31,9 +51,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// File extensions collected as audio (compared in lower case).
-pub const AUDIO_EXTENSIONS: &[&str] = &["wav", "flac", "ogg", "oga"];
 
 /// Audio is analysed in pieces of at most this many seconds, so that the dilated buffers of one
 /// long recording (`steps × n_bands` floats per 10 ms frame) never fill the memory. Each piece
@@ -180,11 +197,7 @@ fn collect_files(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
                 let path = entry?.path();
                 if path.is_dir() {
                     stack.push(path);
-                } else if path
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-                {
+                } else if is_audio_file(&path) {
                     files.push(path);
                 }
             }
@@ -282,12 +295,47 @@ fn fit_normalisation(
         let (lo, hi) = if values.is_empty() {
             (-100.0, 0.0)
         } else {
-            (pca::percentile(values, 0.01), pca::percentile(values, 0.99))
+            (percentile(values, 0.01), percentile(values, 0.99))
         };
         offset.push(lo);
         scale.push(1.0 / (hi - lo).max(1.0));
     }
     Normalisation { offset, scale }
+}
+
+/// The `q` quantile (0..1) of `values` by nearest rank; reorders `values`. `values` must not be
+/// empty.
+fn percentile(values: &mut [f32], q: f64) -> f32 {
+    let idx = ((values.len() - 1) as f64 * q).round() as usize;
+    let (_, v, _) = values.select_nth_unstable_by(idx, |a, b| a.total_cmp(b));
+    *v
+}
+
+/// Pins candle's CPU work to the calling thread (see the module documentation): sets
+/// `RAYON_NUM_THREADS` and `CANDLE_NUM_THREADS` to `1` unless they are already set. Runs once
+/// per process; later calls do nothing.
+///
+/// It changes the process environment, so it also limits any other rayon user in the process
+/// whose global pool is not built yet. Setting the environment while another thread reads it
+/// through C `getenv` is a race, so call it before starting threads that might.
+pub fn limit_candle_threads() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for var in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+            if std::env::var_os(var).is_none() {
+                std::env::set_var(var, "1");
+            }
+        }
+    });
+}
+
+/// The candle device for a listener device. Allocates (a CUDA context).
+pub fn candle_device(device: ListenerDevice) -> Result<Device> {
+    Ok(match device {
+        ListenerDevice::Cpu => Device::Cpu,
+        ListenerDevice::Cuda(ordinal) => Device::new_cuda(ordinal)
+            .with_context(|| format!("{device} is not usable in this build or on this machine"))?,
+    })
 }
 
 /// Copies the sequences `idx` of `data` into one batch tensor `B × T × n_bands`.
@@ -309,7 +357,7 @@ fn batch(
 /// Mean squared error of the model over `idx`, in normalised units, and per-band sums of
 /// squared errors (for the dB figure).
 fn evaluate(
-    model: &model::Seq2Seq,
+    model: &Seq2Seq,
     data: &[f32],
     idx: &[usize],
     device: &Device,
@@ -473,15 +521,14 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
 
     // Normalisation, in place.
     let normalisation = fit_normalisation(&store.data, &train_idx, seq_len, model_cfg.n_bands);
-    for row in store.data.chunks_exact_mut(model_cfg.n_bands) {
-        for (b, v) in row.iter_mut().enumerate() {
-            *v = (*v - normalisation.offset[b]) * normalisation.scale[b];
-        }
-    }
-    let data = store.data;
+    let data = {
+        let mut normalised = vec![0.0; store.data.len()];
+        normalisation.apply(&store.data, &mut normalised);
+        normalised
+    };
 
     // Model and optimiser.
-    let device = default_device();
+    let device = candle_device(ListenerDevice::preferred())?;
     let varmap = VarMap::new();
     let weights = model::initial_weights(&model_cfg, cfg.seed ^ 0x5eed);
     let net = model::trainable(&model_cfg, &weights, &varmap, &device)?;
@@ -615,13 +662,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
 
     // The kept weights: validation error in dB, principal axes of the training embeddings.
     let tensors = best_weights;
-    let final_net = model::Seq2Seq::from_fn(&model_cfg, |name| {
-        let t = tensors
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("no {name}")))?;
-        Tensor::from_slice(&t.data, t.shape.as_slice(), &device)
-    })?;
+    let final_net = Seq2Seq::from_tensors(&meta, &tensors, &device)?;
     let eval_idx = if val_idx.is_empty() {
         &train_idx
     } else {

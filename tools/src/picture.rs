@@ -1,7 +1,7 @@
 //! The picture `echoic embed --png` draws: the cochleagram above the embedding, both over time.
 
-use crate::listener::Listener;
 use crate::offline::Analysis;
+use echoic_core::listener::Listener;
 use plotters::prelude::*;
 use std::path::Path;
 

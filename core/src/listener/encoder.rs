@@ -1,0 +1,190 @@
+//! The one encoder a [`Listener`](super::Listener) runs, chosen at load: the fast CPU path, or,
+//! in a build with the `cuda` feature and a GPU present, candle on CUDA. Worker and offline.
+
+use super::config::ModelConfig;
+use super::format::NamedTensor;
+use super::native::{self, NativeEncoder};
+use super::ListenerError;
+
+/// Where inference runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// The plain-Rust encoder with its SIMD kernels: no thread pool, no allocation per call.
+    Cpu,
+    /// candle on the CUDA GPU with this ordinal (builds with the `cuda` feature only).
+    Cuda(usize),
+}
+
+impl Device {
+    /// The device a listener runs on unless told otherwise: the first CUDA GPU in a build with
+    /// the `cuda` feature when one is present, else the CPU. Probes the driver once per call;
+    /// allocates.
+    pub fn preferred() -> Self {
+        #[cfg(feature = "cuda")]
+        {
+            if matches!(
+                candle_core::Device::cuda_if_available(0),
+                Ok(candle_core::Device::Cuda(_))
+            ) {
+                return Device::Cuda(0);
+            }
+        }
+        Device::Cpu
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(ordinal) => write!(f, "cuda:{ordinal}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+
+    /// `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("unknown device `{s}` (expected cpu, cuda or cuda:N)")),
+        }
+    }
+}
+
+/// The encoder's weights, on the device that runs them.
+pub(crate) enum Encoder {
+    /// The plain-Rust encoder.
+    Cpu {
+        /// The weights, laid out for the kernels.
+        native: NativeEncoder,
+        /// Buffers for one sequence, allocated at load: [`Encoder::encode_one`] allocates
+        /// nothing.
+        one: native::Scratch,
+    },
+    /// candle on a CUDA GPU.
+    #[cfg(feature = "cuda")]
+    Cuda {
+        /// The weights, on the GPU.
+        candle: super::candle::CandleEncoder,
+        /// That GPU.
+        device: candle_core::Device,
+        /// Its ordinal, for [`Encoder::device`].
+        ordinal: usize,
+    },
+}
+
+impl Encoder {
+    /// The encoder of `cfg` on `device`, from the model's (already checked) weights; the
+    /// decoder's tensors are not kept. Allocates.
+    pub(crate) fn new(
+        cfg: &ModelConfig,
+        tensors: &[NamedTensor],
+        device: Device,
+    ) -> Result<Self, ListenerError> {
+        match device {
+            Device::Cpu => {
+                let find = |name: &str| {
+                    tensors
+                        .iter()
+                        .find(|t| t.name == name)
+                        .map(|t| t.data.clone())
+                        .ok_or_else(|| ListenerError::MissingTensor(name.to_string()))
+                };
+                let layers = cfg
+                    .layers()
+                    .into_iter()
+                    .filter(|l| l.prefix.starts_with("encoder"))
+                    .map(|l| {
+                        let [(k, _), (r, _), (b, _)] = l.tensors();
+                        Ok(((l.input, l.units), [find(&k)?, find(&r)?, find(&b)?]))
+                    })
+                    .collect::<Result<_, ListenerError>>()?;
+                let native = NativeEncoder::new(layers, cfg.steps, cfg.activation);
+                let one = native.scratch(1);
+                Ok(Encoder::Cpu { native, one })
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda(ordinal) => {
+                let device = candle_core::Device::new_cuda(ordinal)?;
+                let candle = super::candle::CandleEncoder::from_fn(cfg, |name| {
+                    let t = tensors
+                        .iter()
+                        .find(|t| t.name == name)
+                        .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {name}")))?;
+                    candle_core::Tensor::from_slice(&t.data, t.shape.as_slice(), &device)
+                })?;
+                Ok(Encoder::Cuda {
+                    candle,
+                    device,
+                    ordinal,
+                })
+            }
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda(_) => Err(ListenerError::Device(format!(
+                "{device} was asked for, but this build has no CUDA support (build with the \
+                 `cuda` feature)"
+            ))),
+        }
+    }
+
+    /// The device that runs inference.
+    pub(crate) fn device(&self) -> Device {
+        match self {
+            Encoder::Cpu { .. } => Device::Cpu,
+            #[cfg(feature = "cuda")]
+            Encoder::Cuda { ordinal, .. } => Device::Cuda(*ordinal),
+        }
+    }
+
+    /// Encodes one normalised sequence into `out`. Allocation-free on the CPU.
+    pub(crate) fn encode_one(
+        &mut self,
+        normalised: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), ListenerError> {
+        match self {
+            Encoder::Cpu { native, one } => {
+                native.encode(one, normalised, 1, out);
+                Ok(())
+            }
+            #[cfg(feature = "cuda")]
+            Encoder::Cuda { .. } => self.encode_batch(normalised, 1, out),
+        }
+    }
+
+    /// Encodes `n` normalised sequences laid end to end into `out` (`n × latent`). Allocates.
+    pub(crate) fn encode_batch(
+        &self,
+        normalised: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) -> Result<(), ListenerError> {
+        match self {
+            Encoder::Cpu { native, .. } => {
+                let latent = out.len() / n.max(1);
+                let sequence = normalised.len() / n.max(1);
+                let mut scratch = native.scratch(native::BLOCK);
+                for (block, dst) in normalised
+                    .chunks(native::BLOCK * sequence)
+                    .zip(out.chunks_mut(native::BLOCK * latent))
+                {
+                    native.encode(&mut scratch, block, block.len() / sequence, dst);
+                }
+                Ok(())
+            }
+            #[cfg(feature = "cuda")]
+            Encoder::Cuda { candle, device, .. } => {
+                out.copy_from_slice(&candle.encode_slice(normalised, n, device)?);
+                Ok(())
+            }
+        }
+    }
+}
