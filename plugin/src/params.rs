@@ -231,3 +231,21 @@ impl Default for EchoicParams {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The enum parameters are saved by these ids: spelled out so that renaming or reordering a
+    /// variant cannot silently change what a saved session means.
+    #[test]
+    fn enum_ids_are_pinned() {
+        assert_eq!(DilationKind::ids(), Some(&["exponential", "linear"][..]));
+        assert_eq!(DilationKind::from_index(0), DilationKind::Exponential);
+        assert_eq!(DilationKind::from_index(1), DilationKind::Linear);
+        assert_eq!(PoolingMode::ids(), Some(&["pick", "mean", "max"][..]));
+        assert_eq!(PoolingMode::from_index(0), PoolingMode::Pick);
+        assert_eq!(PoolingMode::from_index(1), PoolingMode::Mean);
+        assert_eq!(PoolingMode::from_index(2), PoolingMode::Max);
+    }
+}
