@@ -390,7 +390,7 @@ impl EchoicEditor {
             .unwrap_or_else(|e| e.into_inner()) = path;
         if let Some(setter) = setter {
             if self.params.listen_settings() != settings {
-                controls::adopt_settings(&self.params, setter, &settings);
+                self.params.adopt_settings(setter, &settings);
             }
         }
         self.history = history::History::default();
