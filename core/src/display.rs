@@ -1,7 +1,7 @@
 //! What the editor shows, and how it gets there.
 //!
 //! The worker thread's [`crate::listening::Listening`] sink publishes, once per hop and only while
-//! an editor is open ([`EditorLink::open`]), two things:
+//! an editor is open ([`EditorLink::is_open`]), two things:
 //!
 //! - a [`DisplayHop`] (the cochlear frame, the embedding, its position on the model's first two
 //!   principal axes, the slot values, the learning progress) through a lock-free SPSC ring; the
