@@ -1,7 +1,7 @@
 //! What the editor shows, and how it gets there.
 //!
 //! The worker thread's [`crate::listening::Listening`] sink publishes, once per hop and only while
-//! an editor is open ([`EditorLink::open`]), two things:
+//! an editor is open ([`EditorLink::is_open`]), two things:
 //!
 //! - a [`DisplayHop`] (the cochlear frame, the embedding, its position on the model's first two
 //!   principal axes, the slot values, the learning progress) through a lock-free SPSC ring; the
@@ -13,9 +13,14 @@
 //! is not drawing), and the editor shows the last state it got. The audio thread is not involved
 //! at all; everything here runs on the worker and the GUI thread.
 //!
-//! Requests go the other way through the same [`EditorLink`]: "forget learned sound j" (an atomic
-//! flag per target, read every hop) and "use this model from now on" (a loaded
-//! [`Listener`] handed over in a slot the worker polls with `try_lock`).
+//! Requests go the other way, on their own queue in the same [`EditorLink`]: "forget learned sound
+//! j" and "use this model from now on" (a loaded [`Listener`]); the worker serves them between
+//! two hops ([`DisplayFeed::next_request`]).
+//!
+//! Every notice the link carries has one writer: the open count only the editor's
+//! [`EditorOpen`] guards, the requests only the editor, which clears are done and which model is
+//! in use only the worker's [`DisplayFeed`], the activation count and the editor's end of the
+//! feed only [`EditorLink::new_feed`] (the plugin, at activation).
 
 use crate::dilated::DilatedSpec;
 use crate::frame::{Frame, MAX_BANDS};
@@ -23,9 +28,10 @@ use crate::listener::Listener;
 use crate::outputs::source::MAX_LEARNED;
 use crate::outputs::{OutputEngine, N_SLOTS};
 use crate::worker::ListenSettings;
-use ringbuf::traits::{Consumer, Observer, Producer, Split};
+use ringbuf::traits::{Consumer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 /// Embedding values carried per hop. The shipped model has 250; wider models show their first
@@ -205,31 +211,48 @@ impl ModelInfo {
     }
 }
 
-/// A model the editor loaded, waiting for the worker to take it.
-struct ModelSwap {
-    /// The loaded model.
-    listener: Listener,
-    /// What the status shows once it is in use.
-    info: ModelInfo,
+/// What the editor asks the worker to do.
+pub enum EditorRequest {
+    /// Forget learned sound `target`.
+    ClearLearned(usize),
+    /// Use this model from now on.
+    UseModel {
+        /// The loaded model (boxed: it is large, and a clear should not carry its size).
+        listener: Box<Listener>,
+        /// What the status shows once it is in use.
+        info: ModelInfo,
+    },
+}
+
+/// A request on the queue, with the activation it was made in.
+struct Stamped {
+    /// [`EditorLink::activation`] when the editor sent it: a model offered before the current
+    /// activation is superseded by the one the plugin loaded at activation.
+    activation: u64,
+    /// The request.
+    request: EditorRequest,
 }
 
 /// What the editor, the plugin and the worker share for the whole life of a plugin instance.
-/// The audio thread never touches it.
-#[derive(Default)]
+/// The audio thread never touches it. Each field has one writer (see the module documentation).
 pub struct EditorLink {
-    /// An editor window is open: the worker publishes display data only while it is, so a closed
-    /// editor costs nothing. Set when the window is created, cleared when it is destroyed.
-    pub open: AtomicBool,
-    /// Per learn target: the editor asked to forget the learned sound. The worker clears the flag
-    /// when it has done so (within one hop).
-    clear: [AtomicBool; MAX_LEARNED],
-    /// Set when `swap` holds a model, so the worker's per-hop check is one atomic load.
-    swap_pending: AtomicBool,
-    /// A model loaded by the editor, for the worker to install. A lock, but the worker only ever
-    /// `try_lock`s it and the editor holds it for a pointer swap.
-    swap: Mutex<Option<ModelSwap>>,
-    /// The model in use, for the status display. Written when a model is installed, read by the
-    /// editor.
+    /// Editor windows open: the worker publishes display data only while one is, so a closed
+    /// editor costs nothing. Counted by [`EditorOpen`] guards only.
+    windows: AtomicUsize,
+    /// The editor's end of the request queue.
+    requests: Sender<Stamped>,
+    /// The worker's end of the request queue; the instance's one worker `try_lock`s it between
+    /// hops. It outlives activations, so a clear asked for while inactive is served at the next.
+    pending: Mutex<Receiver<Stamped>>,
+    /// Per learn target: clears the editor asked for. Written by the editor only.
+    clears_asked: [AtomicU64; MAX_LEARNED],
+    /// Per learn target: clears the worker did. Written by the worker only; a clear is pending
+    /// while this is behind `clears_asked`.
+    clears_done: [AtomicU64; MAX_LEARNED],
+    /// Counts activations ([`EditorLink::new_feed`]), to stamp the requests with.
+    activation: AtomicU64,
+    /// The model in use, for the status display. Written by the worker's end of the feed only
+    /// ([`DisplayFeed::set_model`]), read by the editor.
     model: Mutex<ModelInfo>,
     /// Counts model installations, so the editor knows when to re-read `model`.
     model_generation: AtomicU64,
@@ -237,72 +260,81 @@ pub struct EditorLink {
     receiver: Mutex<Option<DisplayReceiver>>,
 }
 
+/// An open editor window, for as long as it lives: the worker publishes display data while one
+/// exists. The only way [`EditorLink`]'s open count changes.
+pub struct EditorOpen {
+    /// The link whose count this guard holds up.
+    link: Arc<EditorLink>,
+}
+
+impl Drop for EditorOpen {
+    fn drop(&mut self) {
+        self.link.windows.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl EditorLink {
-    /// A link with no editor open and no model. Allocation-free apart from the `Arc`.
+    /// A link with no editor open and no model. Allocates the link and the request queue.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        let (requests, pending) = channel();
+        Arc::new(Self {
+            windows: AtomicUsize::new(0),
+            requests,
+            pending: Mutex::new(pending),
+            clears_asked: Default::default(),
+            clears_done: Default::default(),
+            activation: AtomicU64::new(0),
+            model: Mutex::new(ModelInfo::default()),
+            model_generation: AtomicU64::new(0),
+            receiver: Mutex::new(None),
+        })
+    }
+
+    /// Marks an editor window open until the returned guard is dropped. Allocation-free.
+    pub fn editor_opened(self: &Arc<Self>) -> EditorOpen {
+        self.windows.fetch_add(1, Ordering::AcqRel);
+        EditorOpen { link: self.clone() }
     }
 
     /// Whether an editor is open. Allocation-free.
     pub fn is_open(&self) -> bool {
-        self.open.load(Ordering::Acquire)
+        self.windows.load(Ordering::Acquire) > 0
     }
 
-    /// Asks the worker to forget learned sound `target`. Allocation-free.
+    /// Queues a request (editor side).
+    fn send(&self, request: EditorRequest) {
+        let activation = self.activation.load(Ordering::Acquire);
+        // The receiver lives as long as `self`: sending cannot fail.
+        let _ = self.requests.send(Stamped {
+            activation,
+            request,
+        });
+    }
+
+    /// Asks the worker to forget learned sound `target`. Allocates the queue entry.
     pub fn request_clear(&self, target: usize) {
-        if let Some(flag) = self.clear.get(target) {
-            flag.store(true, Ordering::Release);
+        if let Some(asked) = self.clears_asked.get(target) {
+            asked.fetch_add(1, Ordering::AcqRel);
+            self.send(EditorRequest::ClearLearned(target));
         }
     }
 
     /// Whether a clear of `target` is still waiting for the worker. Allocation-free.
     pub fn clear_pending(&self, target: usize) -> bool {
-        self.clear
-            .get(target)
-            .is_some_and(|f| f.load(Ordering::Acquire))
-    }
-
-    /// Takes the clear requests (worker side): bit j set asks to forget sound j. Allocation-free.
-    pub fn take_clear_requests(&self) -> u32 {
-        let mut bits = 0;
-        for (j, flag) in self.clear.iter().enumerate() {
-            if flag.load(Ordering::Acquire) && flag.swap(false, Ordering::AcqRel) {
-                bits |= 1 << j;
+        match (self.clears_asked.get(target), self.clears_done.get(target)) {
+            (Some(asked), Some(done)) => {
+                done.load(Ordering::Acquire) < asked.load(Ordering::Acquire)
             }
+            _ => false,
         }
-        bits
     }
 
-    /// Hands a loaded model to the worker, replacing one not taken yet. Takes the lock briefly.
+    /// Hands a loaded model to the worker. Allocates the queue entry.
     pub fn offer_model(&self, listener: Listener, info: ModelInfo) {
-        *self.swap.lock().unwrap_or_else(|e| e.into_inner()) = Some(ModelSwap { listener, info });
-        self.swap_pending.store(true, Ordering::Release);
-    }
-
-    /// Takes an offered model (worker side). Never blocks: returns `None` if the editor holds the
-    /// slot right now, and the model is taken on a later hop.
-    pub fn take_model(&self) -> Option<(Listener, ModelInfo)> {
-        if !self.swap_pending.load(Ordering::Acquire) {
-            return None;
-        }
-        let mut slot = self.swap.try_lock().ok()?;
-        let swap = slot.take()?;
-        self.swap_pending.store(false, Ordering::Release);
-        Some((swap.listener, swap.info))
-    }
-
-    /// Drops a model offered but not taken (at activation, when the plugin loads the chosen
-    /// model itself). Takes the lock briefly.
-    pub fn discard_offered_model(&self) {
-        self.swap_pending.store(false, Ordering::Release);
-        let stale = self.swap.lock().unwrap_or_else(|e| e.into_inner()).take();
-        drop(stale);
-    }
-
-    /// Records the model in use. Takes the lock briefly; allocates nothing itself.
-    pub fn set_model(&self, info: ModelInfo) {
-        *self.model.lock().unwrap_or_else(|e| e.into_inner()) = info;
-        self.model_generation.fetch_add(1, Ordering::AcqRel);
+        self.send(EditorRequest::UseModel {
+            listener: Box::new(listener),
+            info,
+        });
     }
 
     /// The model in use. Allocates the copy.
@@ -316,9 +348,10 @@ impl EditorLink {
     }
 
     /// Creates the feed for a new activation: the worker's [`DisplayFeed`] is returned, the
-    /// editor's end is kept here (see [`EditorLink::with_receiver`]). Allocates the ring and the
-    /// three state buffers.
+    /// editor's end is kept here (see [`EditorLink::with_receiver`]); models offered before are
+    /// superseded. Allocates the ring and the three state buffers.
     pub fn new_feed(self: &Arc<Self>) -> DisplayFeed {
+        let activation = self.activation.fetch_add(1, Ordering::AcqRel) + 1;
         let (hops_tx, hops_rx) = HeapRb::new(HOP_RING).split();
         let (state_tx, state_rx) = triple_buffer::triple_buffer(&DisplayState::default());
         *self.receiver.lock().unwrap_or_else(|e| e.into_inner()) = Some(DisplayReceiver {
@@ -327,9 +360,9 @@ impl EditorLink {
         });
         DisplayFeed {
             link: self.clone(),
+            activation,
             hops: hops_tx,
             state: state_tx,
-            hops_dropped: 0,
         }
     }
 
@@ -341,32 +374,54 @@ impl EditorLink {
     }
 }
 
-/// The worker's end of the display feed.
+/// The worker's end of the display feed, and its side of the link: it serves the requests and
+/// says which model is in use.
 pub struct DisplayFeed {
-    /// Requests and the open flag.
+    /// The open count, the requests and the model in use.
     link: Arc<EditorLink>,
+    /// The activation this feed belongs to: older model offers are dropped.
+    activation: u64,
     /// Per-hop records.
     hops: HeapProd<DisplayHop>,
     /// The latest state.
     state: triple_buffer::Input<DisplayState>,
-    /// Hops dropped because the ring was full (the editor stopped draining it).
-    hops_dropped: u64,
 }
 
 impl DisplayFeed {
-    /// The shared link. Allocation-free.
-    pub fn link(&self) -> &Arc<EditorLink> {
-        &self.link
-    }
-
     /// Whether anything should be published: an editor is open. Allocation-free.
     pub fn wanted(&self) -> bool {
         self.link.is_open()
     }
 
-    /// Hops dropped so far because the editor did not keep up. Allocation-free.
-    pub fn hops_dropped(&self) -> u64 {
-        self.hops_dropped
+    /// The oldest request waiting, if any; models offered before this activation are dropped
+    /// (the plugin loaded the chosen one at activation). Never blocks: `None` while another
+    /// thread holds the queue. Frees what it drops.
+    pub fn next_request(&self) -> Option<EditorRequest> {
+        let pending = self.link.pending.try_lock().ok()?;
+        loop {
+            let Stamped {
+                activation,
+                request,
+            } = pending.try_recv().ok()?;
+            match request {
+                EditorRequest::UseModel { .. } if activation < self.activation => continue,
+                request => return Some(request),
+            }
+        }
+    }
+
+    /// Records that the clear of `target` asked for is done. Allocation-free.
+    pub fn clear_done(&self, target: usize) {
+        if let Some(done) = self.link.clears_done.get(target) {
+            done.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Records the model in use, for the editor's status. Takes the lock briefly; frees the
+    /// previous record.
+    pub fn set_model(&self, info: ModelInfo) {
+        *self.link.model.lock().unwrap_or_else(|e| e.into_inner()) = info;
+        self.link.model_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Publishes one hop: the frame and embedding into the ring, the dilated buffer and the
@@ -402,9 +457,8 @@ impl DisplayFeed {
                 hop.map = Some([features.axes[0], features.axes[1]]);
             }
         }
-        if self.hops.try_push(hop).is_err() {
-            self.hops_dropped += 1;
-        }
+        // A full ring means the editor stopped draining it: the hop is dropped.
+        let _ = self.hops.try_push(hop);
 
         let state = self.state.input_buffer_mut();
         state.seq = frame.seq;
@@ -461,11 +515,6 @@ impl DisplayReceiver {
         self.hops.try_pop()
     }
 
-    /// Hops waiting. Allocation-free.
-    pub fn waiting(&self) -> usize {
-        self.hops.occupied_len()
-    }
-
     /// The newest published state, and whether it changed since the last call. Allocation-free.
     pub fn state(&mut self) -> (&DisplayState, bool) {
         let changed = self.state.update();
@@ -514,7 +563,7 @@ mod tests {
         );
         let buffer: Vec<f32> = (0..8 * 4).map(|v| v as f32).collect();
         assert!(!feed.wanted());
-        link.open.store(true, Ordering::Release);
+        let open = link.editor_opened();
         assert!(feed.wanted());
         frame.seq = 7;
         feed.publish(
@@ -542,15 +591,25 @@ mod tests {
         assert_eq!(state.buffer(), buffer.as_slice());
         assert!(state.has_pca);
         assert!(!state.learned[0].learned);
+        drop(open);
+        assert!(!feed.wanted());
     }
 
     #[test]
     fn requests_reach_the_worker_once() {
         let link = EditorLink::new();
         link.request_clear(2);
+        link.request_clear(9);
         assert!(link.clear_pending(2));
-        assert_eq!(link.take_clear_requests(), 0b100);
-        assert_eq!(link.take_clear_requests(), 0);
-        assert!(link.take_model().is_none());
+        let feed = link.new_feed();
+        assert!(matches!(
+            feed.next_request(),
+            Some(EditorRequest::ClearLearned(2))
+        ));
+        assert!(feed.next_request().is_none());
+        assert!(link.clear_pending(2));
+        feed.clear_done(2);
+        assert!(!link.clear_pending(2));
+        assert!(!link.clear_pending(9));
     }
 }

@@ -1,7 +1,7 @@
 //! What the worker does with each dilated buffer in the plugin: embed it with the listener, turn
 //! the embedding and the frame into automation values, and send those to the audio thread.
 
-use crate::display::DisplayFeed;
+use crate::display::{DisplayFeed, EditorRequest};
 use crate::frame::Frame;
 use crate::listener::Listener;
 use crate::outputs::learned::LearnedSounds;
@@ -10,7 +10,7 @@ use crate::outputs::{OutputConfig, OutputEngine, N_SLOTS};
 use crate::worker::{BufferSink, ListenSettings};
 use ringbuf::traits::{Consumer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -48,19 +48,21 @@ impl CcReceiver {
     }
 }
 
-/// What the listener side publishes for the editor and the tests.
+/// What the listener side publishes for the editor. Written only by [`Listening`], on the
+/// worker (and at activation, before the worker starts); each notice has its own field, so that
+/// one cannot clear another.
 #[derive(Default)]
 pub struct ListenerStatus {
-    /// Embeddings computed.
-    pub embeddings: AtomicU64,
     /// Duration of the last inference, µs (f32 bits).
-    pub inference_us_bits: AtomicU32,
-    /// The model cannot serve the current listening settings (or failed); see `error`.
-    pub refused: AtomicBool,
-    /// Why the model is not in use, for the user.
-    pub error: Mutex<Option<String>>,
-    /// The latest shaped slot values (f32 bits), for the editor's meters.
-    pub values_bits: [AtomicU32; N_SLOTS],
+    inference_us_bits: AtomicU32,
+    /// The model is not in use; see `not_in_use`.
+    refused: AtomicBool,
+    /// Why the model is not in use (none could be loaded, it cannot serve the current listening
+    /// settings, or inference failed), for the user. Rewritten whenever the settings change.
+    not_in_use: Mutex<Option<String>>,
+    /// Why the model in use has no principal axes to offer (the axis outputs and the map stay at
+    /// the middle), for the user. Rewritten only when a model is installed.
+    axes_unusable: Mutex<Option<String>>,
 }
 
 impl ListenerStatus {
@@ -69,14 +71,32 @@ impl ListenerStatus {
         f32::from_bits(self.inference_us_bits.load(Ordering::Relaxed))
     }
 
-    /// The latest value of slot `i`. Allocation-free.
-    pub fn value(&self, slot: usize) -> f32 {
-        f32::from_bits(self.values_bits[slot].load(Ordering::Relaxed))
+    /// Whether the model is not in use. Allocation-free.
+    pub fn refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
     }
 
-    fn set_error(&self, error: Option<String>) {
-        self.refused.store(error.is_some(), Ordering::Relaxed);
-        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    /// Why the model is not in use; `None` when it is, or while the worker is writing.
+    /// Allocates the copy.
+    pub fn not_in_use(&self) -> Option<String> {
+        self.not_in_use.try_lock().ok()?.clone()
+    }
+
+    /// Why the model's principal axes cannot be used; `None` when they can, or while the worker
+    /// is writing. Allocates the copy.
+    pub fn axes_unusable(&self) -> Option<String> {
+        self.axes_unusable.try_lock().ok()?.clone()
+    }
+
+    /// Records why the model is not in use (`None`: it is).
+    fn set_not_in_use(&self, why: Option<String>) {
+        self.refused.store(why.is_some(), Ordering::Relaxed);
+        *self.not_in_use.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    /// Records why the principal axes cannot be used (`None`: they can).
+    fn set_axes_unusable(&self, why: Option<String>) {
+        *self.axes_unusable.lock().unwrap_or_else(|e| e.into_inner()) = why;
     }
 }
 
@@ -119,10 +139,10 @@ pub struct Listening<C: FnMut() -> Controls + Send> {
 }
 
 impl<C: FnMut() -> Controls + Send> Listening<C> {
-    /// Sets up the listener side for `settings`; without a model only the model-free sources
-    /// (loudness, periodicity) move. Allocates.
+    /// Sets up the listener side for `settings`. Without a model (`listener` says why there is
+    /// none) only the model-free sources (loudness, periodicity) move. Allocates.
     pub fn new(
-        listener: Option<Listener>,
+        listener: Result<Listener, String>,
         settings: &ListenSettings,
         cc: HeapProd<CcFrame>,
         controls: C,
@@ -133,12 +153,15 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
             .as_ref()
             .map_or(crate::outputs::DEFAULT_EMBEDDING_DIM, Listener::latent_dim);
         let mut outputs = OutputEngine::new(OutputConfig::from_settings(settings, latent));
-        let pca = listener.as_ref().and_then(|l| l.metadata().pca.clone());
-        if let Err(error) = outputs.set_pca(pca) {
-            status.set_error(Some(format!(
-                "the model's principal axes are unusable: {error}"
-            )));
-        }
+        let pca = listener.as_ref().ok().and_then(pca_of);
+        status.set_axes_unusable(axes_problem(outputs.set_pca(pca)));
+        let listener = match listener {
+            Ok(listener) => Some(listener),
+            Err(why) => {
+                status.set_not_in_use(Some(why));
+                None
+            }
+        };
         let learned = saved_learned
             .lock()
             .map(|l| l.clone())
@@ -181,31 +204,34 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
         } else {
             self.outputs.reset();
         }
-        let pca = listener.metadata().pca.clone();
+        let pca = pca_of(&listener);
+        self.status
+            .set_axes_unusable(axes_problem(self.outputs.set_pca(pca)));
         self.listener = None;
         self.parked = Some(listener);
         let settings = self.settings;
         self.settings_changed(&settings);
-        if let Err(error) = self.outputs.set_pca(pca) {
-            self.status.set_error(Some(format!(
-                "the model's principal axes are unusable: {error}"
-            )));
-        }
     }
 
-    /// Serves the editor's requests: forget learned sounds, install a model it loaded.
+    /// Serves the editor's requests: forget learned sounds, install a model it loaded (only the
+    /// newest of several waiting).
     fn serve_editor_requests(&mut self) {
         let Some(feed) = &self.display else { return };
-        let link = feed.link().clone();
-        let clear = link.take_clear_requests();
-        for target in 0..crate::outputs::source::MAX_LEARNED {
-            if clear & (1 << target) != 0 {
-                self.outputs.clear_learned(target);
+        let mut model = None;
+        while let Some(request) = feed.next_request() {
+            match request {
+                EditorRequest::ClearLearned(target) => {
+                    self.outputs.clear_learned(target);
+                    feed.clear_done(target);
+                }
+                EditorRequest::UseModel { listener, info } => model = Some((listener, info)),
             }
         }
-        if let Some((listener, info)) = link.take_model() {
-            self.install_listener(listener);
-            link.set_model(info);
+        if let Some((listener, info)) = model {
+            self.install_listener(*listener);
+            if let Some(feed) = &self.display {
+                feed.set_model(info);
+            }
         }
     }
 
@@ -213,6 +239,18 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
     pub fn outputs(&self) -> &OutputEngine {
         &self.outputs
     }
+}
+
+/// The principal axes of `listener`'s metadata, if it has any. Allocates.
+fn pca_of(listener: &Listener) -> Option<crate::pca::Pca> {
+    listener.metadata().pca.clone()
+}
+
+/// What the user is told about a refused PCA ([`OutputEngine::set_pca`]'s answer). Allocates.
+fn axes_problem(installed: Result<(), crate::outputs::PcaError>) -> Option<String> {
+    installed
+        .err()
+        .map(|error| format!("the model's principal axes are unusable: {error}"))
 }
 
 /// Why a model cannot serve some listening settings, or `None` if it can.
@@ -252,11 +290,11 @@ impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
         let Some(model) = model else { return };
         match incompatibility(&model, settings) {
             None => {
-                self.status.set_error(None);
+                self.status.set_not_in_use(None);
                 self.listener = Some(model);
             }
             Some(why) => {
-                self.status.set_error(Some(why));
+                self.status.set_not_in_use(Some(why));
                 self.parked = Some(model);
             }
         }
@@ -280,12 +318,11 @@ impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
                         self.status
                             .inference_us_bits
                             .store(us.to_bits(), Ordering::Relaxed);
-                        self.status.embeddings.fetch_add(1, Ordering::Relaxed);
                         Some(self.embedding.as_slice())
                     }
                     Err(error) => {
                         self.status
-                            .set_error(Some(format!("inference failed: {error}")));
+                            .set_not_in_use(Some(format!("inference failed: {error}")));
                         None
                     }
                 }
@@ -305,9 +342,6 @@ impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
                 &self.settings,
             );
         }
-        for (slot, value) in values.iter().enumerate() {
-            self.status.values_bits[slot].store(value.to_bits(), Ordering::Relaxed);
-        }
         // A full ring means the audio thread is not running; dropping stale values is right.
         let _ = self.cc.try_push(CcFrame {
             sample_pos: frame.sample_pos,
@@ -317,5 +351,89 @@ impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
             let learned = self.outputs.learned().clone();
             *self.saved_learned.lock().unwrap_or_else(|e| e.into_inner()) = learned;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outputs::source::MAX_LEARNED;
+
+    /// The shipped model with the variance of its first principal axis set to 0: the metadata
+    /// is still valid, the axes are not.
+    fn model_with_unusable_axes() -> Listener {
+        let mut bytes = include_bytes!("../../models/echoic-default.safetensors").to_vec();
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
+        let key = r#"\"explained_variance\":["#;
+        let start = header
+            .find(key)
+            .expect("the shipped model has principal axes")
+            + key.len();
+        let len = header[start..].find(',').unwrap();
+        // A same-length edit keeps the header's length and the tensors' offsets right.
+        let zero = format!("{:0<len$}", "0.");
+        bytes[8 + start..8 + start + len].copy_from_slice(zero.as_bytes());
+        Listener::from_bytes(&bytes).expect("the metadata is still valid")
+    }
+
+    #[test]
+    fn unusable_axes_stay_reported_whatever_the_settings_do() {
+        let listener = model_with_unusable_axes();
+        let settings = listener.metadata().features.to_settings();
+        let status = Arc::new(ListenerStatus::default());
+        let (cc, _cc_rx) = cc_ring();
+        let controls = || Controls {
+            slots: SlotConfig::defaults(),
+            learn: [false; MAX_LEARNED],
+            learn_seconds: 2.0,
+        };
+        let mut listening = Listening::new(
+            Ok(listener),
+            &settings,
+            cc,
+            controls,
+            Arc::default(),
+            status.clone(),
+        );
+        let why = status.axes_unusable().expect("the axes are reported");
+        assert!(why.contains("principal axes are unusable"), "{why}");
+        assert!(!status.refused(), "the model itself is in use");
+        // Settings the model cannot serve, then its own again: the refusal comes and goes, the
+        // axes stay reported.
+        listening.settings_changed(&ListenSettings {
+            n_bands: settings.n_bands / 2,
+            ..settings
+        });
+        assert!(status.refused());
+        assert!(status.not_in_use().is_some());
+        assert_eq!(status.axes_unusable().as_deref(), Some(why.as_str()));
+        listening.settings_changed(&settings);
+        assert!(!status.refused());
+        assert_eq!(status.not_in_use(), None);
+        assert_eq!(status.axes_unusable(), Some(why));
+    }
+
+    #[test]
+    fn a_missing_model_is_reported_as_not_in_use() {
+        let status = Arc::new(ListenerStatus::default());
+        let (cc, _cc_rx) = cc_ring();
+        let settings = ListenSettings::default();
+        let mut listening = Listening::new(
+            Err("no model".into()),
+            &settings,
+            cc,
+            || Controls {
+                slots: SlotConfig::defaults(),
+                learn: [false; MAX_LEARNED],
+                learn_seconds: 2.0,
+            },
+            Arc::default(),
+            status.clone(),
+        );
+        listening.settings_changed(&settings);
+        assert!(status.refused());
+        assert_eq!(status.not_in_use().as_deref(), Some("no model"));
+        assert_eq!(status.axes_unusable(), None);
     }
 }

@@ -146,7 +146,9 @@ impl Plugin for Echoic {
         let (front, swap) = AudioFront::new(cochlea, sender);
         let status = self.shared.worker.clone();
         status.clear();
-        let listener = self.load_model();
+        let (listener, model) = self.load_model();
+        let feed = self.shared.link.new_feed();
+        feed.set_model(model);
         let (cc_tx, cc_rx) = cc_ring();
         let controls_params = self.params.clone();
         let sink = Listening::new(
@@ -157,7 +159,7 @@ impl Plugin for Echoic {
             self.params.learned.clone(),
             self.shared.listener.clone(),
         )
-        .with_display(self.shared.link.new_feed());
+        .with_display(feed);
         let worker = Worker::new(receiver, swap, sample_rate, settings, sink, status);
         let params = self.params.clone();
         match WorkerHandle::spawn(worker, move || params.listen_settings()) {
@@ -239,11 +241,10 @@ impl Plugin for Echoic {
 
 impl Echoic {
     /// Loads the model the editor chose (saved in the state), or the built-in one when none was
-    /// chosen or the file is gone or broken, and tells the editor which one is in use. Runs at
-    /// activation, on the main thread: file I/O and allocation are fine here.
-    fn load_model(&self) -> Option<Listener> {
-        // A model the editor offered while inactive is superseded by the saved path.
-        self.shared.link.discard_offered_model();
+    /// chosen or the file is gone or broken: the model (or why there is none) and what the
+    /// editor's status says about it. Runs at activation, on the main thread: file I/O and
+    /// allocation are fine here.
+    fn load_model(&self) -> (Result<Listener, String>, ModelInfo) {
         let chosen = self
             .params
             .model_path
@@ -259,10 +260,8 @@ impl Echoic {
             } else {
                 match Listener::load(&path) {
                     Ok(listener) => {
-                        self.shared
-                            .link
-                            .set_model(ModelInfo::of(&listener, ModelSource::File(path)));
-                        return Some(listener);
+                        let info = ModelInfo::of(&listener, ModelSource::File(path));
+                        return (Ok(listener), info);
                     }
                     Err(error) => {
                         note = Some(format!("the chosen model {path} failed to load ({error}); using the built-in model"));
@@ -276,22 +275,15 @@ impl Echoic {
                     note,
                     ..ModelInfo::of(&listener, ModelSource::BuiltIn)
                 };
-                self.shared.link.set_model(info);
-                Some(listener)
+                (Ok(listener), info)
             }
             Err(error) => {
                 let why = format!("the built-in model failed to load: {error}");
-                *self
-                    .shared
-                    .listener
-                    .error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
-                self.shared.link.set_model(ModelInfo {
-                    note: Some(why),
+                let info = ModelInfo {
+                    note: Some(why.clone()),
                     ..ModelInfo::default()
-                });
-                None
+                };
+                (Err(why), info)
             }
         }
     }

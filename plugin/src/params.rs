@@ -142,19 +142,99 @@ impl EchoicParams {
     /// pipeline serves (Steps 16 with Dilation 4, say); for telling the user what was adjusted.
     /// Allocation-free; callable from any thread.
     pub fn requested_settings(&self) -> ListenSettings {
+        ListenValues {
+            bands: self.bands.value(),
+            low_hz: self.low_hz.value(),
+            high_hz: self.high_hz.value(),
+            hop_ms: self.hop_ms.value(),
+            steps: self.steps.value(),
+            dilation: self.dilation.value(),
+            kind: self.dilation_kind.value(),
+            pooling: self.pooling.value(),
+        }
+        .settings()
+    }
+
+    /// Sets the listening parameters to `settings` (a model's) through the host, as a user's
+    /// gesture: the other direction of [`Self::requested_settings`].
+    pub fn adopt_settings(&self, setter: &ParamSetter, settings: &ListenSettings) {
+        fn set<P: Param>(setter: &ParamSetter, param: &P, value: P::Plain) {
+            setter.begin_set_parameter(param);
+            setter.set_parameter(param, value);
+            setter.end_set_parameter(param);
+        }
+        let v = ListenValues::of(settings);
+        set(setter, &self.bands, v.bands);
+        set(setter, &self.low_hz, v.low_hz);
+        set(setter, &self.high_hz, v.high_hz);
+        set(setter, &self.hop_ms, v.hop_ms);
+        set(setter, &self.steps, v.steps);
+        set(setter, &self.dilation, v.dilation);
+        set(setter, &self.dilation_kind, v.kind);
+        set(setter, &self.pooling, v.pooling);
+    }
+}
+
+/// The listening parameters' plain values: the one place where [`ListenSettings`] and the
+/// parameters' units and enums meet, so that reading the settings and setting the parameters to
+/// a model's cannot disagree.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ListenValues {
+    /// `bands`: the number of bands.
+    pub bands: i32,
+    /// `low-hz`, Hz.
+    pub low_hz: f32,
+    /// `high-hz`, Hz.
+    pub high_hz: f32,
+    /// `hop-ms`: the hop in milliseconds (the settings count seconds).
+    pub hop_ms: f32,
+    /// `steps`.
+    pub steps: i32,
+    /// `dilation`.
+    pub dilation: i32,
+    /// `dilation-kind`.
+    pub kind: DilationKind,
+    /// `pooling`.
+    pub pooling: PoolingMode,
+}
+
+impl ListenValues {
+    /// The parameter values that ask for `settings`. Allocation-free.
+    pub fn of(settings: &ListenSettings) -> Self {
+        Self {
+            bands: settings.n_bands as i32,
+            low_hz: settings.low_hz as f32,
+            high_hz: settings.high_hz as f32,
+            hop_ms: (settings.hop_seconds * 1000.0) as f32,
+            steps: settings.spec.steps as i32,
+            dilation: settings.spec.dilation as i32,
+            kind: match settings.spec.kind {
+                Dilation::Exponential => DilationKind::Exponential,
+                Dilation::Linear => DilationKind::Linear,
+            },
+            pooling: match settings.spec.pooling {
+                Pooling::Pick => PoolingMode::Pick,
+                Pooling::Mean => PoolingMode::Mean,
+                Pooling::Max => PoolingMode::Max,
+            },
+        }
+    }
+
+    /// The settings these values ask for. Allocation-free.
+    pub fn settings(self) -> ListenSettings {
         ListenSettings {
-            n_bands: self.bands.value() as usize,
-            low_hz: self.low_hz.value() as f64,
-            high_hz: self.high_hz.value() as f64,
-            hop_seconds: self.hop_ms.value() as f64 / 1000.0,
+            n_bands: self.bands.max(0) as usize,
+            low_hz: self.low_hz as f64,
+            high_hz: self.high_hz as f64,
+            hop_seconds: self.hop_ms as f64 / 1000.0,
             spec: DilatedSpec {
-                steps: self.steps.value() as usize,
-                dilation: self.dilation.value() as usize,
-                kind: match self.dilation_kind.value() {
+                steps: self.steps.max(0) as usize,
+                dilation: self.dilation.max(0) as usize,
+                kind: match self.kind {
                     DilationKind::Exponential => Dilation::Exponential,
                     DilationKind::Linear => Dilation::Linear,
                 },
-                pooling: match self.pooling.value() {
+                pooling: match self.pooling {
                     PoolingMode::Pick => Pooling::Pick,
                     PoolingMode::Mean => Pooling::Mean,
                     PoolingMode::Max => Pooling::Max,
@@ -228,6 +308,51 @@ impl Default for EchoicParams {
             model_path: Arc::new(Mutex::new(None)),
             editor_size: Arc::new(Mutex::new(crate::editor::DEFAULT_SIZE)),
             state_notes: Arc::new(Mutex::new(StateNotes::default())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The enum parameters are saved by these ids: spelled out so that renaming or reordering a
+    /// variant cannot silently change what a saved session means.
+    #[test]
+    fn enum_ids_are_pinned() {
+        assert_eq!(DilationKind::ids(), Some(&["exponential", "linear"][..]));
+        assert_eq!(DilationKind::from_index(0), DilationKind::Exponential);
+        assert_eq!(DilationKind::from_index(1), DilationKind::Linear);
+        assert_eq!(PoolingMode::ids(), Some(&["pick", "mean", "max"][..]));
+        assert_eq!(PoolingMode::from_index(0), PoolingMode::Pick);
+        assert_eq!(PoolingMode::from_index(1), PoolingMode::Mean);
+        assert_eq!(PoolingMode::from_index(2), PoolingMode::Max);
+    }
+
+    /// Reading the settings and adopting a model's go through one mapping: settings that the
+    /// parameters can hold come back unchanged, whatever the enums.
+    #[test]
+    fn listen_values_round_trip_the_settings() {
+        let params = EchoicParams::default();
+        assert_eq!(params.requested_settings(), ListenSettings::default());
+        for (kind, pooling) in [
+            (Dilation::Exponential, Pooling::Pick),
+            (Dilation::Linear, Pooling::Mean),
+            (Dilation::Linear, Pooling::Max),
+        ] {
+            let settings = ListenSettings {
+                n_bands: 64,
+                low_hz: 80.0,
+                high_hz: 12_000.0,
+                hop_seconds: 0.02,
+                spec: DilatedSpec {
+                    steps: 12,
+                    dilation: 3,
+                    kind,
+                    pooling,
+                },
+            };
+            assert_eq!(ListenValues::of(&settings).settings(), settings);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use echoic_core::outputs::cc::CcConfig;
 use echoic_core::outputs::slot::SlotConfig;
-use echoic_core::outputs::source::Source;
+use echoic_core::outputs::source::{Source, SAVED_SOURCES};
 use nice_plug::prelude::*;
 use std::sync::Arc;
 
@@ -13,7 +13,8 @@ pub struct SlotParams {
     /// Whether the slot sends MIDI at all.
     #[id = "slot-on"]
     pub enabled: BoolParam,
-    /// What the slot follows, as an index into [`Source::all`].
+    /// What the slot follows, as its saved integer ([`Source::saved_index`]): sessions and
+    /// automation lanes hold that integer, which keeps its meaning as sources are added.
     #[id = "slot-source"]
     pub source: IntParam,
     /// Source value mapped to the bottom of the output range, in percent of the source's range.
@@ -75,6 +76,11 @@ fn smoothing(name: &str, default: f32) -> FloatParam {
     .with_step_size(0.1)
 }
 
+/// The source saved as the `slot-source` value `value`. Allocation-free.
+fn source_of(value: i32) -> Option<Source> {
+    Source::from_saved_index(usize::try_from(value).ok()?)
+}
+
 impl SlotParams {
     /// The parameters of slot `index` (0-based), defaulting to [`SlotConfig::default_for`].
     pub fn new(index: usize) -> Self {
@@ -83,22 +89,19 @@ impl SlotParams {
             enabled: BoolParam::new("On", d.enabled),
             source: IntParam::new(
                 "Source",
-                d.source.index().unwrap_or(0) as i32,
+                d.source.saved_index().unwrap_or(0) as i32,
                 IntRange::Linear {
                     min: 0,
-                    max: Source::COUNT as i32 - 1,
+                    max: SAVED_SOURCES.len() as i32 - 1,
                 },
             )
             .with_value_to_string(Arc::new(|i| {
-                Source::from_index(i.max(0) as usize)
-                    .map_or("?", Source::name)
-                    .to_owned()
+                source_of(i).map_or("?", Source::name).to_owned()
             }))
             .with_string_to_value(Arc::new(|s| {
-                Source::all()
-                    .iter()
-                    .position(|src| src.name().eq_ignore_ascii_case(s.trim()))
-                    .map(|i| i as i32)
+                (0..SAVED_SOURCES.len() as i32).find(|&i| {
+                    source_of(i).is_some_and(|src| src.name().eq_ignore_ascii_case(s.trim()))
+                })
             })),
             in_low: percent("In low", d.in_low * 100.0),
             in_high: percent("In high", d.in_high * 100.0),
@@ -117,6 +120,11 @@ impl SlotParams {
         }
     }
 
+    /// What the slot follows. Allocation-free; callable from any thread.
+    pub fn source(&self) -> Source {
+        source_of(self.source.value()).unwrap_or(Source::Novelty)
+    }
+
     /// Where the slot sends. Allocation-free; callable from any thread.
     pub fn cc_config(&self) -> CcConfig {
         CcConfig {
@@ -130,8 +138,7 @@ impl SlotParams {
     pub fn config(&self) -> SlotConfig {
         SlotConfig {
             enabled: self.enabled.value(),
-            source: Source::from_index(self.source.value().max(0) as usize)
-                .unwrap_or(Source::Novelty),
+            source: self.source(),
             in_low: self.in_low.value() / 100.0,
             in_high: self.in_high.value() / 100.0,
             invert: self.invert.value(),

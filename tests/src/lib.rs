@@ -36,7 +36,7 @@ pub use host::{
     OUTPUT_POISON,
 };
 pub use signal::{passed_through, recording, test_signal};
-pub use state::{state_bytes, state_document};
+pub use state::{state_bytes, state_document, state_frame};
 
 /// Re-exported so that users (e.g. a future editor-embedding host) name the same versions.
 pub use clack_extensions;

@@ -11,8 +11,13 @@ pub fn state_document(state: &[u8]) -> Option<serde_json::Value> {
 
 /// A state holding `document`, framed as nice-plug saves it.
 pub fn state_bytes(document: &serde_json::Value) -> Vec<u8> {
-    let json = serde_json::to_vec(document).expect("a JSON value serialises");
+    state_frame(&serde_json::to_vec(document).expect("a JSON value serialises"))
+}
+
+/// A state holding the JSON document `json` byte for byte (a saved fixture), framed as nice-plug
+/// saves it.
+pub fn state_frame(json: &[u8]) -> Vec<u8> {
     let mut out = (json.len() as u64).to_le_bytes().to_vec();
-    out.extend(json);
+    out.extend_from_slice(json);
     out
 }

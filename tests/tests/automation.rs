@@ -62,7 +62,7 @@ fn similarity_rises_on_the_learned_sound_and_stays_low_on_another() {
     let source = param(&params, "Outputs 4", "Source");
     let learn = param(&params, "Learn 1", "Learn sound 1");
     host.set_param(on.id, 1.0).unwrap();
-    host.set_param(source.id, 8.0).unwrap(); // Source::all()[8] = similarity to sound 1
+    host.set_param(source.id, 8.0).unwrap(); // SAVED_SOURCES[8] = similarity to sound 1
     host.activate(AudioConfig::new(rate, BLOCK as u32, 1))
         .unwrap();
 

@@ -15,8 +15,6 @@
 //!
 //! At most one value (one message, or an MSB/LSB pair) per update, so at most one per hop.
 
-use serde::{Deserialize, Serialize};
-
 /// Hysteresis of 7-bit output, in 7-bit steps beyond the rounding boundary.
 pub const HYSTERESIS_7BIT: f32 = 0.25;
 /// Hysteresis of 14-bit output, in 14-bit steps beyond the rounding boundary (1/32 of a 7-bit
@@ -33,7 +31,7 @@ pub const MAX_CC: u8 = 119;
 pub const MAX_14BIT_CC: u8 = 31;
 
 /// Where a slot's value is sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CcConfig {
     /// MIDI channel, 0..15 on the wire (shown to the user as 1..16); larger values are clamped.
     pub channel: u8,

@@ -11,16 +11,13 @@
 //!
 //! Smoothing comes last so that "rise" always means the sent value going up.
 
-use serde::{Deserialize, Serialize};
-
 use super::cc::CcConfig;
 use super::pca::MAX_AXES;
 use super::source::{unit, Source, MAX_LEARNED};
 use super::N_SLOTS;
 
 /// Everything the user sets on one output slot.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SlotConfig {
     /// Whether the slot sends MIDI: eight slots exist, a user wires up only the few they need.
     pub enabled: bool,
@@ -199,12 +196,6 @@ mod tests {
             assert_eq!(s.cc.channel, 0, "channel 1 on the wire is 0");
             assert!(!s.cc.fourteen_bit);
         }
-        let json = serde_json::to_string(&slots[0]).unwrap();
-        assert_eq!(serde_json::from_str::<SlotConfig>(&json).unwrap(), slots[0]);
-        // Missing fields take the defaults, so older saved slots still load.
-        let partial: SlotConfig = serde_json::from_str(r#"{"source":"novelty"}"#).unwrap();
-        assert_eq!(partial.source, Source::Novelty);
-        assert_eq!(partial.rise_ms, DEFAULT_SMOOTHING_MS);
     }
 
     #[test]

@@ -11,10 +11,11 @@
 //! | `Loudness` | level, dB | −80 dB | 0 dB | linear in dB |
 //!
 //! Every mapping clamps to 0..1 and turns NaN into 0, so a slot never sees anything else.
-
-use serde::de::{self, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::fmt;
+//!
+//! A slot's source is saved (in the plugin state and in host automation lanes) as an integer:
+//! its position in [`SAVED_SOURCES`], a pinned table of string ids that new sources are only
+//! ever appended to, so that the integers keep their meaning whatever [`MAX_AXES`] and
+//! [`MAX_LEARNED`] become.
 
 use super::pca::MAX_AXES;
 
@@ -36,11 +37,32 @@ pub const LOUDNESS_FLOOR_DB: f32 = -80.0;
 /// corpus cover all but 0.3 % of it when it is Gaussian.
 pub const AXIS_Z_RANGE: f32 = 3.0;
 
+/// The saved integer of every source, as its string id (see [`Source::id`]): a slot's source is
+/// saved as the position of its id here. Saved sessions and automation lanes hold these
+/// integers, so an entry never moves or changes: a new source (a ninth axis, a fifth learned
+/// sound) is appended at the end, never inserted next to its kind.
+pub const SAVED_SOURCES: [&str; 16] = [
+    "axis1",
+    "axis2",
+    "axis3",
+    "axis4",
+    "axis5",
+    "axis6",
+    "axis7",
+    "axis8",
+    "similarity1",
+    "similarity2",
+    "similarity3",
+    "similarity4",
+    "novelty",
+    "periodicity",
+    "period",
+    "loudness",
+];
+
 /// What an output slot follows.
 ///
-/// Serialises as a stable string id (see [`Source::id`]): `"axis1"`..`"axis8"`,
-/// `"similarity1"`..`"similarity4"`, `"novelty"`, `"periodicity"`, `"period"`, `"loudness"`.
-/// Indices inside the enum count from 0, the ids and names from 1.
+/// Indices inside the enum count from 0, the ids (see [`Source::id`]) and names from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
     /// Principal axis `k` (0-based, below [`MAX_AXES`]) of the model's embedding distribution.
@@ -57,14 +79,18 @@ pub enum Source {
     Loudness,
 }
 
+/// The axes' ids in [`SAVED_SOURCES`].
 const AXIS_IDS: [&str; MAX_AXES] = [
     "axis1", "axis2", "axis3", "axis4", "axis5", "axis6", "axis7", "axis8",
 ];
+/// The axes' names for the user.
 const AXIS_NAMES: [&str; MAX_AXES] = [
     "Axis 1", "Axis 2", "Axis 3", "Axis 4", "Axis 5", "Axis 6", "Axis 7", "Axis 8",
 ];
+/// The similarities' ids in [`SAVED_SOURCES`].
 const SIMILARITY_IDS: [&str; MAX_LEARNED] =
     ["similarity1", "similarity2", "similarity3", "similarity4"];
+/// The similarities' names for the user.
 const SIMILARITY_NAMES: [&str; MAX_LEARNED] = [
     "Similarity 1",
     "Similarity 2",
@@ -76,8 +102,8 @@ impl Source {
     /// How many distinct sources there are.
     pub const COUNT: usize = MAX_AXES + MAX_LEARNED + 4;
 
-    /// Every source in a fixed order (axes, similarities, novelty, periodicity, period,
-    /// loudness): the order of [`Source::index`], for a host parameter's list. Allocation-free.
+    /// Every source in a fixed order: axes, similarities, novelty, periodicity, period,
+    /// loudness. Allocation-free.
     pub const fn all() -> [Source; Self::COUNT] {
         let mut all = [Source::Novelty; Self::COUNT];
         let mut i = 0;
@@ -97,26 +123,20 @@ impl Source {
         all
     }
 
-    /// Position in [`Source::all`]; `None` for an out-of-range axis or sound index.
-    /// Allocation-free.
-    pub fn index(self) -> Option<usize> {
-        match self {
-            Source::Axis(k) if (k as usize) < MAX_AXES => Some(k as usize),
-            Source::Similarity(j) if (j as usize) < MAX_LEARNED => Some(MAX_AXES + j as usize),
-            Source::Axis(_) | Source::Similarity(_) => None,
-            Source::Novelty => Some(MAX_AXES + MAX_LEARNED),
-            Source::Periodicity => Some(MAX_AXES + MAX_LEARNED + 1),
-            Source::Period => Some(MAX_AXES + MAX_LEARNED + 2),
-            Source::Loudness => Some(MAX_AXES + MAX_LEARNED + 3),
-        }
+    /// The integer this source is saved as: the position of its id in [`SAVED_SOURCES`]; `None`
+    /// for an out-of-range axis or sound index. Allocation-free.
+    pub fn saved_index(self) -> Option<usize> {
+        let id = self.id()?;
+        SAVED_SOURCES.iter().position(|saved| *saved == id)
     }
 
-    /// The source at `index` in [`Source::all`]. Allocation-free.
-    pub fn from_index(index: usize) -> Option<Source> {
-        Self::all().get(index).copied()
+    /// The source saved as `index` (see [`Source::saved_index`]); `None` past the table or for
+    /// an id this build does not know. Allocation-free.
+    pub fn from_saved_index(index: usize) -> Option<Source> {
+        Self::from_id(SAVED_SOURCES.get(index)?)
     }
 
-    /// The stable string id used in saved state; `None` for an out-of-range index.
+    /// The stable string id of [`SAVED_SOURCES`]; `None` for an out-of-range index.
     /// Allocation-free.
     pub fn id(self) -> Option<&'static str> {
         match self {
@@ -145,33 +165,6 @@ impl Source {
             Source::Period => "Period",
             Source::Loudness => "Loudness",
         }
-    }
-}
-
-impl Serialize for Source {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.id() {
-            Some(id) => serializer.serialize_str(id),
-            None => Err(serde::ser::Error::custom(format!(
-                "source index out of range: {self:?}"
-            ))),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Source {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Id;
-        impl Visitor<'_> for Id {
-            type Value = Source;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an output source id such as \"axis1\" or \"novelty\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Source, E> {
-                Source::from_id(v).ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
-            }
-        }
-        deserializer.deserialize_str(Id)
     }
 }
 
@@ -250,33 +243,64 @@ pub fn period_to_unit(seconds: f32) -> f32 {
 mod tests {
     use super::*;
 
+    /// The saved integers, spelled out: every saved session and automation lane holds them, so
+    /// this list only ever grows at the end.
+    const PINNED: [(usize, &str, Source); 16] = [
+        (0, "axis1", Source::Axis(0)),
+        (1, "axis2", Source::Axis(1)),
+        (2, "axis3", Source::Axis(2)),
+        (3, "axis4", Source::Axis(3)),
+        (4, "axis5", Source::Axis(4)),
+        (5, "axis6", Source::Axis(5)),
+        (6, "axis7", Source::Axis(6)),
+        (7, "axis8", Source::Axis(7)),
+        (8, "similarity1", Source::Similarity(0)),
+        (9, "similarity2", Source::Similarity(1)),
+        (10, "similarity3", Source::Similarity(2)),
+        (11, "similarity4", Source::Similarity(3)),
+        (12, "novelty", Source::Novelty),
+        (13, "periodicity", Source::Periodicity),
+        (14, "period", Source::Period),
+        (15, "loudness", Source::Loudness),
+    ];
+
     #[test]
-    fn ids_are_stable_and_round_trip() {
-        let all = Source::all();
-        assert_eq!(all.len(), 16);
-        for (i, s) in all.iter().enumerate() {
-            assert_eq!(s.index(), Some(i));
-            assert_eq!(Source::from_index(i), Some(*s));
-            let json = serde_json::to_string(s).unwrap();
-            assert_eq!(json, format!("\"{}\"", s.id().unwrap()));
-            assert_eq!(serde_json::from_str::<Source>(&json).unwrap(), *s);
+    fn saved_integers_never_change_meaning() {
+        assert!(
+            SAVED_SOURCES.len() >= PINNED.len(),
+            "a saved source was removed"
+        );
+        for (index, id, source) in PINNED {
+            assert_eq!(
+                SAVED_SOURCES[index], id,
+                "saved integer {index} changed its id"
+            );
+            assert_eq!(Source::from_saved_index(index), Some(source), "{index}");
+            assert_eq!(source.saved_index(), Some(index), "{source:?}");
+            assert_eq!(source.id(), Some(id));
+            assert_eq!(Source::from_id(id), Some(source));
         }
-        // The saved form is part of the plugin state: these strings must never change.
-        assert_eq!(
-            serde_json::to_string(&Source::Axis(0)).unwrap(),
-            "\"axis1\""
-        );
-        assert_eq!(
-            serde_json::to_string(&Source::Similarity(3)).unwrap(),
-            "\"similarity4\""
-        );
-        assert_eq!(
-            serde_json::to_string(&Source::Period).unwrap(),
-            "\"period\""
-        );
-        assert!(serde_json::to_string(&Source::Axis(8)).is_err());
-        assert!(serde_json::from_str::<Source>("\"axis9\"").is_err());
-        assert_eq!(Source::Axis(8).index(), None);
+        assert_eq!(Source::from_saved_index(SAVED_SOURCES.len()), None);
+    }
+
+    #[test]
+    fn every_source_has_one_saved_integer() {
+        for (i, id) in SAVED_SOURCES.iter().enumerate() {
+            assert_eq!(
+                SAVED_SOURCES.iter().position(|s| s == id),
+                Some(i),
+                "{id} twice"
+            );
+        }
+        for source in Source::all() {
+            let index = source
+                .saved_index()
+                .unwrap_or_else(|| panic!("{source:?} has no saved integer: append its id"));
+            assert_eq!(Source::from_saved_index(index), Some(source));
+        }
+        assert_eq!(Source::Axis(MAX_AXES as u8).saved_index(), None);
+        assert_eq!(Source::Similarity(MAX_LEARNED as u8).saved_index(), None);
+        assert_eq!(Source::from_id("axis9"), None);
     }
 
     #[test]

@@ -5,10 +5,8 @@
 use super::models::{ModelChooser, ModelEntry};
 use super::plot;
 use super::theme;
-use crate::params::{DilationKind, EchoicParams, PoolingMode};
-use echoic_core::dilated::{Dilation, Pooling};
+use crate::params::EchoicParams;
 use echoic_core::display::{ModelInfo, ModelSource};
-use echoic_core::worker::ListenSettings;
 use egui::{pos2, Rect, RichText, ScrollArea, Ui, UiBuilder};
 use nice_plug::prelude::{BoolParam, Param, ParamSetter};
 use nice_plug_egui::widgets::ParamSlider;
@@ -42,36 +40,6 @@ fn switch_row(ui: &mut Ui, param: &BoolParam, setter: &ParamSetter) {
         setter.end_set_parameter(param);
     }
     ui.end_row();
-}
-
-/// Sets the structural listening parameters to `settings` (a model's), through the host.
-pub fn adopt_settings(params: &EchoicParams, setter: &ParamSetter, settings: &ListenSettings) {
-    fn set<P: Param>(setter: &ParamSetter, param: &P, value: P::Plain) {
-        setter.begin_set_parameter(param);
-        setter.set_parameter(param, value);
-        setter.end_set_parameter(param);
-    }
-    set(setter, &params.bands, settings.n_bands as i32);
-    set(setter, &params.low_hz, settings.low_hz as f32);
-    set(setter, &params.high_hz, settings.high_hz as f32);
-    set(
-        setter,
-        &params.hop_ms,
-        (settings.hop_seconds * 1000.0) as f32,
-    );
-    set(setter, &params.steps, settings.spec.steps as i32);
-    set(setter, &params.dilation, settings.spec.dilation as i32);
-    let kind = match settings.spec.kind {
-        Dilation::Exponential => DilationKind::Exponential,
-        Dilation::Linear => DilationKind::Linear,
-    };
-    set(setter, &params.dilation_kind, kind);
-    let pooling = match settings.spec.pooling {
-        Pooling::Pick => PoolingMode::Pick,
-        Pooling::Mean => PoolingMode::Mean,
-        Pooling::Max => PoolingMode::Max,
-    };
-    set(setter, &params.pooling, pooling);
 }
 
 /// What the user did in the controls panel that the editor must act on.

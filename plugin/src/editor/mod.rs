@@ -22,9 +22,8 @@
 //! inactive the saved path is simply used at the next activation.
 //!
 //! # Test probe
-//! With `ECHOIC_EDITOR_PROBE=<file>` in the environment, the editor writes its frame timings,
-//! where its panels and buttons are, and what is learned, as JSON to that file twice a second.
-//! The window tests use it to click buttons and to crop screenshots; it is inert otherwise.
+//! With `ECHOIC_EDITOR_PROBE=<file>` in the environment the editor describes itself in that file
+//! for the window tests; see [`probe`].
 
 mod controls;
 mod history;
@@ -33,6 +32,7 @@ mod memory;
 mod models;
 mod outputs;
 mod plot;
+mod probe;
 mod scroll;
 mod stats;
 mod status;
@@ -40,7 +40,7 @@ mod theme;
 
 use crate::params::EchoicParams;
 use crate::EchoicShared;
-use echoic_core::display::ModelInfo;
+use echoic_core::display::{EditorOpen, ModelInfo};
 use echoic_core::outputs::MAX_LEARNED;
 use egui::{pos2, Rect, Ui};
 use nice_plug::editor::dpi::{LogicalSize, NativeSize};
@@ -54,8 +54,6 @@ use nice_plug_egui::{
     create_egui_editor, EguiEditor, EguiEditorHandle, EguiEditorState, EguiNiceSettings,
     NiceEguiApp,
 };
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -64,9 +62,6 @@ pub const DEFAULT_SIZE: [u32; 2] = [1200, 800];
 
 /// The smallest size the window can be dragged to: below this the labels collide.
 pub const MIN_SIZE: [u32; 2] = [960, 680];
-
-/// Environment variable naming the file the editor writes its probe to (see the module docs).
-pub const PROBE_ENV: &str = "ECHOIC_EDITOR_PROBE";
 
 /// The resize behaviour the host is told about.
 fn resize_hint() -> ResizeHint {
@@ -158,11 +153,10 @@ impl Editor for EchoicEditorShell {
             host,
         )?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = (editor, size);
-        self.shared.link.open.store(true, Ordering::Release);
         Ok(SpawnedEditor {
             handle: EchoicEditorHandle {
                 inner: spawned.handle,
-                shared: self.shared.clone(),
+                _open: self.shared.link.editor_opened(),
             },
             window: spawned.window,
         })
@@ -191,14 +185,8 @@ impl Editor for EchoicEditorShell {
 pub struct EchoicEditorHandle {
     /// The egui editor's handle, which does the work.
     inner: EguiEditorHandle,
-    /// Holds the open flag the worker reads.
-    shared: Arc<EchoicShared>,
-}
-
-impl Drop for EchoicEditorHandle {
-    fn drop(&mut self) {
-        self.shared.link.open.store(false, Ordering::Release);
-    }
+    /// Counts this window as open for the worker until the handle is dropped.
+    _open: EditorOpen,
 }
 
 impl EditorHandle for EchoicEditorHandle {
@@ -302,10 +290,8 @@ pub struct EchoicEditor {
     chooser: models::ModelChooser,
     /// Frame timings.
     stats: stats::FrameStats,
-    /// Where the probe goes, if the environment asks for one.
-    probe: Option<PathBuf>,
-    /// When the probe was last written.
-    probe_written: Option<Instant>,
+    /// The test probe, if the environment asks for one.
+    probe: Option<probe::Probe>,
     /// Where the panels were drawn this frame, in logical points, for the probe.
     rects: Vec<(&'static str, Rect)>,
     /// Where the model list's entries were drawn this frame, for the probe.
@@ -334,10 +320,7 @@ impl EchoicEditor {
             selected_slot: 0,
             chooser: models::ModelChooser::default(),
             stats: stats::FrameStats::default(),
-            probe: std::env::var_os(PROBE_ENV)
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from),
-            probe_written: None,
+            probe: probe::Probe::from_env(),
             rects: Vec::new(),
             model_rects: Vec::new(),
             banner_texts: Vec::new(),
@@ -390,7 +373,7 @@ impl EchoicEditor {
             .unwrap_or_else(|e| e.into_inner()) = path;
         if let Some(setter) = setter {
             if self.params.listen_settings() != settings {
-                controls::adopt_settings(&self.params, setter, &settings);
+                self.params.adopt_settings(setter, &settings);
             }
         }
         self.history = history::History::default();
@@ -515,78 +498,6 @@ impl EchoicEditor {
             self.chooser.choose(chosen);
         }
     }
-
-    /// Writes the probe file, at most twice a second.
-    fn write_probe(&mut self, pixels_per_point: f32, screen: Rect) {
-        let Some(path) = &self.probe else { return };
-        if self
-            .probe_written
-            .is_some_and(|t| t.elapsed().as_secs_f32() < 0.5)
-        {
-            return;
-        }
-        self.probe_written = Some(Instant::now());
-        let px = |r: Rect| {
-            [
-                r.left() * pixels_per_point,
-                r.top() * pixels_per_point,
-                r.right() * pixels_per_point,
-                r.bottom() * pixels_per_point,
-            ]
-        };
-        let mut rects = serde_json::Map::new();
-        for (name, rect) in &self.rects {
-            rects.insert((*name).to_owned(), serde_json::json!(px(*rect)));
-        }
-        rects.insert(
-            "learn".to_owned(),
-            serde_json::json!(self
-                .learn
-                .rects
-                .iter()
-                .map(|(l, _)| px(*l))
-                .collect::<Vec<_>>()),
-        );
-        rects.insert(
-            "clear".to_owned(),
-            serde_json::json!(self
-                .learn
-                .rects
-                .iter()
-                .map(|(_, c)| px(*c))
-                .collect::<Vec<_>>()),
-        );
-        let models: Vec<serde_json::Value> = self
-            .model_rects
-            .iter()
-            .map(|(name, r)| serde_json::json!([name, px(*r)]))
-            .collect();
-        let source = match &self.model.source {
-            echoic_core::display::ModelSource::BuiltIn => None,
-            echoic_core::display::ModelSource::File(path) => Some(path.clone()),
-        };
-        let probe = serde_json::json!({
-            "stats": self.stats.summary(),
-            "hops": self.history.hops,
-            "screen": px(screen),
-            "pixels_per_point": pixels_per_point,
-            "rects": rects,
-            "learned": self.history.state.learned.iter().map(|m| m.learned).collect::<Vec<_>>(),
-            "learned_on_map": self.history.state.learned.iter().map(|m| m.map).collect::<Vec<_>>(),
-            "model": self.model.name,
-            "model_file": source,
-            "model_note": self.model.note,
-            "model_error": self.chooser.error,
-            "model_list": models,
-            "refused": self.shared.listener.refused.load(Ordering::Relaxed),
-            "banner": self.banner_texts,
-            "state_notes": self.params.state_notes.try_lock().map(|n| n.0.clone()).unwrap_or_default(),
-        });
-        let tmp = path.with_extension("tmp");
-        if std::fs::write(&tmp, probe.to_string()).is_ok() {
-            let _ = std::fs::rename(&tmp, path);
-        }
-    }
 }
 
 impl NiceEguiApp for EchoicEditor {
@@ -599,7 +510,6 @@ impl NiceEguiApp for EchoicEditor {
         theme::apply(&egui_ctx);
         frame.set_clear_color(theme::BACKGROUND.into());
         self.gui = Some(nice_gui_ctx);
-        self.shared.link.open.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -629,7 +539,12 @@ impl NiceEguiApp for EchoicEditor {
         }
         self.stats.end();
         let screen = ui.ctx().content_rect();
-        self.write_probe(ui.ctx().pixels_per_point(), screen);
+        if self.probe.as_mut().is_some_and(probe::Probe::due) {
+            let json = probe::json(self, ui.ctx().pixels_per_point(), screen);
+            if let Some(probe) = &self.probe {
+                probe.write(&json);
+            }
+        }
     }
 
     fn resized(&mut self, new_size: nice_plug_egui::baseview::WindowSize) {

@@ -93,8 +93,7 @@ pub fn meters(
             theme::mono(),
             text,
         );
-        let source =
-            Source::from_index(p.source.value().max(0) as usize).unwrap_or(Source::Novelty);
+        let source = p.source();
         painter.text(
             pos2(row.left() + 84.0, y),
             Align2::LEFT_CENTER,

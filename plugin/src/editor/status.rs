@@ -39,15 +39,15 @@ pub fn notices(
             error: true,
         });
     }
-    if let Some(e) = shared
-        .listener
-        .error
-        .try_lock()
-        .ok()
-        .and_then(|e| e.clone())
-    {
+    if let Some(e) = shared.listener.not_in_use() {
         out.push(Notice {
             text: format!("Model not in use: {e}"),
+            error: true,
+        });
+    }
+    if let Some(e) = shared.listener.axes_unusable() {
+        out.push(Notice {
+            text: format!("Map and axis outputs off: {e}"),
             error: true,
         });
     }
@@ -152,7 +152,7 @@ pub fn header(ui: &Ui, rect: Rect, shared: &EchoicShared, model: &ModelInfo, sta
             model.latent_dim
         )
     };
-    let refused = shared.listener.refused.load(Ordering::Relaxed);
+    let refused = shared.listener.refused();
     x = chip(
         ui,
         x,
