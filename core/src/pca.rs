@@ -2,7 +2,8 @@
 //! the model file, and used by the worker's outputs (the Axis sources, and the whitened space the
 //! learned-sound similarity measures in). Projection is allocation-free; fitting allocates.
 //!
-//! In the model file this is the `pca` entry of the metadata. Older files also carry
+//! In the model file this is the `pca` entry of the metadata; the file loader parses it but does
+//! not judge it: [`Pca::validate`] does, where the outputs install it. Older files also carry
 //! `explained_variance_ratio`, `projection_low` and `projection_high`, which nothing reads; they
 //! are ignored.
 
@@ -36,7 +37,8 @@ pub enum PcaError {
     /// More axes than [`MAX_AXES`] or than the embedding has dimensions.
     #[error("the PCA has more axes than {MAX_AXES} or than the embedding's size")]
     TooManyAxes,
-    /// An axis or the variance list does not match the mean's length or the axis count.
+    /// The mean is not as long as the embedding, or an axis or the variance list does not match
+    /// the mean's length or the axis count.
     #[error("the PCA's axes, variances and mean disagree in size")]
     Shape,
     /// A value is NaN or infinite, or a variance is not positive.
@@ -58,10 +60,15 @@ impl Pca {
             .min(MAX_AXES)
     }
 
-    /// Checks the shapes and values. Allocation-free.
-    pub fn validate(&self) -> Result<(), PcaError> {
+    /// Whether these axes can serve embeddings of `embedding_dim` values: the one rule, applied
+    /// where the outputs install a model's axes. A model whose axes fail it still embeds; only the
+    /// Axis sources and the whitened similarity go without. Allocation-free.
+    pub fn validate(&self, embedding_dim: usize) -> Result<(), PcaError> {
         if self.mean.is_empty() || self.axes.is_empty() {
             return Err(PcaError::Empty);
+        }
+        if self.mean.len() != embedding_dim {
+            return Err(PcaError::Shape);
         }
         if self.axes.len() > MAX_AXES.min(self.mean.len()) {
             return Err(PcaError::TooManyAxes);
@@ -126,7 +133,7 @@ impl Pca {
 /// Fits the top `k` (at most [`MAX_AXES`] and `dim`) principal axes of `n` embeddings of
 /// `dim` values laid end to end, in f64. Each axis' sign is chosen so that its largest component
 /// is positive, so that a fit is reproducible. Axes without variance are left out, so a fit always
-/// passes [`Pca::validate`]. Returns `None` when there are fewer than two embeddings, `dim` is 0
+/// passes [`Pca::validate`] for `dim`. Returns `None` when there are fewer than two embeddings, `dim` is 0
 /// or the embeddings do not vary at all. Allocates.
 pub fn fit(embeddings: &[f32], dim: usize, k: usize) -> Option<Pca> {
     if dim == 0 || embeddings.len() < 2 * dim {
@@ -294,7 +301,7 @@ mod tests {
             "{:?}",
             pca.explained_variance
         );
-        assert_eq!(pca.validate(), Ok(()));
+        assert_eq!(pca.validate(3), Ok(()));
         assert!(fit(&data[..3], 3, 2).is_none());
         assert!(fit(&[1.0; 30], 3, 2).is_none(), "no variance, no axes");
     }
@@ -309,7 +316,7 @@ mod tests {
     #[test]
     fn projects_and_whitens_centred_embeddings() {
         let pca = pca();
-        pca.validate().unwrap();
+        pca.validate(3).unwrap();
         let mut out = [9.0; 4];
         assert_eq!(pca.project(&[3.0, 2.0, 2.0], &mut out), 2);
         assert_eq!(out, [2.0, 1.4000001, 0.0, 0.0]);
@@ -334,15 +341,20 @@ mod tests {
     fn validation_rejects_bad_fits() {
         let mut bad = pca();
         bad.axes[1].pop();
-        assert_eq!(bad.validate(), Err(PcaError::Shape));
+        assert_eq!(bad.validate(3), Err(PcaError::Shape));
+        assert_eq!(
+            pca().validate(4),
+            Err(PcaError::Shape),
+            "another embedding size"
+        );
         let mut bad = pca();
         bad.explained_variance[0] = 0.0;
-        assert_eq!(bad.validate(), Err(PcaError::Value));
+        assert_eq!(bad.validate(3), Err(PcaError::Value));
         let bad = Pca {
             mean: vec![],
             axes: vec![],
             explained_variance: vec![],
         };
-        assert_eq!(bad.validate(), Err(PcaError::Empty));
+        assert_eq!(bad.validate(3), Err(PcaError::Empty));
     }
 }

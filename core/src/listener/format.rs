@@ -25,9 +25,7 @@
 //!   "model": {"n_bands": 100, "steps": 8, "encoder": [50, 250], "decoder": [50],
 //!             "activation": "relu"},
 //!   "normalisation": {"offset": [100 floats], "scale": [100 floats]},
-//!   "pca": {"mean": [250], "components": [[250] × k], "explained_variance": [k],
-//!           "explained_variance_ratio": [k], "projection_low": [k], "projection_high": [k]}
-//!          or null,
+//!   "pca": {"mean": [250], "components": [[250] × k], "explained_variance": [k]} or null,
 //!   "provenance": {"corpus": ["data/corpus/train"], "packages": {"hedgewars-data": 30.0},
 //!                  "files": 812, "sample_rate": 22050, "train_sequences": 108000,
 //!                  "validation_sequences": 12000, "epochs": 40, "best_epoch": 33,
@@ -124,7 +122,7 @@ impl Normalisation {
     pub fn apply(&self, db: &[f32], out: &mut [f32]) {
         let n_bands = self.offset.len();
         assert!(
-            db.len() == out.len() && db.len() % n_bands == 0,
+            db.len() == out.len() && db.len().is_multiple_of(n_bands),
             "normalising {} values into {} with {n_bands} bands",
             db.len(),
             out.len()
@@ -193,7 +191,8 @@ pub struct ListenerMetadata {
     pub model: ModelConfig,
     /// Maps dB to model units and back.
     pub normalisation: Normalisation,
-    /// Principal axes of the training embeddings; `None` in checkpoints.
+    /// Principal axes of the training embeddings; `None` in checkpoints. Parsed, not judged:
+    /// the outputs check them ([`Pca::validate`]) and say so when they cannot use them.
     pub pca: Option<Pca>,
     /// Where the model came from.
     #[serde(default)]
@@ -277,17 +276,6 @@ impl ListenerMetadata {
             return Err(inconsistent(
                 "a normalisation scale is zero or too small to invert",
             ));
-        }
-        if let Some(pca) = &self.pca {
-            pca.validate()
-                .map_err(|e| inconsistent(format!("pca: {e}")))?;
-            let latent = self.model.latent_dim();
-            if pca.dim() != latent {
-                return Err(inconsistent(format!(
-                    "principal axes are {} long; the embedding has {latent} values",
-                    pca.dim()
-                )));
-            }
         }
         Ok(())
     }

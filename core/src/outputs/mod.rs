@@ -137,7 +137,7 @@ impl OutputEngine {
     /// Allocation-free (frees the previous PCA).
     pub fn set_pca(&mut self, pca: Option<Pca>) -> Result<(), PcaError> {
         let result = match &pca {
-            Some(p) => p.validate(),
+            Some(p) => p.validate(self.config.embedding_dim),
             None => Ok(()),
         };
         self.pca = if result.is_ok() { pca } else { None };

@@ -89,7 +89,9 @@ fn training_smoke_run_lowers_the_loss_and_writes_a_loadable_file() {
     assert_eq!(meta.provenance.best_epoch, report.best_epoch);
     assert!(meta.metrics.contains_key("validation_rmse_db"));
     let pca = meta.pca.as_ref().unwrap();
-    assert_eq!(pca.axes.len(), 8);
+    // At most the 8 asked for: a unit that never fires adds no axis.
+    assert!((1..=8).contains(&pca.axes.len()), "{pca:?}");
+    assert_eq!(pca.validate(listener.latent_dim()), Ok(()));
     assert_eq!(listener.latent_dim(), 8);
     assert!(checkpoint_dir(&cfg.out)
         .join("epoch-002.safetensors")
