@@ -4,12 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use echoic_core::rng::SplitMix64;
 use indicatif::ProgressBar;
 
 use super::evaluation::Clip;
 use super::packages::{extracted_dir, walk};
 use super::signal::{dbfs, fade, trim_silence, SILENCE_DBFS};
-use super::{fail, rel_string, sanitize, CorpusConfig, Failure, Rng};
+use super::{fail, rel_string, sanitize, CorpusConfig, Failure};
 use crate::audio_file::{decode_mono, is_audio_file, resample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +54,7 @@ fn drum_role(name: &str) -> DrumRole {
 
 pub(super) fn drum_clips(
     cfg: &CorpusConfig,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
     pb: &ProgressBar,
     fails: &mut Vec<Failure>,
 ) -> Vec<Clip> {
@@ -112,7 +113,7 @@ pub(super) fn drum_clips(
             if pool.is_empty() {
                 pool = files.iter().collect();
             }
-            let pick = pool[rng.range(0, pool.len())];
+            let pick = pool[rng.below(pool.len())];
             if let Some(s) = load(pick, fails) {
                 chosen.push((role, pick.clone(), s));
             }
@@ -120,11 +121,11 @@ pub(super) fn drum_clips(
         if chosen.is_empty() {
             continue;
         }
-        let bpm = 80.0 + 80.0 * rng.f64();
+        let bpm = 80.0 + 80.0 * rng.next_f64();
         let step = 60.0 / bpm / 4.0;
         let bar = 16.0 * step;
-        let target =
-            cfg.min_clip_seconds + (cfg.max_clip_seconds - cfg.min_clip_seconds - 0.5) * rng.f64();
+        let target = cfg.min_clip_seconds
+            + (cfg.max_clip_seconds - cfg.min_clip_seconds - 0.5) * rng.next_f64();
         let mut bars = ((target / bar).round() as usize).max(1);
         // The pattern plus the last hit's 0.4 s tail must make a whole clip.
         while bars as f64 * bar + 0.4 < cfg.min_clip_seconds {
@@ -134,28 +135,32 @@ pub(super) fn drum_clips(
         let len_s = (steps as f64 * step + 0.4).min(cfg.max_clip_seconds);
         let len = (len_s * rate as f64) as usize;
         let mut mix = vec![0.0f32; len];
-        let hat_every = if bpm < 110.0 && rng.f64() < 0.5 { 1 } else { 2 };
+        let hat_every = if bpm < 110.0 && rng.next_f64() < 0.5 {
+            1
+        } else {
+            2
+        };
         let kick_extra: Vec<usize> = [3usize, 6, 7, 10, 11, 14]
             .into_iter()
-            .filter(|_| rng.f64() < 0.3)
+            .filter(|_| rng.next_f64() < 0.3)
             .collect();
-        let other_steps: Vec<usize> = (0..steps).filter(|_| rng.f64() < 0.06).collect();
+        let other_steps: Vec<usize> = (0..steps).filter(|_| rng.next_f64() < 0.06).collect();
         for s in 0..steps {
             let pos = s % 16;
             for (role, _, sample) in &chosen {
                 let (hit, gain) = match role {
                     DrumRole::Kick => (pos == 0 || pos == 8 || kick_extra.contains(&pos), 0.9),
                     DrumRole::Snare => (
-                        pos == 4 || pos == 12 || (pos % 2 == 1 && rng.f64() < 0.05),
+                        pos == 4 || pos == 12 || (pos % 2 == 1 && rng.next_f64() < 0.05),
                         0.8,
                     ),
-                    DrumRole::Hat => (pos % hat_every == 0 && rng.f64() < 0.92, 0.5),
+                    DrumRole::Hat => (pos % hat_every == 0 && rng.next_f64() < 0.92, 0.5),
                     DrumRole::Other => (other_steps.contains(&s), 0.6),
                 };
                 if !hit {
                     continue;
                 }
-                let velocity = gain * (0.7 + 0.3 * rng.f64()) as f32;
+                let velocity = gain * (0.7 + 0.3 * rng.next_f64()) as f32;
                 let at = (s as f64 * step * rate as f64) as usize;
                 for (m, v) in mix[at.min(len)..].iter_mut().zip(sample) {
                     *m += velocity * v;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use echoic_core::rng::SplitMix64;
 use indicatif::ProgressBar;
 
 use super::drums::drum_clips;
@@ -16,12 +17,12 @@ use super::packages::{extracted_dir, require_tool, run, walk};
 use super::signal::{dbfs, fade, normalize, trim_silence};
 use super::{
     bar, fail, hash_str, read_index, rel_string, sanitize, write_index, write_wav_atomic,
-    CorpusConfig, Failure, ManifestRow, Rng, EVALUATION_PACKAGES,
+    CorpusConfig, Failure, ManifestRow, EVALUATION_PACKAGES,
 };
 use crate::audio_file::{decode_mono, has_extension, is_audio_file, resample};
 
 /// Bump when the way evaluation clips are made changes, so that cached clips are rebuilt.
-const EVAL_VERSION: u32 = 4;
+const EVAL_VERSION: u32 = 5;
 
 /// One evaluation clip before it is written.
 pub(super) struct Clip {
@@ -79,7 +80,7 @@ pub(super) fn build_eval_class(
         Ok(())
     };
     let pb = bar(cfg, cfg.clips_per_class as u64, class);
-    let mut rng = Rng::new(cfg.seed ^ hash_str(class));
+    let mut rng = SplitMix64(cfg.seed ^ hash_str(class));
     let clips = match class {
         "speech" => {
             let langs = ["en", "es", "fr", "it", "ru"];
@@ -200,7 +201,7 @@ fn round_robin(mut groups: Vec<Vec<Clip>>) -> Vec<Clip> {
 fn speech_clips(
     cfg: &CorpusConfig,
     pkgs: &[String],
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
     pb: &ProgressBar,
     fails: &mut Vec<Failure>,
 ) -> Vec<Clip> {
@@ -274,7 +275,7 @@ fn decode_g722(path: &Path) -> Result<Vec<f32>> {
 /// lead guitar, `guitar.ogg` the lead guitar), cut at positions spread over the song.
 fn music_clips(
     cfg: &CorpusConfig,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
     pb: &ProgressBar,
     fails: &mut Vec<Failure>,
 ) -> Vec<Clip> {
@@ -340,7 +341,13 @@ fn music_clips(
 /// Cuts up to `n` windows of `min_clip_seconds..max_clip_seconds` from `x`: a signal no longer
 /// than the longest clip is returned whole; a longer one is split into `min(n, len / max)`
 /// equal segments and one window of random length is taken at a random place in each.
-fn windows(x: &[f32], rate: u32, cfg: &CorpusConfig, n: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
+fn windows(
+    x: &[f32],
+    rate: u32,
+    cfg: &CorpusConfig,
+    n: usize,
+    rng: &mut SplitMix64,
+) -> Vec<Vec<f32>> {
     let rate_f = rate as f64;
     let max = (cfg.max_clip_seconds * rate_f) as usize;
     let min = (cfg.min_clip_seconds * rate_f) as usize;
@@ -355,8 +362,8 @@ fn windows(x: &[f32], rate: u32, cfg: &CorpusConfig, n: usize, rng: &mut Rng) ->
     let seg_len = x.len() / segments;
     (0..segments)
         .map(|i| {
-            let len = rng.range(min, max.min(seg_len) + 1);
-            let start = i * seg_len + rng.range(0, seg_len - len + 1);
+            let len = min + rng.below(max.min(seg_len) + 1 - min);
+            let start = i * seg_len + rng.below(seg_len - len + 1);
             let mut w = x[start..start + len].to_vec();
             fade(&mut w, rate, 0.01);
             w
@@ -437,7 +444,7 @@ mod tests {
     #[test]
     fn windows_stay_in_bounds() {
         let cfg = CorpusConfig::default();
-        let mut rng = Rng::new(7);
+        let mut rng = SplitMix64(7);
         let x = vec![0.1f32; 22050 * 60];
         let w = windows(&x, 22050, &cfg, 15, &mut rng);
         assert_eq!(w.len(), 12);

@@ -5,16 +5,17 @@ use std::fs;
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use echoic_core::rng::SplitMix64;
 use indicatif::ProgressBar;
 
 use super::evaluation::Clip;
 use super::packages::{extracted_dir, run, walk};
 use super::signal::{fade, trim_silence};
-use super::{fail, hash_str, part_path, rel_string, write_atomic, CorpusConfig, Failure, Rng};
+use super::{fail, hash_str, part_path, rel_string, write_atomic, CorpusConfig, Failure};
 use crate::audio_file::{decode_mono, has_extension, resample};
 
 /// Bump when the generated MIDI phrases change, so that they are rendered again.
-const MIDI_VERSION: u32 = 2;
+const MIDI_VERSION: u32 = 3;
 
 /// General MIDI program names, 0-based.
 #[rustfmt::skip]
@@ -83,16 +84,16 @@ struct Note {
 
 /// A random phrase in a major, minor or pentatonic scale whose last note starts at `target`
 /// seconds or later.
-fn phrase(program: u8, target: f64, rng: &mut Rng) -> (f64, Vec<Note>) {
+fn phrase(program: u8, target: f64, rng: &mut SplitMix64) -> (f64, Vec<Note>) {
     const SCALES: [&[i32]; 3] = [
         &[0, 2, 4, 5, 7, 9, 11],
         &[0, 2, 3, 5, 7, 8, 10],
         &[0, 2, 4, 7, 9],
     ];
-    let scale = SCALES[rng.range(0, SCALES.len())];
+    let scale = SCALES[rng.below(SCALES.len())];
     let (lo, hi) = program_range(program);
-    let root = lo as i32 + rng.range(0, ((hi - lo) as usize / 2).max(1)) as i32;
-    let bpm = 80.0 + 60.0 * rng.f64();
+    let root = lo as i32 + rng.below(((hi - lo) as usize / 2).max(1)) as i32;
+    let bpm = 80.0 + 60.0 * rng.next_f64();
     let beat = 60.0 / bpm;
     let key_of = |degree: i32| -> i32 {
         let n = scale.len() as i32;
@@ -100,27 +101,27 @@ fn phrase(program: u8, target: f64, rng: &mut Rng) -> (f64, Vec<Note>) {
     };
     let mut notes = Vec::new();
     let mut t = 0.0;
-    let mut degree = rng.range(0, scale.len()) as i32;
+    let mut degree = rng.below(scale.len()) as i32;
     // Keep adding notes until one starts at or after `target`, so that even quickly decaying
     // instruments sound for at least `target` seconds.
     loop {
-        let beats = [0.5, 0.5, 1.0, 1.0, 1.5, 2.0][rng.range(0, 6)];
+        let beats = [0.5, 0.5, 1.0, 1.0, 1.5, 2.0][rng.below(6)];
         let dur = beats * beat;
-        let step = rng.range(0, 5) as i32 - 2;
+        let step = rng.below(5) as i32 - 2;
         degree += step;
         let mut key = key_of(degree);
         if key < lo as i32 || key > hi as i32 {
             degree -= 2 * step;
             key = key_of(degree).clamp(lo as i32, hi as i32);
         }
-        let vel = 70 + rng.range(0, 45) as u8;
+        let vel = 70 + rng.below(45) as u8;
         notes.push(Note {
             start: t,
             dur: dur * 0.9,
             key: key as u8,
             vel,
         });
-        if polyphonic(program) && rng.f64() < 0.3 {
+        if polyphonic(program) && rng.next_f64() < 0.3 {
             let third = key_of(degree + 2).clamp(0, 127);
             notes.push(Note {
                 start: t,
@@ -185,7 +186,7 @@ fn push_vlq(out: &mut Vec<u8>, mut v: u32) {
 
 pub(super) fn instrument_clips(
     cfg: &CorpusConfig,
-    rng: &mut Rng,
+    rng: &mut SplitMix64,
     pb: &ProgressBar,
     fails: &mut Vec<Failure>,
 ) -> Result<Vec<Clip>> {
@@ -210,10 +211,10 @@ pub(super) fn instrument_clips(
     let mut clips = Vec::new();
     for (program, variant) in order {
         // Each phrase has its own generator so that it does not depend on the cap.
-        let mut prng = Rng::new(cfg.seed ^ hash_str(&format!("gm{program}/{variant}")));
+        let mut prng = SplitMix64(cfg.seed ^ hash_str(&format!("gm{program}/{variant}")));
         let target = cfg.min_clip_seconds
             + 0.2
-            + (cfg.max_clip_seconds - cfg.min_clip_seconds - 0.8) * prng.f64();
+            + (cfg.max_clip_seconds - cfg.min_clip_seconds - 0.8) * prng.next_f64();
         let (bpm, notes) = phrase(program, target, &mut prng);
         let name = format!("gm{program:03}_{}_{variant}", GM_NAMES[program as usize]);
         let mid = midi_dir.join(format!("{name}.mid"));
@@ -277,7 +278,7 @@ mod tests {
 
     #[test]
     fn midi_file_is_well_formed() {
-        let mut rng = Rng::new(1);
+        let mut rng = SplitMix64(1);
         let (bpm, notes) = phrase(0, 3.0, &mut rng);
         let m = midi_file(0, bpm, &notes);
         assert_eq!(&m[..4], b"MThd");

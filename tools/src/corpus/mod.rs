@@ -461,37 +461,8 @@ fn write_index(index: &Path, key: &str, entries: &[(String, f64, String)]) -> Re
 }
 
 // ----------------------------------------------------------------------------------------------
-// Deterministic randomness (SplitMix64), so that a rerun makes the same corpus.
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in 0..1.
-    fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in lo..hi (hi exclusive, hi > lo).
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        debug_assert!(hi > lo);
-        lo + (self.next_u64() % (hi - lo) as u64) as usize
-    }
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.range(0, i + 1);
-            v.swap(i, j);
-        }
-    }
-}
+// Seeding: every random draw comes from `echoic_core::rng::SplitMix64`, seeded from the
+// configured seed and a stable hash, so that a rerun makes the same corpus.
 
 /// FNV-1a, a stable hash for seeding (std's hasher may change between releases).
 fn hash_str(s: &str) -> u64 {

@@ -6,18 +6,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use echoic_core::rng::SplitMix64;
 
 use super::packages::{extracted_dir, unzip_audio, walk};
 use super::signal::{dbfs, fade, SILENCE_DBFS};
 use super::{
     bar, fail, hash_str, read_index, rel_string, sanitize, write_index, write_wav_atomic,
-    CorpusConfig, Failure, ManifestRow, Rng, EVALUATION_PACKAGES, TRAINING_PACKAGES,
+    CorpusConfig, Failure, ManifestRow, EVALUATION_PACKAGES, TRAINING_PACKAGES,
 };
 use crate::audio_file::{decode_mono, has_extension, is_audio_file, resample, wav_seconds};
 
 /// Bump when the way training files are chosen changes, so that the selection is redone (files
 /// already written are kept).
-const TRAIN_VERSION: u32 = 3;
+const TRAIN_VERSION: u32 = 4;
 
 /// Paths left out of training: documentation, and openarena's synthetic festival voices.
 fn excluded_from_training(rel: &str) -> bool {
@@ -70,7 +71,7 @@ pub(super) fn build_training_package(
             (!excluded_from_training(&rel)).then_some((p, rel))
         })
         .collect();
-    let mut rng = Rng::new(cfg.seed ^ hash_str(pkg));
+    let mut rng = SplitMix64(cfg.seed ^ hash_str(pkg));
     rng.shuffle(&mut files);
 
     let budget = cfg.max_minutes_per_package * 60.0;
