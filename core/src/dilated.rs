@@ -186,6 +186,38 @@ impl DilatedSpec {
     ///
     /// # Panics
     /// If `out.len() != steps × memory.n_bands()`.
+    ///
+    /// # Example
+    /// ```
+    /// use echoic_core::dilated::DilatedSpec;
+    /// use echoic_core::frame::Frame;
+    /// use echoic_core::memory::EchoicMemory;
+    ///
+    /// // Off the hot path: size the memory and the buffer from the spec (allocates, once).
+    /// let spec = DilatedSpec::default(); // 8 steps looking back 1, 2, 4, … 128 frames
+    /// spec.validate()?;
+    /// let n_bands = 4;
+    /// let mut memory = EchoicMemory::new(spec.memory_frames(), n_bands);
+    /// let mut buffer = vec![0.0; spec.steps * n_bands];
+    /// assert!(spec.build(&memory, &mut buffer).is_none(), "nothing heard yet");
+    ///
+    /// // Every hop: store the cochlea's frame, then rebuild the buffer (both allocation-free).
+    /// let mut frame = Frame::silent(n_bands as u16);
+    /// for seq in 0..200 {
+    ///     frame.seq = seq;
+    ///     frame.bands[..n_bands].fill(seq as f32);
+    ///     memory.push(&frame);
+    ///     let status = spec.build(&memory, &mut buffer).unwrap();
+    ///     assert_eq!(status.warming_up, seq < 127, "full once 128 frames are held");
+    /// }
+    ///
+    /// // steps × bands values, oldest step first: the newest step is the last frame pushed,
+    /// // the oldest the frame 128 hops back.
+    /// assert_eq!(buffer.len(), spec.steps * n_bands);
+    /// assert_eq!(&buffer[(spec.steps - 1) * n_bands..], frame.energies());
+    /// assert_eq!(&buffer[..n_bands], &[199.0 - 127.0; 4]);
+    /// # Ok::<(), echoic_core::dilated::SpecError>(())
+    /// ```
     pub fn build(&self, memory: &EchoicMemory, out: &mut [f32]) -> Option<BufferStatus> {
         let n_bands = memory.n_bands();
         assert_eq!(out.len(), self.steps * n_bands, "dilated buffer size");

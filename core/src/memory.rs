@@ -91,27 +91,28 @@ impl EchoicMemory {
         frames + sums + max_levels(capacity) * frames
     }
 
-    /// Frames held when full.
+    /// Frames held when full. Allocation-free.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
-    /// Bands per frame.
+    /// Bands per frame. Allocation-free.
     pub fn n_bands(&self) -> usize {
         self.n_bands
     }
 
-    /// Frames held now.
+    /// Frames held now. Allocation-free.
     pub fn len(&self) -> usize {
         self.stored.min(self.capacity as u64) as usize
     }
 
-    /// Whether no frame has arrived since the last restart.
+    /// Whether no frame has arrived since the last restart. Allocation-free.
     pub fn is_empty(&self) -> bool {
         self.stored == 0
     }
 
     /// Whether the memory is not yet full, so that look-backs repeat its oldest frame.
+    /// Allocation-free.
     pub fn is_warming_up(&self) -> bool {
         self.len() < self.capacity
     }
@@ -128,6 +129,26 @@ impl EchoicMemory {
     /// ignored and `false` returned. A change of configuration, or a sequence restart (the
     /// cochlea was reset), clears the memory first. Missing sequence numbers and invalid frames
     /// hold the previous frame (at most a whole memory's worth). Allocation-free.
+    ///
+    /// ```
+    /// use echoic_core::frame::Frame;
+    /// use echoic_core::memory::EchoicMemory;
+    ///
+    /// let mut memory = EchoicMemory::new(8, 2); // allocates, once
+    /// let mut frame = Frame::silent(2);
+    /// for (seq, db) in [(0, -40.0), (1, -30.0), (3, -20.0)] {
+    ///     frame.seq = seq;
+    ///     frame.bands[..2].fill(db);
+    ///     assert!(memory.push(&frame)); // allocation-free
+    /// }
+    /// // The newest frame is the last pushed; frame 2 never arrived, so frame 1 is held in its
+    /// // place and "k frames back" still means k hops back.
+    /// assert_eq!(memory.frame_back(0), Some(frame.energies()));
+    /// assert_eq!(memory.frame_back(1), Some(&[-30.0, -30.0][..]));
+    /// assert_eq!(memory.len(), 4);
+    /// // A frame with another band count is refused.
+    /// assert!(!memory.push(&Frame::silent(3)));
+    /// ```
     pub fn push(&mut self, frame: &Frame) -> bool {
         if frame.n_bands as usize != self.n_bands {
             return false;

@@ -11,6 +11,39 @@ use ringbuf::{HeapCons, HeapProd, HeapRb};
 const DOWNMIX_CHUNK: usize = 256;
 
 /// Runs on the audio thread. Everything in it is allocated up front.
+///
+/// Built off the audio thread around a [`Cochlea`] and the sending end of a
+/// [`frame_ring`](crate::ring::frame_ring); then [`process`](Self::process) takes each block
+/// the host delivers, without allocating, and the worker receives the frames.
+///
+/// ```
+/// use echoic_core::cochlea::{Cochlea, CochleaConfig};
+/// use echoic_core::pipeline::AudioFront;
+/// use echoic_core::ring::frame_ring;
+///
+/// // Off the audio thread (allocates, once).
+/// let config = CochleaConfig::default(); // 48 kHz, 10 ms (480-sample) hops
+/// let (sender, mut receiver) = frame_ring(64);
+/// let (mut front, _swap) = AudioFront::new(Cochlea::new(config)?, sender);
+///
+/// // On the audio thread: one call per host block, stereo here (allocation-free).
+/// let left = [0.25f32; 512];
+/// let right = [-0.25f32; 512];
+/// for _ in 0..10 {
+///     front.process(&[&left, &right]);
+/// }
+/// assert_eq!(front.position(), 5_120);
+///
+/// // On the worker: the frames of every completed hop, stamped on the front's timeline.
+/// let mut hops = 0;
+/// while let Some(frame) = receiver.recv() {
+///     hops += 1;
+///     assert_eq!(frame.sample_pos, hops * 480);
+///     assert_eq!(frame.n_bands as usize, config.n_bands);
+/// }
+/// assert_eq!(hops, 10); // 5120 samples hold ten whole hops
+/// # Ok::<(), echoic_core::cochlea::ConfigError>(())
+/// ```
 pub struct AudioFront {
     /// The filterbank in use.
     cochlea: Box<Cochlea>,
@@ -61,7 +94,7 @@ impl AudioFront {
         )
     }
 
-    /// The filterbank in use.
+    /// The filterbank in use. Allocation-free.
     pub fn cochlea(&self) -> &Cochlea {
         &self.cochlea
     }
@@ -113,7 +146,8 @@ impl AudioFront {
         }
     }
 
-    /// Forgets all filter state, as after construction; the timeline goes on. Real-time safe.
+    /// Forgets all filter state, as after construction; the timeline goes on. Real-time safe:
+    /// allocation-free.
     pub fn reset(&mut self) {
         self.cochlea.reset();
     }
@@ -134,6 +168,30 @@ impl CochleaSwap {
     /// Offers a replacement filterbank to the audio thread; it takes over at its next block.
     /// Returns the filterbank back if the previous replacement is still in flight. Allocation-free
     /// (the filterbank was boxed by the caller); frees retired filterbanks.
+    ///
+    /// ```
+    /// use echoic_core::cochlea::{Cochlea, CochleaConfig};
+    /// use echoic_core::pipeline::AudioFront;
+    /// use echoic_core::ring::frame_ring;
+    ///
+    /// let config = CochleaConfig::default();
+    /// let (sender, mut receiver) = frame_ring(64);
+    /// let (mut front, mut swap) = AudioFront::new(Cochlea::new(config)?, sender);
+    ///
+    /// // The worker builds the new filterbank (allocates) and offers it.
+    /// let wider = CochleaConfig { n_bands: 64, ..config };
+    /// assert!(swap.offer(Box::new(Cochlea::new(wider)?)).is_ok());
+    /// assert!(swap.is_pending());
+    ///
+    /// // The audio thread takes it over at its next block, without allocating or freeing.
+    /// front.process(&[&[0.0; 480]]);
+    /// assert_eq!(front.cochlea().config().n_bands, 64);
+    /// assert_eq!(receiver.recv().unwrap().n_bands, 64);
+    ///
+    /// // The retired filterbank went back to the worker, which frees it here.
+    /// assert!(!swap.is_pending());
+    /// # Ok::<(), echoic_core::cochlea::ConfigError>(())
+    /// ```
     pub fn offer(&mut self, cochlea: Box<Cochlea>) -> Result<(), Box<Cochlea>> {
         self.collect_retired();
         if self.in_flight {
@@ -145,6 +203,7 @@ impl CochleaSwap {
     }
 
     /// Whether a replacement has been sent and the audio thread has not yet swapped it in.
+    /// Allocation-free; frees retired filterbanks.
     pub fn is_pending(&mut self) -> bool {
         self.collect_retired();
         self.in_flight

@@ -7,8 +7,38 @@ use ringbuf::{HeapCons, HeapProd, HeapRb};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Creates a ring holding up to `capacity` frames. Allocates (once); both ends are then
-/// allocation-free.
+/// Creates a ring holding up to `capacity` frames (at least 1). Allocates (once); both ends are
+/// then allocation-free.
+///
+/// The [`FrameSender`] goes to the audio thread, the [`FrameReceiver`] to the worker:
+///
+/// ```
+/// use echoic_core::frame::Frame;
+/// use echoic_core::ring::frame_ring;
+///
+/// // Off the audio thread: allocate the ring once.
+/// let (mut sender, mut receiver) = frame_ring(64);
+///
+/// // The audio thread sends a frame per hop: no allocation, lock or wait.
+/// let audio = std::thread::spawn(move || {
+///     for seq in 0..3 {
+///         let mut frame = Frame::silent(4);
+///         frame.seq = seq;
+///         frame.bands[0] = -20.0;
+///         assert!(sender.send(&frame));
+///     }
+/// });
+/// audio.join().unwrap();
+///
+/// // The worker receives them in order, as they were sent.
+/// assert_eq!(receiver.pending(), 3);
+/// for seq in 0..3 {
+///     let frame = receiver.recv().unwrap();
+///     assert_eq!((frame.seq, frame.bands[0]), (seq, -20.0));
+/// }
+/// assert!(receiver.recv().is_none());
+/// assert_eq!(receiver.dropped(), 0);
+/// ```
 pub fn frame_ring(capacity: usize) -> (FrameSender, FrameReceiver) {
     let (producer, consumer) = HeapRb::<Frame>::new(capacity.max(1)).split();
     let dropped = Arc::new(AtomicU64::new(0));
@@ -32,6 +62,20 @@ pub struct FrameSender {
 impl FrameSender {
     /// Sends a copy of `frame`, or drops and counts it when the ring is full. Returns whether it
     /// was sent. Real-time safe: no allocation, lock, system call or wait.
+    ///
+    /// ```
+    /// use echoic_core::frame::Frame;
+    /// use echoic_core::ring::frame_ring;
+    ///
+    /// let (mut sender, mut receiver) = frame_ring(2);
+    /// let frame = Frame::silent(4);
+    /// assert!(sender.send(&frame));
+    /// assert!(sender.send(&frame));
+    /// // Full: the third frame is dropped, not waited for, and the receiver hears of it.
+    /// assert!(!sender.send(&frame));
+    /// assert_eq!(receiver.dropped(), 1);
+    /// assert_eq!(receiver.recv(), Some(frame));
+    /// ```
     #[inline]
     pub fn send(&mut self, frame: &Frame) -> bool {
         let sent = self.producer.try_push(*frame).is_ok();

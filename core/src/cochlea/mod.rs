@@ -124,6 +124,49 @@ impl CochleaConfig {
 }
 
 /// The gammatone filterbank with its hop clock.
+///
+/// Build it off the audio thread ([`new`](Self::new) allocates, once); then feed it blocks of
+/// any size with [`process`](Self::process), which is real-time safe and calls back once per
+/// completed hop with that hop's [`Frame`].
+///
+/// ```
+/// use echoic_core::cochlea::{Cochlea, CochleaConfig};
+/// use echoic_core::frame::Frame;
+///
+/// // Off the audio thread: build once (allocates).
+/// let config = CochleaConfig::default(); // 48 kHz, 100 bands from 50 Hz to 8 kHz, 10 ms hops
+/// let mut cochlea = Cochlea::new(config)?;
+///
+/// // 100 ms of a 1 kHz tone, as the host would deliver it: in blocks of 64 samples.
+/// let tone: Vec<f32> = (0..4_800)
+///     .map(|n| (std::f32::consts::TAU * 1_000.0 * n as f32 / 48_000.0).sin())
+///     .collect();
+///
+/// // On the audio thread: allocation-free, one callback per completed 480-sample hop.
+/// let mut frames = 0;
+/// let mut last = Frame::silent(0);
+/// for block in tone.chunks(64) {
+///     cochlea.process(block, |frame| {
+///         frames += 1;
+///         last = *frame;
+///     });
+/// }
+/// assert_eq!(frames, 10);
+/// assert_eq!(last.sample_pos, 4_800);
+///
+/// // The band centred nearest 1 kHz carries the most energy.
+/// let distance = |hz: f32| (hz - 1_000.0).abs();
+/// let centres = cochlea.centres();
+/// let nearest = (0..centres.len())
+///     .min_by(|&a, &b| distance(centres[a]).total_cmp(&distance(centres[b])))
+///     .unwrap();
+/// let energies = last.energies();
+/// let loudest = (0..energies.len())
+///     .max_by(|&a, &b| energies[a].total_cmp(&energies[b]))
+///     .unwrap();
+/// assert_eq!(loudest, nearest);
+/// # Ok::<(), echoic_core::cochlea::ConfigError>(())
+/// ```
 pub struct Cochlea {
     /// What this instance was built for.
     config: CochleaConfig,
@@ -196,12 +239,12 @@ impl Cochlea {
         Ok(cochlea)
     }
 
-    /// The configuration this filterbank was built for.
+    /// The configuration this filterbank was built for. Allocation-free.
     pub fn config(&self) -> &CochleaConfig {
         &self.config
     }
 
-    /// The kernel in use.
+    /// The kernel in use. Allocation-free.
     pub fn kernel(&self) -> Kernel {
         self.kernel
     }
@@ -211,7 +254,8 @@ impl Cochlea {
         &self.centres[..self.config.n_bands]
     }
 
-    /// For each band, whether the sample rate can carry it; inactive bands read [`SILENCE_DB`].
+    /// For each band, whether the sample rate can carry it; inactive bands read
+    /// [`SILENCE_DB`](crate::frame::SILENCE_DB). Allocation-free.
     pub fn active_bands(&self) -> &[bool] {
         &self.active[..self.config.n_bands]
     }
@@ -222,7 +266,7 @@ impl Cochlea {
         self.sample_pos
     }
 
-    /// The hop in samples.
+    /// The hop in samples. Allocation-free.
     pub fn hop_samples(&self) -> usize {
         self.hop
     }
@@ -321,7 +365,7 @@ impl Cochlea {
     }
 }
 
-/// `10·log10(power)`, floored at [`SILENCE_DB`]. Allocation-free.
+/// `10·log10(power)`, floored at [`SILENCE_DB`](crate::frame::SILENCE_DB). Allocation-free.
 #[inline]
 pub fn power_to_db(power: f32) -> f32 {
     const FLOOR: f32 = 1e-10; // 10^(SILENCE_DB / 10)
