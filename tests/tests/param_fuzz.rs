@@ -26,6 +26,7 @@
 //! - `ECHOIC_FUZZ_HOST_MINUTES=N`: run seeds for N minutes (the first is S if given, the rest
 //!   random), [`ROUNDS_PER_SEED`] rounds each. `cargo xtask fuzz-host --minutes N` sets it.
 
+use echoic_core::rng::SplitMix64;
 use echoic_host_tests::{
     recording, state_bytes, state_document, AudioConfig, EchoicHost, ParamInfo, TimedParam,
 };
@@ -81,31 +82,23 @@ const SAMPLE_RATES: &[f64] = &[
 /// The largest block size CLAP hosts commonly ask for, and the top of the fuzzed range.
 const MAX_BLOCK: u32 = 8192;
 
-/// SplitMix64: a tiny, well-mixed generator, so the fuzzer needs no `rand` and a seed means the
-/// same actions on every platform.
+/// The fuzzer's draws, from the project's one seeded generator, so that a seed means the same
+/// actions on every platform.
 struct Rng(
-    /// The generator's state, advanced by a fixed odd constant per draw.
-    u64,
+    /// The generator.
+    SplitMix64,
 );
 
 impl Rng {
     /// The generator for round `round` of `seed`.
     fn for_round(seed: u64, round: u64) -> Self {
-        let mut mix = Rng(seed ^ round.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        Rng(mix.next_u64())
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let mut mix = SplitMix64(seed ^ round.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        Rng(SplitMix64(mix.next_u64()))
     }
 
     /// Uniform in `0..n` (`n` > 0).
     fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        self.0.below(n as usize) as u64
     }
 
     /// Uniform in `lo..=hi`.
@@ -115,7 +108,7 @@ impl Rng {
 
     /// Uniform in `[0, 1)`.
     fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.next_f64()
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -1085,7 +1078,7 @@ fn fresh_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    Rng(nanos ^ (u64::from(std::process::id()) << 32)).next_u64()
+    SplitMix64(nanos ^ (u64::from(std::process::id()) << 32)).next_u64()
 }
 
 #[test]

@@ -254,6 +254,17 @@ pub struct EvalReport {
     pub errors: Vec<String>,
 }
 
+/// `values` (dB, whole frames) in the model's units, as evaluation measures reconstructions.
+/// Allocates.
+pub(crate) fn model_units(
+    normalisation: &echoic_core::listener::Normalisation,
+    values: &[f32],
+) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    normalisation.apply(values, &mut out);
+    out
+}
+
 /// Every `RECON_STRIDE`-th usable buffer of a clip is reconstructed: neighbours overlap almost
 /// entirely, so this bounds the time without losing information.
 const RECON_STRIDE: usize = 4;
@@ -328,11 +339,7 @@ pub fn evaluate(
             }
         }
     }
-    let normalise = |values: &[f32]| -> Vec<f32> {
-        let mut out = vec![0.0; values.len()];
-        listener.metadata().normalisation.apply(values, &mut out);
-        out
-    };
+    let normalise = |values: &[f32]| model_units(&listener.metadata().normalisation, values);
     Ok(EvalReport {
         reconstruction: reconstruction_metrics(&originals, &reconstructions, settings.n_bands),
         reconstruction_model_units: reconstruction_metrics(

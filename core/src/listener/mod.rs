@@ -3,9 +3,9 @@
 //! offline tools); never on the audio thread.
 //!
 //! - [`config`]: the network's sizes, stored in every file;
-//! - [`format`]: the model file (safetensors plus JSON metadata) and its validation;
+//! - [`format`](mod@format): the model file (safetensors plus JSON metadata) and its validation;
 //! - [`encoder`]: the one encoder chosen at load, the fast CPU path or candle on CUDA;
-//! - [`candle`] (feature `candle`): the LSTM layers as candle ops, for the GPU encoder and for
+//! - `candle` (feature `candle`): the LSTM layers as candle ops, for the GPU encoder and for
 //!   the offline trainer (`echoic-tools`), which adds the decoder.
 //!
 //! [`Listener`] keeps only what inference needs: the metadata and the encoder's weights. The
@@ -258,6 +258,17 @@ impl Listener {
         self.encoder.encode_one(&self.scratch, out)
     }
 
+    /// The encoder's input for `buffers_db` (whole sequences in dB): the model file's
+    /// [`Normalisation`] applied, exactly as [`embed_into`](Self::embed_into) and
+    /// [`embed_batch`](Self::embed_batch) do. Allocation-free.
+    ///
+    /// # Panics
+    ///
+    /// If the lengths differ or are not whole frames.
+    pub fn normalise(&self, buffers_db: &[f32], out: &mut [f32]) {
+        self.meta.normalisation.apply(buffers_db, out);
+    }
+
     /// Embeds `n` dilated buffers laid end to end in `buffers_db`; returns `n × latent_dim`
     /// values. For offline use: allocates. Matches [`embed_into`](Self::embed_into) to float
     /// rounding.
@@ -271,7 +282,7 @@ impl Listener {
             .zip(out.chunks_mut(CHUNK * latent))
         {
             let normalised = &mut normalised[..chunk.len()];
-            self.meta.normalisation.apply(chunk, normalised);
+            self.normalise(chunk, normalised);
             self.encoder
                 .encode_batch(normalised, chunk.len() / self.sequence_len, dst)?;
         }

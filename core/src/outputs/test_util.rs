@@ -1,22 +1,25 @@
-//! Deterministic random numbers for the outputs' tests (no dependency needed).
+//! Random draws for the outputs' tests, from the project's one seeded generator.
 
-/// SplitMix64: small, fast, and the same sequence on every platform.
-pub(crate) struct Rng(u64);
+use crate::rng::SplitMix64;
+
+/// The draws the outputs' tests use: uniform and Gaussian `f32`.
+pub(crate) struct Rng(
+    /// The generator.
+    SplitMix64,
+);
 
 impl Rng {
+    /// A generator seeded with `seed`.
     pub(crate) fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(SplitMix64(seed))
     }
 
+    /// 64 random bits.
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
-    /// Uniform in [0, 1).
+    /// Uniform in [0, 1), with 24 bits: every value is an exact `f32`.
     pub(crate) fn uniform(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }

@@ -303,6 +303,14 @@ fn fit_normalisation(
     Normalisation { offset, scale }
 }
 
+/// What training feeds the model for `buffers_db` (dB, whole frames): the normalised values.
+/// Allocates.
+pub(crate) fn model_input(normalisation: &Normalisation, buffers_db: &[f32]) -> Vec<f32> {
+    let mut normalised = vec![0.0; buffers_db.len()];
+    normalisation.apply(buffers_db, &mut normalised);
+    normalised
+}
+
 /// The `q` quantile (0..1) of `values` by nearest rank; reorders `values`. `values` must not be
 /// empty.
 fn percentile(values: &mut [f32], q: f64) -> f32 {
@@ -521,11 +529,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
 
     // Normalisation, in place.
     let normalisation = fit_normalisation(&store.data, &train_idx, seq_len, model_cfg.n_bands);
-    let data = {
-        let mut normalised = vec![0.0; store.data.len()];
-        normalisation.apply(&store.data, &mut normalised);
-        normalised
-    };
+    let data = model_input(&normalisation, &store.data);
 
     // Model and optimiser.
     let device = candle_device(ListenerDevice::preferred())?;

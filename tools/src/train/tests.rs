@@ -105,3 +105,28 @@ fn training_smoke_run_lowers_the_loss_and_writes_a_loadable_file() {
         .all(|&s| s > 0.0 && s <= 1.0));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Training, evaluation and inference feed the model the same values for the same recording,
+/// bit for bit: all three go through `Normalisation::apply`, and this catches one that drifts.
+#[test]
+fn training_evaluation_and_inference_normalise_alike() {
+    let listener = Listener::from_bytes(echoic_core::listener::DEFAULT_MODEL).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let audio =
+        crate::audio_file::decode_mono(&root.join("tests/fixtures/speech_june.wav")).unwrap();
+    let settings = listener.metadata().features.to_settings();
+    let analysis =
+        crate::offline::analyse(&audio.samples, audio.sample_rate as f64, &settings, true).unwrap();
+    assert!(analysis.len() > 10);
+    let buffers = &analysis.buffers;
+    let normalisation = &listener.metadata().normalisation;
+    let training = model_input(normalisation, buffers);
+    let evaluation = crate::evaluation::model_units(normalisation, buffers);
+    let mut inference = vec![f32::NAN; buffers.len()];
+    listener.normalise(buffers, &mut inference);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&training), bits(&inference));
+    assert_eq!(bits(&evaluation), bits(&inference));
+    // Not a vacuous match: the values are the model's units, not the dB input.
+    assert!(inference.iter().zip(buffers).any(|(n, d)| n != d));
+}
