@@ -1,3 +1,5 @@
+//! Runs on the audio thread: subnormal flushing, for the filterbank's state and the plugin's output.
+//!
 //! Flushing denormals: while the filterbank runs (a decaying IIR tail passes through the
 //! denormal range, where x86 arithmetic is many times slower; flushed to zero, it simply ends),
 //! and from the audio the plugin passes on. Runs on the audio thread.

@@ -1,3 +1,5 @@
+//! Runs on the worker: dilated spectral buffers read from the echoic memory.
+//!
 //! Dilated spectral buffers: T steps of the echoic memory, where step j looks back further the
 //! larger j is, so that a short buffer spans a long stretch of time with fine detail near "now".
 

@@ -1,3 +1,5 @@
+//! Worker to editor: the display feed the worker writes and the editor reads.
+//!
 //! What the editor shows, and how it gets there.
 //!
 //! The worker thread's [`crate::listening::Listening`] sink publishes, once per hop and only while

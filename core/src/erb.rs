@@ -1,3 +1,5 @@
+//! Any thread: the ERB frequency scale.
+//!
 //! The ERB (equivalent rectangular bandwidth) scale of Glasberg & Moore (1990), in the form
 //! Slaney's Auditory Toolbox and the Python `Gammatone` package use.
 

@@ -1,3 +1,5 @@
+//! Any thread: the cochlear frame every stage passes on.
+//!
 //! One cochlear frame: the log energy of every band over one hop.
 
 /// The most bands a frame can carry. Frames are fixed-size so that they travel through the

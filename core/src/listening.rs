@@ -1,3 +1,5 @@
+//! Runs on the worker: each dilated buffer to an embedding, the outputs and the display feed.
+//!
 //! What the worker does with each dilated buffer in the plugin: embed it with the listener, turn
 //! the embedding and the frame into automation values, and send those to the audio thread.
 

@@ -1,3 +1,5 @@
+//! Runs on the worker: the echoic memory of recent frames.
+//!
 //! Echoic memory: a circular buffer of the most recent frames, as the worker keeps them, with
 //! running summaries that answer "the mean" and "the maximum" of any stretch of it in constant
 //! time. Runs on the worker.

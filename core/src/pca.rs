@@ -1,3 +1,5 @@
+//! Fitted offline, used on the worker: the principal axes of a model's embeddings.
+//!
 //! The principal axes of a model's embeddings: fitted offline from the training set, stored in
 //! the model file, and used by the worker's outputs (the Axis sources, and the whitened space the
 //! learned-sound similarity measures in). Projection is allocation-free; fitting allocates.

@@ -1,3 +1,5 @@
+//! Runs on the audio thread: the audio front (downmix, cochlea, frame ring) and the cochlea swap.
+//!
 //! The audio thread's half of the pipeline: downmix, cochlea, and the ring to the worker, plus
 //! the hand-over through which the worker replaces the cochlea when its structure changes.
 

@@ -1,3 +1,5 @@
+//! Audio thread to worker: the lock-free frame ring (the sender on the audio thread, the receiver on the worker).
+//!
 //! The lock-free single-producer, single-consumer ring that carries frames from the audio thread
 //! to the worker. A full ring drops the new frame and counts it: the audio thread never waits.
 

@@ -1,3 +1,5 @@
+//! Any thread, mostly offline: the one seeded random generator.
+//!
 //! The one seeded random generator: weight initialisation, shuffling, corpus sampling, test
 //! signals and fuzzing all draw from it, so that every run is reproducible from its seed.
 //! Allocation-free; any thread.

@@ -1,3 +1,5 @@
+//! Runs on the worker: its thread, its settings and the frame loop.
+//!
 //! The worker thread: drains the frame ring into echoic memory, builds the dilated buffer for
 //! every new frame, and rebuilds the filterbank when the listening structure changes. It owns
 //! everything that may allocate or take time, so the audio thread never does.

@@ -1,3 +1,5 @@
+//! Offline: decoding, resampling and writing audio files.
+//!
 //! Offline audio file input and output for the command-line tools: decoding to mono, resampling
 //! and writing mono wav files.
 //!

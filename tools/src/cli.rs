@@ -1,3 +1,5 @@
+//! Offline: the `echoic` command line.
+//!
 //! The `echoic` command-line tools. `main` hands the arguments here when the first one names a
 //! subcommand; anything else starts the standalone application.
 

@@ -1,3 +1,5 @@
+//! Offline: `echoic embed`.
+//!
 //! `echoic embed`: the live pipeline over audio files, written as `.npy` matrices, a summary CSV
 //! and optionally a picture.
 

@@ -1,3 +1,5 @@
+//! Offline: `echoic eval`'s metrics.
+//!
 //! Metrics for `echoic eval`: reconstruction quality (MSE, R², the original Listener's peak-band
 //! accuracy) and k-nearest-neighbour sound-type accuracy with k-fold cross-validation.
 

@@ -1,3 +1,5 @@
+//! Offline: the plugin's pipeline over a whole recording.
+//!
 //! The live pipeline run over whole recordings, for the command-line tools and training: the same
 //! downmix, cochlea, ring, memory and dilated buffers the plugin runs, driven block by block.
 

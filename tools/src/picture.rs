@@ -1,3 +1,5 @@
+//! Offline: `echoic embed --png`'s picture.
+//!
 //! The picture `echoic embed --png` draws: the cochleagram above the embedding, both over time.
 
 use crate::offline::Analysis;

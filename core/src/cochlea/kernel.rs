@@ -1,3 +1,5 @@
+//! Runs on the audio thread: the filterbank's SIMD inner loop.
+//!
 //! The filterbank's inner loop: a cascade of four complex one-pole sections per band (Hohmann
 //! 2002), laid out channel-major so that one vector register holds one section of `W` bands.
 //!

@@ -1,3 +1,5 @@
+//! Runs on the audio thread: the gammatone cochlea, audio in, one frame of band energies per hop out.
+//!
 //! The cochlea: a 4th-order gammatone filterbank on ERB-spaced bands that turns audio into
 //! per-band log-energy frames, one every hop. It runs on the audio thread: once built, nothing in
 //! it allocates, locks or makes a system call.

@@ -1,3 +1,5 @@
+//! Runs on the worker on a GPU, and offline: the listener as candle ops.
+//!
 //! The listener as candle ops: the reference implementation of the whole autoencoder, the GPU
 //! encoder, and the network the offline trainer differentiates. Worker or offline; never the
 //! audio thread.

@@ -1,3 +1,5 @@
+//! Data for any thread: the listener network's sizes.
+//!
 //! The listener network's sizes: the model configuration stored in every file, its layers and
 //! their tensors. Pure data, shared by the runtime encoders and the offline trainer.
 //!

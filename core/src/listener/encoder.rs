@@ -1,3 +1,5 @@
+//! Runs on the worker (and offline): the one encoder chosen at load.
+//!
 //! The one encoder a [`Listener`](super::Listener) runs, chosen at load: the fast CPU path, or,
 //! in a build with the `cuda` feature and a GPU present, candle on CUDA. Worker and offline.
 

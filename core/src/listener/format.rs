@@ -1,3 +1,5 @@
+//! Read on the worker and offline: the listener's model file format.
+//!
 //! The listener model file: [safetensors](https://github.com/huggingface/safetensors) holding the
 //! weights of the encoder and the decoder as little-endian F32 tensors, plus one `__metadata__`
 //! entry, `"echoic"`, whose value is the JSON document [`ListenerMetadata`].

@@ -1,3 +1,5 @@
+//! Runs on the worker (and offline): the listener runtime, model file to embeddings.
+//!
 //! The listener's runtime: loads a model file and turns each dilated buffer (`steps × n_bands`
 //! log energies in dB, oldest step first) into an embedding. Runs on the worker (and in the
 //! offline tools); never on the audio thread.

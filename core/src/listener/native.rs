@@ -1,3 +1,5 @@
+//! Runs on the worker (and offline): the fast CPU encoder.
+//!
 //! The encoder in plain Rust, for the CPU: the worker's per-frame path and the CPU batch path.
 //!
 //! candle's CPU matmul (the `gemm` crate) is slow for a single row: `1×250 · 250×1000` took

@@ -1,3 +1,5 @@
+//! Runs on the audio thread: slot values to timed MIDI control changes.
+//!
 //! The audio-thread side of the outputs: turning a slot's 0..1 value into MIDI control changes,
 //! sending only real changes.
 //!

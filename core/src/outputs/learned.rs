@@ -1,3 +1,5 @@
+//! Runs on the worker: learned sounds and the similarity to them.
+//!
 //! Learned sounds: mean embeddings the user captured, and how similar the present is to each.
 //!
 //! # Learning

@@ -1,3 +1,5 @@
+//! Runs on the worker: the Loudness source.
+//!
 //! Loudness: the level of one frame, in dB.
 //!
 //! ```text

@@ -1,3 +1,5 @@
+//! Worker and audio thread: the automation outputs, from hop features to MIDI CC.
+//!
 //! The automation outputs: eight slots that turn what Echoic hears into MIDI CC.
 //!
 //! The work is split by thread:

@@ -1,3 +1,5 @@
+//! Runs on the worker: the Novelty source.
+//!
 //! Novelty: how unlike the recent echoic memory the present is.
 //!
 //! The detector keeps exponential moving statistics of the embedding stream: the mean `μ`

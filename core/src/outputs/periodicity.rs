@@ -1,3 +1,5 @@
+//! Runs on the worker: the Periodicity and Period sources.
+//!
 //! Periodicity: a summary autocorrelogram of the band envelopes at the frame rate.
 //!
 //! Slaney & Lyon's correlogram (1990) autocorrelates every cochlear channel and sums the

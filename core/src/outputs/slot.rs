@@ -1,3 +1,5 @@
+//! Runs on the worker: one slot's configuration and its shaping.
+//!
 //! One output slot: what it follows, how the value is shaped, and where it is sent.
 //!
 //! The shaping chain, applied once per hop to the source's normalised value `x` (0..1):

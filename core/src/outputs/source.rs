@@ -1,3 +1,5 @@
+//! Runs on the worker: what a slot follows, and its saved ids.
+//!
 //! What an output slot follows, the raw per-hop values of every source, and the one fixed
 //! mapping of each source onto 0..1.
 //!

@@ -1,3 +1,5 @@
+//! Offline: `echoic train`.
+//!
 //! Training a listener from folders of audio, through the plugin's own pipeline
 //! ([`crate::offline::analyse`]), so that the model sees exactly the buffers the plugin will
 //! feed it.

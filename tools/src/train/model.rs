@@ -1,3 +1,5 @@
+//! Offline: the autoencoder for training and evaluation.
+//!
 //! The listener's autoencoder for training and evaluation: a model file's [`Autoencoder`] for
 //! reconstructions, Keras' initialisation, and the bridge between candle's training variables and
 //! the reference network (`echoic_core::listener::candle::Seq2Seq`). Offline.
