@@ -1,7 +1,10 @@
 //! Project tasks: `cargo xtask bundle …` (nice-plug's bundler), `cargo xtask test` (everything
 //! CI runs), `cargo xtask demo` (the main job: release bundles and the listener on a demo clip),
-//! `cargo xtask fuzz` (the loaders' fuzz targets) and `cargo xtask fuzz-host` (the parameter-space
-//! fuzzer of the CLAP test host, for long runs).
+//! `cargo xtask fuzz` (the loaders' fuzz targets), `cargo xtask fuzz-host` (the parameter-space
+//! fuzzer of the CLAP test host, for long runs) and `cargo xtask check-cuda` (builds the `cuda`
+//! feature, which CI does not; see `check_cuda.rs`).
+
+mod check_cuda;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -14,6 +17,7 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("fuzz") => fuzz_command(args),
         Some("fuzz-host") => fuzz_host_command(args),
+        Some("check-cuda") => check_cuda::check_cuda(),
         Some("bundle") | Some("bundle-universal") | Some("known-packages") => {
             nice_plug_xtask::main_with_args("cargo xtask", std::env::args().skip(1))
         }
@@ -25,7 +29,9 @@ fn main() -> Result<()> {
              fuzz the loaders (model_loader, state_loader), N s each (default 600)\n  \
              cargo xtask fuzz-host --minutes N [--seed S]\n                                        \
              fuzz parameters, states and setups through the CLAP test host for N minutes\n                                        \
-             (random seeds after S; builds the debug bundle unless ECHOIC_BUNDLE_DIR is set)"
+             (random seeds after S; builds the debug bundle unless ECHOIC_BUNDLE_DIR is set)\n  \
+             cargo xtask check-cuda                build the `cuda` feature (not in CI); without a CUDA\n                                        \
+             toolkit, installs one from PyPI into ~/.cache/echoic (no GPU needed)"
         ),
     }
 }
@@ -52,6 +58,7 @@ fn run(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The cargo that runs this xtask (`$CARGO`), else `cargo` from `PATH`.
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
