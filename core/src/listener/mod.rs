@@ -136,8 +136,8 @@ pub enum ListenerError {
     /// The device asked for is not available in this build or on this machine.
     #[error("{0}")]
     Device(String),
-    /// candle failed while running the model.
-    #[cfg(feature = "candle")]
+    /// candle failed while running the model on the GPU.
+    #[cfg(feature = "cuda")]
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
 }
