@@ -189,10 +189,11 @@ fn listener_latency() {
         let bytes = std::fs::read(&path).unwrap();
         let (meta, tensors) = echoic_core::listener::format::decode(&bytes).unwrap();
         let device = candle_core::Device::Cpu;
-        let encoder = echoic_core::listener::candle::CandleEncoder::from_fn(&meta.model, |name| {
-            let t = tensors.iter().find(|t| t.name == name).unwrap();
-            candle_core::Tensor::from_slice(&t.data, t.shape.as_slice(), &device)
-        })
+        let encoder = echoic_core::listener::candle::CandleEncoder::from_tensors(
+            &meta.model,
+            &tensors,
+            &device,
+        )
         .unwrap();
         move |buffers_db: &[f32], n: usize| {
             let mut normalised = vec![0.0; buffers_db.len()];

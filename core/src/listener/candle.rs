@@ -17,6 +17,21 @@ use super::config::{Activation, LayerShape, ModelConfig};
 use super::format::{ListenerMetadata, NamedTensor};
 use candle_core::{Device, Tensor};
 
+/// A `get` for the `from_fn` constructors: the tensor called `name` in `tensors` (a decoded model
+/// file), copied onto `device`. Allocates.
+fn tensor_reader<'a>(
+    tensors: &'a [NamedTensor],
+    device: &'a Device,
+) -> impl FnMut(&str) -> candle_core::Result<Tensor> + 'a {
+    move |name| {
+        let t = tensors
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {name}")))?;
+        Tensor::from_slice(&t.data, t.shape.as_slice(), device)
+    }
+}
+
 /// Applies the cell activation to a tensor.
 fn activate(act: Activation, x: &Tensor) -> candle_core::Result<Tensor> {
     match act {
@@ -167,6 +182,15 @@ impl CandleEncoder {
         })
     }
 
+    /// The encoder of a decoded model file (`cfg` and its `tensors`), on `device`. Allocates.
+    pub fn from_tensors(
+        cfg: &ModelConfig,
+        tensors: &[NamedTensor],
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        Self::from_fn(cfg, tensor_reader(tensors, device))
+    }
+
     /// The layers, first to last.
     pub fn layers(&self) -> &[Lstm] {
         &self.layers
@@ -248,13 +272,7 @@ impl Seq2Seq {
         tensors: &[NamedTensor],
         device: &Device,
     ) -> candle_core::Result<Self> {
-        Self::from_fn(&meta.model, |name| {
-            let t = tensors
-                .iter()
-                .find(|t| t.name == name)
-                .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {name}")))?;
-            Tensor::from_slice(&t.data, t.shape.as_slice(), device)
-        })
+        Self::from_fn(&meta.model, tensor_reader(tensors, device))
     }
 
     /// A copy whose weights are detached from the autograd graph (sharing storage), for

@@ -116,13 +116,7 @@ impl Encoder {
             #[cfg(feature = "cuda")]
             Device::Cuda(ordinal) => {
                 let device = candle_core::Device::new_cuda(ordinal)?;
-                let candle = super::candle::CandleEncoder::from_fn(cfg, |name| {
-                    let t = tensors
-                        .iter()
-                        .find(|t| t.name == name)
-                        .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {name}")))?;
-                    candle_core::Tensor::from_slice(&t.data, t.shape.as_slice(), &device)
-                })?;
+                let candle = super::candle::CandleEncoder::from_tensors(cfg, tensors, &device)?;
                 Ok(Encoder::Cuda {
                     candle,
                     device,
