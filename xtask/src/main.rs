@@ -1,9 +1,11 @@
 //! Project tasks: `cargo xtask bundle …` (nice-plug's bundler), `cargo xtask test` (everything
 //! CI runs), `cargo xtask demo` (the main job: release bundles and the listener on a demo clip),
 //! `cargo xtask fuzz` (the loaders' fuzz targets), `cargo xtask fuzz-host` (the parameter-space
-//! fuzzer of the CLAP test host, for long runs) and `cargo xtask check-cuda` (builds the `cuda`
-//! feature, which CI does not; see `check_cuda.rs`).
+//! fuzzer of the CLAP test host, for long runs), `cargo xtask check-cuda` (builds the `cuda`
+//! feature, which CI does not; see `check_cuda.rs`) and `cargo xtask bench [--torch]` (the
+//! benchmarks, with `--torch` the LSTM against PyTorch; see `bench.rs`; not part of CI).
 
+mod bench;
 mod check_cuda;
 
 use anyhow::{bail, Context, Result};
@@ -18,6 +20,7 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz_command(args),
         Some("fuzz-host") => fuzz_host_command(args),
         Some("check-cuda") => check_cuda::check_cuda(),
+        Some("bench") => bench::bench(args),
         Some("bundle") | Some("bundle-universal") | Some("known-packages") => {
             nice_plug_xtask::main_with_args("cargo xtask", std::env::args().skip(1))
         }
@@ -31,7 +34,11 @@ fn main() -> Result<()> {
              fuzz parameters, states and setups through the CLAP test host for N minutes\n                                        \
              (random seeds after S; builds the debug bundle unless ECHOIC_BUNDLE_DIR is set)\n  \
              cargo xtask check-cuda                build the `cuda` feature (not in CI); without a CUDA\n                                        \
-             toolkit, installs one from PyPI into ~/.cache/echoic (no GPU needed)"
+             toolkit, installs one from PyPI into ~/.cache/echoic (no GPU needed)\n  \
+             cargo xtask bench                     the listening and LSTM benchmarks (not in CI)\n  \
+             cargo xtask bench --torch             the LSTM benchmark against PyTorch (one thread),\n                                        \
+             with `torch-ratio NAME RATIO` lines; PyTorch from $ECHOIC_TORCH_PYTHON or\n                                        \
+             installed from PyPI into target/bench-venv (never .venv)"
         ),
     }
 }
