@@ -5,7 +5,7 @@
 
 use super::config::ModelConfig;
 use super::format::NamedTensor;
-use super::native::{self, NativeEncoder};
+use super::lstm::{Network, SingleEncoder, Workspace};
 use super::ListenerError;
 
 /// Where inference runs.
@@ -61,15 +61,19 @@ impl std::str::FromStr for Device {
     }
 }
 
+/// Sequences per batched CPU call: large enough for the matrix products to run at speed, small
+/// enough that the workspace stays in cache.
+const BATCH: usize = 64;
+
 /// The encoder's weights, on the device that runs them.
 pub(crate) enum Encoder {
     /// The plain-Rust encoder.
     Cpu {
-        /// The weights, laid out for the kernels.
-        native: NativeEncoder,
-        /// Buffers for one sequence, allocated at load: [`Encoder::encode_one`] allocates
-        /// nothing.
-        one: native::Scratch,
+        /// The encoder's weights, for batches.
+        net: Network,
+        /// The same weights packed for one sequence at a time, with its buffers: allocated at
+        /// load, so that [`Encoder::encode_one`] allocates nothing.
+        one: Box<SingleEncoder>,
     },
     /// candle on a CUDA GPU.
     #[cfg(feature = "cuda")]
@@ -93,25 +97,9 @@ impl Encoder {
     ) -> Result<Self, ListenerError> {
         match device {
             Device::Cpu => {
-                let find = |name: &str| {
-                    tensors
-                        .iter()
-                        .find(|t| t.name == name)
-                        .map(|t| t.data.clone())
-                        .ok_or_else(|| ListenerError::MissingTensor(name.to_string()))
-                };
-                let layers = cfg
-                    .layers()
-                    .into_iter()
-                    .filter(|l| l.prefix.starts_with("encoder"))
-                    .map(|l| {
-                        let [(k, _), (r, _), (b, _)] = l.tensors();
-                        Ok(((l.input, l.units), [find(&k)?, find(&r)?, find(&b)?]))
-                    })
-                    .collect::<Result<_, ListenerError>>()?;
-                let native = NativeEncoder::new(layers, cfg.steps, cfg.activation);
-                let one = native.scratch(1);
-                Ok(Encoder::Cpu { native, one })
+                let net = Network::encoder(cfg, tensors)?;
+                let one = Box::new(SingleEncoder::new(&net));
+                Ok(Encoder::Cpu { net, one })
             }
             #[cfg(feature = "cuda")]
             Device::Cuda(ordinal) => {
@@ -147,8 +135,8 @@ impl Encoder {
         out: &mut [f32],
     ) -> Result<(), ListenerError> {
         match self {
-            Encoder::Cpu { native, one } => {
-                native.encode(one, normalised, 1, out);
+            Encoder::Cpu { one, .. } => {
+                one.encode(normalised, out);
                 Ok(())
             }
             #[cfg(feature = "cuda")]
@@ -164,15 +152,15 @@ impl Encoder {
         out: &mut [f32],
     ) -> Result<(), ListenerError> {
         match self {
-            Encoder::Cpu { native, .. } => {
+            Encoder::Cpu { net, .. } => {
                 let latent = out.len() / n.max(1);
                 let sequence = normalised.len() / n.max(1);
-                let mut scratch = native.scratch(native::BLOCK);
+                let mut workspace = Workspace::new(net, n.min(BATCH));
                 for (block, dst) in normalised
-                    .chunks(native::BLOCK * sequence)
-                    .zip(out.chunks_mut(native::BLOCK * latent))
+                    .chunks(BATCH * sequence)
+                    .zip(out.chunks_mut(BATCH * latent))
                 {
-                    native.encode(&mut scratch, block, block.len() / sequence, dst);
+                    workspace.encode(net, block, block.len() / sequence, dst);
                 }
                 Ok(())
             }

@@ -35,7 +35,7 @@ pub mod candle;
 pub mod config;
 pub mod encoder;
 pub mod format;
-mod native;
+pub mod lstm;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent numpy reference for Echoic's listener (core/src/listener/native.rs and core/src/listener/candle.rs).
+"""Independent numpy reference for Echoic's listener (core/src/listener/lstm/ and core/src/listener/candle.rs).
 
 Writes listener_reference.json beside this script: the expected embeddings and reconstructions
 of a model with deterministic weights on deterministic inputs, for relu and for tanh cells.

@@ -1,0 +1,616 @@
+//! Offline and on a training thread: the batched forward and backward passes.
+//!
+//! A [`Workspace`] holds every buffer of one batch shape: the time-major input, each layer's
+//! tape (activated gates, cell and hidden states of every step), the gradients flowing back, and
+//! a gradient vector laid out like the parameters. It is sized once for a batch capacity; a call
+//! with more sequences grows it (allocating), any other call allocates nothing of its own (the
+//! `gemm` crate may allocate its packing scratch, see [`super::product`]).
+//!
+//! # Layout and products
+//! Sequences are time-major inside (`T × B × width`), so that one step of the batch is one
+//! contiguous `B × width` matrix. Per layer:
+//! - **forward**: the input projection of all steps is one product (`TB × D · D × 4H`), or for
+//!   the decoder's repeated embedding one `B × D · D × 4H` product copied to every step; each
+//!   step then adds `h_{t−1} · R` (`B × H · H × 4H`) and runs the cell;
+//! - **backward through time**, last step first: the cell's backward pass gives `dz_t`, and
+//!   `dz_t · Rᵀ` joins the gradient of `h_{t−1}`; after the loop, `dR = Hᵀ_{0..T−1} · dZ_{1..T}`,
+//!   `dW = Xᵀ · dZ`, `db = Σ dZ` and the input's gradient `dZ · Wᵀ` are one product each (for the
+//!   repeated embedding, the steps' `dz` are summed first).
+
+use super::cell::{self, Fused, MulAdd, Plain};
+use super::matvec::Isa;
+use super::network::{Layer, LayerMut, Network};
+use super::product::{product, View};
+use crate::listener::config::Activation;
+
+/// One layer's record of a forward pass, time-major.
+#[derive(Clone, Debug)]
+struct Tape {
+    /// Activated gates i, f, g, o of every step, `T × B × 4H`.
+    gates: Vec<f32>,
+    /// Cell states, `T × B × H`.
+    c: Vec<f32>,
+    /// Hidden states (the layer's output sequence), `T × B × H`.
+    h: Vec<f32>,
+}
+
+/// What a layer reads.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    /// A different input at every step, `T × B × D`.
+    Sequence(&'a [f32]),
+    /// The same `B × D` input at every step (the decoder's repeated embedding).
+    Repeated(&'a [f32]),
+}
+
+/// The buffers of one batch shape (see the module documentation).
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    /// Sequences the buffers hold.
+    capacity: usize,
+    /// Steps per sequence.
+    steps: usize,
+    /// The instruction set the cell loops run with.
+    isa: Isa,
+    /// The batch, time-major: `T × B × n_bands`.
+    input: Vec<f32>,
+    /// One tape per layer held by the network.
+    tapes: Vec<Tape>,
+    /// Pre-activation gradients of the current layer, `T × B × 4H`.
+    dz: Vec<f32>,
+    /// Gradient with respect to the current layer's output sequence, `T × B × H`.
+    d_out: Vec<f32>,
+    /// Gradient with respect to the current layer's input, `T × B × D` (or `B × D`).
+    d_in: Vec<f32>,
+    /// Gradient reaching the cell state from the next step, `B × H`.
+    dc: Vec<f32>,
+    /// The steps' `dz` summed, for a repeated input, `B × 4H`.
+    dz_sum: Vec<f32>,
+    /// The loss's gradient with respect to every parameter, laid out like them.
+    grads: Vec<f32>,
+}
+
+impl Workspace {
+    /// Buffers for batches of up to `capacity` sequences through `net`. Allocates.
+    pub fn new(net: &Network, capacity: usize) -> Self {
+        let cfg = net.config();
+        let (t, b) = (cfg.steps, capacity.max(1));
+        let layers: Vec<Layer> = (0..net.layer_count()).map(|i| net.layer(i)).collect();
+        let widest = layers
+            .iter()
+            .map(|l| l.input.max(l.units))
+            .max()
+            .unwrap_or(0);
+        let widest_units = layers.iter().map(|l| l.units).max().unwrap_or(0);
+        Self {
+            capacity: b,
+            steps: t,
+            isa: Isa::detect(),
+            input: vec![0.0; t * b * cfg.n_bands],
+            tapes: layers
+                .iter()
+                .map(|l| Tape {
+                    gates: vec![0.0; t * b * 4 * l.units],
+                    c: vec![0.0; t * b * l.units],
+                    h: vec![0.0; t * b * l.units],
+                })
+                .collect(),
+            dz: vec![0.0; t * b * 4 * widest_units],
+            d_out: vec![0.0; t * b * widest],
+            d_in: vec![0.0; t * b * widest],
+            dc: vec![0.0; b * widest_units],
+            dz_sum: vec![0.0; b * 4 * widest_units],
+            grads: vec![0.0; net.params().len()],
+        }
+    }
+
+    /// Grows the buffers when `b` sequences do not fit. Allocates only then.
+    fn reserve(&mut self, net: &Network, b: usize) {
+        if b > self.capacity || self.tapes.len() != net.layer_count() {
+            *self = Self::new(net, b.max(self.capacity));
+        }
+    }
+
+    /// Copies `b` batch-major sequences (`b × T × n_bands`) into the time-major input.
+    fn load(&mut self, net: &Network, x: &[f32], b: usize) {
+        self.reserve(net, b);
+        let (t_steps, n) = (self.steps, net.config().n_bands);
+        assert!(x.len() >= b * t_steps * n, "batch slice too short");
+        for s in 0..b {
+            for t in 0..t_steps {
+                let src = &x[(s * t_steps + t) * n..][..n];
+                self.input[(t * b + s) * n..][..n].copy_from_slice(src);
+            }
+        }
+    }
+
+    /// The embeddings of `b` normalised sequences (`b × T × n_bands`, batch-major) into `out`
+    /// (`b × latent`). Allocation-free once the workspace holds `b` sequences.
+    ///
+    /// # Panics
+    /// If a slice is too short.
+    pub fn encode(&mut self, net: &Network, x: &[f32], b: usize, out: &mut [f32]) {
+        self.load(net, x, b);
+        let encoder = net.config().encoder.len();
+        self.forward(net, b, encoder);
+        let tape = &self.tapes[encoder - 1];
+        let h = net.layer(encoder - 1).units;
+        out[..b * h].copy_from_slice(&tape.h[(self.steps - 1) * b * h..][..b * h]);
+    }
+
+    /// The reconstructions of `b` normalised sequences into `out` (`b × T × n_bands`,
+    /// batch-major, normalised units). Allocation-free once the workspace holds `b` sequences.
+    ///
+    /// # Panics
+    /// If the network holds no decoder, or a slice is too short.
+    pub fn reconstruct(&mut self, net: &Network, x: &[f32], b: usize, out: &mut [f32]) {
+        assert!(net.has_decoder(), "reconstruction needs the decoder");
+        self.load(net, x, b);
+        self.forward(net, b, net.layer_count());
+        let (t_steps, n) = (self.steps, net.config().n_bands);
+        let y = &self.tapes[net.layer_count() - 1].h;
+        for s in 0..b {
+            for t in 0..t_steps {
+                out[(s * t_steps + t) * n..][..n].copy_from_slice(&y[(t * b + s) * n..][..n]);
+            }
+        }
+    }
+
+    /// Forward and backward for `b` sequences of a batch of `total`: the sum of squared
+    /// reconstruction errors over these sequences, with [`grads`](Self::grads) set to the
+    /// gradient of the batch's mean squared error (over `total × T × n_bands` values) that these
+    /// sequences contribute.
+    ///
+    /// # Panics
+    /// If the network holds no decoder, or a slice is too short.
+    pub fn gradients(&mut self, net: &Network, x: &[f32], b: usize, total: usize) -> f64 {
+        assert!(net.has_decoder(), "training needs the decoder");
+        self.load(net, x, b);
+        self.forward(net, b, net.layer_count());
+        self.backward(net, b, total)
+    }
+
+    /// The gradient vector [`gradients`](Self::gradients) wrote.
+    pub fn grads(&self) -> &[f32] {
+        &self.grads
+    }
+
+    /// Runs the first `layers` layers over the loaded input.
+    fn forward(&mut self, net: &Network, b: usize, layers: usize) {
+        let encoder = net.config().encoder.len();
+        let t_steps = self.steps;
+        for li in 0..layers {
+            let (done, rest) = self.tapes.split_at_mut(li);
+            let input = if li == 0 {
+                Input::Sequence(&self.input)
+            } else if li == encoder {
+                let units = net.layer(li - 1).units;
+                Input::Repeated(&done[li - 1].h[(t_steps - 1) * b * units..][..b * units])
+            } else {
+                Input::Sequence(&done[li - 1].h)
+            };
+            forward_layer(
+                self.isa,
+                net.activation(),
+                net.layer(li),
+                input,
+                b,
+                t_steps,
+                &mut rest[0],
+            );
+        }
+    }
+
+    /// Backward through every layer after [`forward`](Self::forward); returns the sum of
+    /// squared errors.
+    fn backward(&mut self, net: &Network, b: usize, total: usize) -> f64 {
+        let Workspace {
+            steps,
+            isa,
+            input,
+            tapes,
+            dz,
+            d_out,
+            d_in,
+            dc,
+            dz_sum,
+            grads,
+            ..
+        } = self;
+        let (t_steps, n) = (*steps, net.config().n_bands);
+        let encoder = net.config().encoder.len();
+        let layers = net.layer_count();
+        // The loss: mean over the whole batch's values; its gradient for these sequences.
+        let scale = 2.0 / (total * t_steps * n) as f32;
+        let mut sse = 0.0f64;
+        let y = &tapes[layers - 1].h[..t_steps * b * n];
+        for ((d, &y), &x) in d_out.iter_mut().zip(y).zip(&input[..t_steps * b * n]) {
+            let e = y - x;
+            sse += f64::from(e * e);
+            *d = scale * e;
+        }
+        for li in (0..layers).rev() {
+            let layer = net.layer(li);
+            let input = if li == 0 {
+                Input::Sequence(input)
+            } else if li == encoder {
+                let units = net.layer(li - 1).units;
+                Input::Repeated(&tapes[li - 1].h[(t_steps - 1) * b * units..][..b * units])
+            } else {
+                Input::Sequence(&tapes[li - 1].h)
+            };
+            let buffers = Backward {
+                dz,
+                d_out,
+                dc,
+                dz_sum,
+                d_in: (li > 0).then_some(&mut d_in[..]),
+            };
+            backward_layer(
+                *isa,
+                net.activation(),
+                layer,
+                input,
+                b,
+                t_steps,
+                &tapes[li],
+                buffers,
+                net.layer_mut(grads, li),
+            );
+            if li == encoder {
+                // The encoder's last layer is read at its last step only.
+                let units = net.layer(li - 1).units;
+                d_out[..t_steps * b * units].fill(0.0);
+                d_out[(t_steps - 1) * b * units..][..b * units].copy_from_slice(&d_in[..b * units]);
+            } else {
+                std::mem::swap(d_out, d_in);
+            }
+        }
+        sse
+    }
+}
+
+/// One layer's forward pass over `b` sequences, recorded on `tape`.
+fn forward_layer(
+    isa: Isa,
+    activation: Activation,
+    layer: Layer,
+    input: Input,
+    b: usize,
+    t_steps: usize,
+    tape: &mut Tape,
+) {
+    let (d, h) = (layer.input, layer.units);
+    let g4 = 4 * h;
+    let z = &mut tape.gates[..t_steps * b * g4];
+    match input {
+        Input::Sequence(x) => {
+            for row in z.chunks_exact_mut(g4) {
+                row.copy_from_slice(layer.bias);
+            }
+            let x = View::rows(x, t_steps * b, d);
+            product(z, x, View::rows(layer.kernel, d, g4), true);
+        }
+        Input::Repeated(e) => {
+            let (first, rest) = z.split_at_mut(b * g4);
+            for row in first.chunks_exact_mut(g4) {
+                row.copy_from_slice(layer.bias);
+            }
+            product(
+                first,
+                View::rows(e, b, d),
+                View::rows(layer.kernel, d, g4),
+                true,
+            );
+            for step in rest.chunks_exact_mut(b * g4) {
+                step.copy_from_slice(first);
+            }
+        }
+    }
+    for t in 0..t_steps {
+        let (h_done, h_rest) = tape.h.split_at_mut(t * b * h);
+        let (c_done, c_rest) = tape.c.split_at_mut(t * b * h);
+        let zt = &mut z[t * b * g4..][..b * g4];
+        let c_prev = if t > 0 {
+            let previous = &h_done[(t - 1) * b * h..][..b * h];
+            product(
+                zt,
+                View::rows(previous, b, h),
+                View::rows(layer.recurrent, h, g4),
+                true,
+            );
+            Some(&c_done[(t - 1) * b * h..][..b * h])
+        } else {
+            None
+        };
+        cells_forward(
+            isa,
+            activation,
+            zt,
+            c_prev,
+            &mut c_rest[..b * h],
+            &mut h_rest[..b * h],
+            h,
+        );
+    }
+}
+
+/// The buffers one layer's backward pass works in.
+struct Backward<'a> {
+    /// Pre-activation gradients, written: `T × B × 4H`.
+    dz: &'a mut [f32],
+    /// Gradient with respect to the output sequence, read (and added to through time).
+    d_out: &'a mut [f32],
+    /// Cell-state gradient between steps.
+    dc: &'a mut [f32],
+    /// Summed `dz` for a repeated input.
+    dz_sum: &'a mut [f32],
+    /// Where the input's gradient goes, unless the input is the data.
+    d_in: Option<&'a mut [f32]>,
+}
+
+/// One layer's backward pass through time (see the module documentation).
+#[allow(clippy::too_many_arguments)]
+fn backward_layer(
+    isa: Isa,
+    activation: Activation,
+    layer: Layer,
+    input: Input,
+    b: usize,
+    t_steps: usize,
+    tape: &Tape,
+    buffers: Backward,
+    grads: LayerMut,
+) {
+    let (d, h) = (layer.input, layer.units);
+    let g4 = 4 * h;
+    let Backward {
+        dz,
+        d_out,
+        dc,
+        dz_sum,
+        d_in,
+    } = buffers;
+    let dz = &mut dz[..t_steps * b * g4];
+    let dc = &mut dc[..b * h];
+    dc.fill(0.0);
+    for t in (0..t_steps).rev() {
+        let c_prev = (t > 0).then(|| &tape.c[(t - 1) * b * h..][..b * h]);
+        let (d_before, d_rest) = d_out.split_at_mut(t * b * h);
+        let dzt = &mut dz[t * b * g4..][..b * g4];
+        cells_backward(
+            isa,
+            activation,
+            &tape.gates[t * b * g4..][..b * g4],
+            &tape.c[t * b * h..][..b * h],
+            c_prev,
+            &d_rest[..b * h],
+            dc,
+            dzt,
+            h,
+        );
+        if t > 0 {
+            let recurrent_t = View::rows(layer.recurrent, h, g4).t();
+            let d_previous = &mut d_before[(t - 1) * b * h..][..b * h];
+            product(d_previous, View::rows(dzt, b, g4), recurrent_t, true);
+        }
+    }
+    if t_steps > 1 {
+        let rows = (t_steps - 1) * b;
+        let previous = View::rows(&tape.h[..rows * h], rows, h).t();
+        product(
+            grads.recurrent,
+            previous,
+            View::rows(&dz[b * g4..], rows, g4),
+            false,
+        );
+    } else {
+        grads.recurrent.fill(0.0);
+    }
+    grads.bias.fill(0.0);
+    for row in dz.chunks_exact(g4) {
+        for (g, &v) in grads.bias.iter_mut().zip(row) {
+            *g += v;
+        }
+    }
+    let kernel_t = View::rows(layer.kernel, d, g4).t();
+    match input {
+        Input::Sequence(x) => {
+            let rows = t_steps * b;
+            let xt = View::rows(&x[..rows * d], rows, d).t();
+            product(grads.kernel, xt, View::rows(dz, rows, g4), false);
+            if let Some(d_in) = d_in {
+                product(d_in, View::rows(dz, rows, g4), kernel_t, false);
+            }
+        }
+        Input::Repeated(e) => {
+            let dz_sum = &mut dz_sum[..b * g4];
+            dz_sum.copy_from_slice(&dz[..b * g4]);
+            for step in dz[b * g4..].chunks_exact(b * g4) {
+                for (s, &v) in dz_sum.iter_mut().zip(step) {
+                    *s += v;
+                }
+            }
+            let et = View::rows(e, b, d).t();
+            product(grads.kernel, et, View::rows(dz_sum, b, g4), false);
+            if let Some(d_in) = d_in {
+                product(d_in, View::rows(dz_sum, b, g4), kernel_t, false);
+            }
+        }
+    }
+}
+
+/// [`cell::step_recorded`] over `b` rows of one step, compiled for `isa`.
+fn cells_forward(
+    isa: Isa,
+    activation: Activation,
+    z: &mut [f32],
+    c_prev: Option<&[f32]>,
+    c: &mut [f32],
+    h: &mut [f32],
+    units: usize,
+) {
+    /// The loop, for one multiply-add flavour and activation.
+    #[inline(always)]
+    fn run<M: MulAdd, const RELU: bool>(
+        z: &mut [f32],
+        c_prev: Option<&[f32]>,
+        c: &mut [f32],
+        h: &mut [f32],
+        units: usize,
+    ) {
+        let rows = z
+            .chunks_exact_mut(4 * units)
+            .zip(c.chunks_exact_mut(units))
+            .zip(h.chunks_exact_mut(units));
+        for (s, ((z, c), h)) in rows.enumerate() {
+            let previous = c_prev.map(|p| &p[s * units..][..units]);
+            cell::step_recorded::<M, RELU>(z, previous, c, h);
+        }
+    }
+    /// The loop compiled for AVX2 and FMA.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(
+        relu: bool,
+        z: &mut [f32],
+        c_prev: Option<&[f32]>,
+        c: &mut [f32],
+        h: &mut [f32],
+        units: usize,
+    ) {
+        if relu {
+            run::<Fused, true>(z, c_prev, c, h, units)
+        } else {
+            run::<Fused, false>(z, c_prev, c, h, units)
+        }
+    }
+    /// The loop compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn avx512(
+        relu: bool,
+        z: &mut [f32],
+        c_prev: Option<&[f32]>,
+        c: &mut [f32],
+        h: &mut [f32],
+        units: usize,
+    ) {
+        if relu {
+            run::<Fused, true>(z, c_prev, c, h, units)
+        } else {
+            run::<Fused, false>(z, c_prev, c, h, units)
+        }
+    }
+    let relu = activation == Activation::Relu;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` found AVX-512F, AVX2 and FMA.
+        Isa::Avx512 => unsafe { avx512(relu, z, c_prev, c, h, units) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` found AVX2 and FMA.
+        Isa::Avx2 => unsafe { avx2(relu, z, c_prev, c, h, units) },
+        _ if relu => run::<Plain, true>(z, c_prev, c, h, units),
+        _ => run::<Plain, false>(z, c_prev, c, h, units),
+    }
+}
+
+/// [`cell::step_backward`] over `b` rows of one step, compiled for `isa`.
+#[allow(clippy::too_many_arguments)]
+fn cells_backward(
+    isa: Isa,
+    activation: Activation,
+    gates: &[f32],
+    c: &[f32],
+    c_prev: Option<&[f32]>,
+    dh: &[f32],
+    dc: &mut [f32],
+    dz: &mut [f32],
+    units: usize,
+) {
+    /// The loop, for one multiply-add flavour and activation.
+    #[inline(always)]
+    fn run<M: MulAdd, const RELU: bool>(
+        gates: &[f32],
+        c: &[f32],
+        c_prev: Option<&[f32]>,
+        dh: &[f32],
+        dc: &mut [f32],
+        dz: &mut [f32],
+        units: usize,
+    ) {
+        let rows = gates
+            .chunks_exact(4 * units)
+            .zip(c.chunks_exact(units))
+            .zip(dh.chunks_exact(units))
+            .zip(dc.chunks_exact_mut(units))
+            .zip(dz.chunks_exact_mut(4 * units));
+        for (s, ((((g, c), dh), dc), dz)) in rows.enumerate() {
+            let previous = c_prev.map(|p| &p[s * units..][..units]);
+            cell::step_backward::<M, RELU>(g, c, previous, dh, dc, dz);
+        }
+    }
+    /// The loop compiled for AVX2 and FMA.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn avx2(
+        relu: bool,
+        gates: &[f32],
+        c: &[f32],
+        c_prev: Option<&[f32]>,
+        dh: &[f32],
+        dc: &mut [f32],
+        dz: &mut [f32],
+        units: usize,
+    ) {
+        if relu {
+            run::<Fused, true>(gates, c, c_prev, dh, dc, dz, units)
+        } else {
+            run::<Fused, false>(gates, c, c_prev, dh, dc, dz, units)
+        }
+    }
+    /// The loop compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn avx512(
+        relu: bool,
+        gates: &[f32],
+        c: &[f32],
+        c_prev: Option<&[f32]>,
+        dh: &[f32],
+        dc: &mut [f32],
+        dz: &mut [f32],
+        units: usize,
+    ) {
+        if relu {
+            run::<Fused, true>(gates, c, c_prev, dh, dc, dz, units)
+        } else {
+            run::<Fused, false>(gates, c, c_prev, dh, dc, dz, units)
+        }
+    }
+    let relu = activation == Activation::Relu;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` found AVX-512F, AVX2 and FMA.
+        Isa::Avx512 => unsafe { avx512(relu, gates, c, c_prev, dh, dc, dz, units) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::detect` found AVX2 and FMA.
+        Isa::Avx2 => unsafe { avx2(relu, gates, c, c_prev, dh, dc, dz, units) },
+        _ if relu => run::<Plain, true>(gates, c, c_prev, dh, dc, dz, units),
+        _ => run::<Plain, false>(gates, c, c_prev, dh, dc, dz, units),
+    }
+}

@@ -1,0 +1,188 @@
+//! The engine against itself and against the definition: batch 1 against batches, two threads
+//! against one, and the backward pass against finite differences. (The golden tests in
+//! `listener::tests` check the forward pass against numpy; `echoic-tools`' training tests check
+//! the gradients against candle's autograd.)
+
+use super::*;
+use crate::listener::config::{Activation, ModelConfig};
+use crate::listener::format::NamedTensor;
+use crate::rng::SplitMix64;
+
+/// A small network with Gaussian weights of scale `1/√rows` and random biases.
+fn random_network(cfg: &ModelConfig, seed: u64) -> Network {
+    let mut rng = SplitMix64(seed);
+    let tensors: Vec<NamedTensor> = cfg
+        .tensor_shapes()
+        .into_iter()
+        .map(|(name, shape)| {
+            let scale = 1.0 / (shape[0] as f64).sqrt();
+            let scale = if shape.len() == 1 { 0.3 } else { scale };
+            let data = (0..shape.iter().product())
+                .map(|_| (rng.normal() * scale) as f32)
+                .collect();
+            NamedTensor { name, shape, data }
+        })
+        .collect();
+    Network::new(cfg, &tensors).unwrap()
+}
+
+/// `b` sequences of values in 0..1, as normalised input is.
+fn random_batch(cfg: &ModelConfig, b: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64(seed);
+    (0..b * cfg.steps * cfg.n_bands)
+        .map(|_| rng.next_f64() as f32)
+        .collect()
+}
+
+/// A model of the default shape but narrower, with the given activation.
+fn small(activation: Activation) -> ModelConfig {
+    ModelConfig {
+        n_bands: 20,
+        steps: 6,
+        encoder: vec![9, 17],
+        decoder: vec![11],
+        activation,
+    }
+}
+
+/// `max |a − b| / max |b|`: the error relative to the values' scale.
+fn relative_error(a: &[f32], b: &[f32]) -> f64 {
+    let scale = b.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+    let err = a
+        .iter()
+        .zip(b)
+        .fold(0.0f64, |m, (&x, &y)| m.max(f64::from(x - y).abs()));
+    err / scale.max(f64::MIN_POSITIVE)
+}
+
+#[test]
+fn batch_one_and_batches_encode_alike() {
+    for activation in [Activation::Relu, Activation::Tanh] {
+        let cfg = small(activation);
+        let net = random_network(&cfg, 1);
+        let encoder = Network::encoder(&cfg, &net.tensors()).unwrap();
+        let mut single = SingleEncoder::new(&encoder);
+        let n = 7;
+        let x = random_batch(&cfg, n, 2);
+        let latent = cfg.latent_dim();
+        // A workspace for 2 grows to 7.
+        let mut workspace = Workspace::new(&net, 2);
+        let mut batched = vec![0.0; n * latent];
+        workspace.encode(&net, &x, n, &mut batched);
+        let sequence = cfg.steps * cfg.n_bands;
+        for s in 0..n {
+            let mut one = vec![0.0; latent];
+            single.encode(&x[s * sequence..(s + 1) * sequence], &mut one);
+            let err = relative_error(&one, &batched[s * latent..(s + 1) * latent]);
+            assert!(err < 1e-5, "{activation:?} sequence {s}: {err}");
+        }
+        assert!(batched.iter().any(|&v| v != 0.0));
+    }
+}
+
+#[test]
+fn gradients_match_central_differences_on_a_tiny_model() {
+    let cfg = ModelConfig {
+        n_bands: 3,
+        steps: 4,
+        encoder: vec![4, 3],
+        decoder: vec![2],
+        activation: Activation::Tanh,
+    };
+    let b = 3;
+    let mut net = random_network(&cfg, 3);
+    let x = random_batch(&cfg, b, 4);
+    let mut workspace = Workspace::new(&net, b);
+    workspace.gradients(&net, &x, b, b);
+    let analytic = workspace.grads().to_vec();
+    let count = (b * cfg.steps * cfg.n_bands) as f64;
+    let mut numeric = vec![0.0f32; analytic.len()];
+    let eps = 1e-2f32;
+    for (i, slot) in numeric.iter_mut().enumerate() {
+        let original = net.params()[i];
+        net.params_mut()[i] = original + eps;
+        let up = workspace.gradients(&net, &x, b, b) / count;
+        net.params_mut()[i] = original - eps;
+        let down = workspace.gradients(&net, &x, b, b) / count;
+        net.params_mut()[i] = original;
+        *slot = ((up - down) / (2.0 * f64::from(eps))) as f32;
+    }
+    let err = relative_error(&analytic, &numeric);
+    eprintln!("backward pass against central differences: {err:.2e} of the largest gradient");
+    assert!(err < 2e-3, "relative error {err}");
+}
+
+#[test]
+fn two_threads_give_the_one_thread_gradient_and_step() {
+    for activation in [Activation::Relu, Activation::Tanh] {
+        let cfg = small(activation);
+        let b = 13; // an odd batch: halves of 7 and 6
+        let x = random_batch(&cfg, b, 6);
+        let mut trainers = [1, 2].map(|threads| {
+            let config = TrainerConfig {
+                threads,
+                ..TrainerConfig::default()
+            };
+            Trainer::new(random_network(&cfg, 5), config, b)
+        });
+        let (loss_one, one) = trainers[0].gradients(&x, b);
+        let one = one.to_vec();
+        let (loss_two, two) = trainers[1].gradients(&x, b);
+        assert!(
+            (loss_one - loss_two).abs() < 1e-6 * loss_one,
+            "{loss_one} {loss_two}"
+        );
+        let err = relative_error(two, &one);
+        assert!(err < 1e-5, "{activation:?}: {err}");
+        for trainer in &mut trainers {
+            trainer.step(&x, b);
+        }
+        let err = relative_error(
+            trainers[1].network().params(),
+            trainers[0].network().params(),
+        );
+        assert!(err < 1e-5, "{activation:?} after a step: {err}");
+    }
+}
+
+#[test]
+fn adamw_moves_by_the_learning_rate_and_steps_lower_the_loss() {
+    let cfg = small(Activation::Relu);
+    let b = 8;
+    let x = random_batch(&cfg, b, 8);
+    let start = random_network(&cfg, 7);
+    let config = TrainerConfig {
+        learning_rate: 1e-2,
+        ..TrainerConfig::default()
+    };
+    let mut trainer = Trainer::new(start.clone(), config, b);
+    let first = trainer.step(&x, b);
+    // AdamW's first step moves every parameter with a gradient by about the learning rate.
+    let moved = trainer
+        .network()
+        .params()
+        .iter()
+        .zip(start.params())
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(moved > 5e-3 && moved < 1.5e-2, "largest move {moved}");
+    let mut last = first;
+    for _ in 0..30 {
+        last = trainer.step(&x, b);
+    }
+    assert!(last < 0.7 * first, "loss {first} → {last}");
+}
+
+#[test]
+fn the_network_round_trips_its_tensors() {
+    let cfg = small(Activation::Tanh);
+    let net = random_network(&cfg, 9);
+    let again = Network::new(&cfg, &net.tensors()).unwrap();
+    assert_eq!(again, net);
+    let encoder = Network::encoder(&cfg, &net.tensors()).unwrap();
+    assert!(!encoder.has_decoder() && net.has_decoder());
+    assert_eq!(encoder.params(), &net.params()[..encoder.params().len()]);
+    let mut missing = net.tensors();
+    missing.retain(|t| t.name != "decoder.0.bias");
+    assert!(Network::new(&cfg, &missing).is_err());
+    assert!(Network::encoder(&cfg, &missing).is_ok());
+}
