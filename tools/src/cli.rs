@@ -10,6 +10,7 @@ use crate::corpus::{build_corpus, CorpusConfig};
 use crate::train::model::Autoencoder;
 use crate::train::{train, ProgressDrawTarget, TrainConfig};
 use clap::{CommandFactory, Parser, Subcommand};
+use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::{Activation, Listener, ModelConfig};
 
 /// Echoic's offline tools.
@@ -145,6 +146,17 @@ pub struct TrainArgs {
     /// Seed of the initialisation, split and shuffles.
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
+    /// Where to train: cpu (the LSTM engine), cuda or cuda:N (candle on that GPU). The default
+    /// is the first CUDA GPU in a `cuda` build that finds one, else the CPU.
+    #[arg(long)]
+    pub device: Option<ListenerDevice>,
+    /// Threads a CPU training step uses: 1, or 2 (each takes half of every batch).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
+    pub threads: u16,
+    /// Train with candle's autograd on the CPU instead of the LSTM engine: the reference
+    /// implementation, several times slower.
+    #[arg(long)]
+    pub candle: bool,
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -254,9 +266,10 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let r = &report.reconstruction;
     println!(
-        "model: {} ({})",
+        "model: {} (embeddings on {}, reconstructions by the {})",
         listener.metadata().name,
-        listener.device_name()
+        listener.device_name(),
+        autoencoder.runner()
     );
     println!(
         "classes: {:?} clips {:?}",
@@ -317,6 +330,9 @@ fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
         patience: args.patience,
         seed: args.seed,
         log: !args.quiet,
+        device: args.device.unwrap_or(defaults.device),
+        threads: usize::from(args.threads),
+        candle_reference: args.candle,
         ..defaults
     };
     let target = if args.quiet {

@@ -12,7 +12,11 @@
 //! every epoch, keeping the best epoch and stopping after `patience` epochs without improvement;
 //! then fit the principal axes of the training embeddings and write the model file.
 //!
-//! Offline code: allocates, reads and writes files. One thread (see [`limit_candle_threads`]).
+//! Training runs on the CPU LSTM engine (`echoic_core::listener::lstm`) on one thread or two,
+//! or through candle: on a CUDA GPU, or on the CPU as the reference (see [`learner`]).
+//!
+//! Offline code: allocates, reads and writes files. candle runs on one thread (see
+//! [`limit_candle_threads`]).
 //!
 //! # Threads
 //! candle 0.11 has no API to set its CPU thread count. It reads two environment variables:
@@ -27,6 +31,7 @@
 //! before candle reads them. The plugin never calls it (the environment belongs to the host), and
 //! runs no candle on the CPU.
 
+mod learner;
 pub mod model;
 
 #[cfg(test)]
@@ -35,9 +40,7 @@ mod tests;
 use crate::audio_file::{decode_mono_at, is_audio_file, AUDIO_EXTENSIONS};
 use crate::offline::analyse;
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
-use echoic_core::listener::candle::Seq2Seq;
+use candle_core::Device;
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::format;
 use echoic_core::listener::{
@@ -50,6 +53,8 @@ use echoic_core::worker::ListenSettings;
 /// indicatif): `ProgressDrawTarget::stderr()`, or `ProgressDrawTarget::hidden()` for silence.
 pub use indicatif::ProgressDrawTarget;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use learner::{Learner, EVAL_CHUNK};
+use model::Autoencoder;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -109,6 +114,12 @@ pub struct TrainConfig {
     /// Print per-epoch summaries on stderr even when the progress bars are not drawn (stderr
     /// not a terminal, or a hidden target), so that redirected logs keep them.
     pub log: bool,
+    /// Where training runs: the CPU (the LSTM engine) or a CUDA GPU (candle).
+    pub device: ListenerDevice,
+    /// Threads a CPU step uses: 1, or 2 (each takes half of every batch).
+    pub threads: usize,
+    /// Train with candle's autograd on the CPU instead of the engine: the reference, slower.
+    pub candle_reference: bool,
 }
 
 impl Default for TrainConfig {
@@ -134,6 +145,9 @@ impl Default for TrainConfig {
             pca_axes: 8,
             pca_max_sequences: 20_000,
             log: true,
+            device: ListenerDevice::preferred(),
+            threads: 1,
+            candle_reference: false,
         }
     }
 }
@@ -348,47 +362,36 @@ pub fn candle_device(device: ListenerDevice) -> Result<Device> {
     })
 }
 
-/// Copies the sequences `idx` of `data` into one batch tensor `B × T × n_bands`.
-fn batch(
-    data: &[f32],
-    idx: &[usize],
-    cfg: &ModelConfig,
-    device: &Device,
-    buf: &mut Vec<f32>,
-) -> candle_core::Result<Tensor> {
-    let seq_len = cfg.steps * cfg.n_bands;
+/// Copies the sequences `idx` of `data` (`seq_len` values each) into `buf`, batch-major.
+fn gather(data: &[f32], idx: &[usize], seq_len: usize, buf: &mut Vec<f32>) {
     buf.clear();
     for &i in idx {
         buf.extend_from_slice(&data[i * seq_len..(i + 1) * seq_len]);
     }
-    Tensor::from_slice(buf, (idx.len(), cfg.steps, cfg.n_bands), device)
 }
 
-/// Mean squared error of the model over `idx`, in normalised units, and per-band sums of
-/// squared errors (for the dB figure).
+/// Mean squared error over `idx` of the reconstructions `reconstruct(x, n)` gives for `n`
+/// batch-major normalised sequences, in normalised units, and per-band sums of squared errors
+/// (for the dB figure).
 fn evaluate(
-    model: &Seq2Seq,
+    mut reconstruct: impl FnMut(&[f32], usize) -> Result<Vec<f32>>,
     data: &[f32],
     idx: &[usize],
-    device: &Device,
-) -> candle_core::Result<(f64, Vec<f64>)> {
-    let cfg = model.config();
+    cfg: &ModelConfig,
+) -> Result<(f64, Vec<f64>)> {
+    let seq_len = cfg.steps * cfg.n_bands;
     let mut buf = Vec::new();
-    let mut total = 0.0f64;
     let mut per_band = vec![0.0f64; cfg.n_bands];
-    for chunk in idx.chunks(256) {
-        let x = batch(data, chunk, cfg, device, &mut buf)?;
-        let err = (model.forward(&x)? - &x)?.sqr()?;
-        let band_sums = err
-            .sum((0, 1))?
-            .to_dtype(candle_core::DType::F64)?
-            .to_vec1::<f64>()?;
-        for (p, s) in per_band.iter_mut().zip(&band_sums) {
-            *p += s;
+    for chunk in idx.chunks(EVAL_CHUNK) {
+        gather(data, chunk, seq_len, &mut buf);
+        let y = reconstruct(&buf, chunk.len())?;
+        for (k, (&y, &x)) in y.iter().zip(&buf).enumerate() {
+            let e = f64::from(y - x);
+            per_band[k % cfg.n_bands] += e * e;
         }
-        total += band_sums.iter().sum::<f64>();
     }
-    let count = (idx.len() * cfg.steps * cfg.n_bands).max(1) as f64;
+    let total: f64 = per_band.iter().sum();
+    let count = (idx.len() * seq_len).max(1) as f64;
     Ok((total / count, per_band))
 }
 
@@ -534,19 +537,12 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     let data = model_input(&normalisation, &store.data);
 
     // Model and optimiser.
-    let device = candle_device(ListenerDevice::preferred())?;
-    let varmap = VarMap::new();
     let weights = model::initial_weights(&model_cfg, cfg.seed ^ 0x5eed);
-    let net = model::trainable(&model_cfg, &weights, &varmap, &device)?;
-    let eval_net = net.detached();
-    let mut opt = AdamW::new(
-        varmap.all_vars(),
-        ParamsAdamW {
-            lr: cfg.learning_rate,
-            weight_decay: cfg.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut learner = Learner::new(&model_cfg, &weights, cfg)?;
+    say(format!(
+        "training with {}",
+        learner.describe(cfg.threads.clamp(1, 2))
+    ));
 
     let mut meta = ListenerMetadata {
         format_version: FORMAT_VERSION,
@@ -595,14 +591,8 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
         let (mut sum, mut count) = (0.0f64, 0usize);
         for (b, idx) in shuffled.chunks(cfg.batch_size).enumerate() {
-            let x = batch(&data, idx, &model_cfg, &device, &mut buf)?;
-            let loss = (net.forward(&x)? - &x)?.sqr()?.mean_all()?;
-            let mut grads = loss.backward()?;
-            if let Some(limit) = cfg.clip_grad_norm {
-                clip_gradients(&mut grads, &varmap, limit)?;
-            }
-            opt.step(&grads)?;
-            let value = loss.to_scalar::<f32>()? as f64;
+            gather(&data, idx, seq_len, &mut buf);
+            let value = learner.step(&buf, idx.len())?;
             if !value.is_finite() {
                 bar.finish_and_clear();
                 bail!("training diverged (loss {value}) in epoch {epoch}; lower the learning rate");
@@ -619,7 +609,13 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         let validation_loss = if val_idx.is_empty() {
             train_loss
         } else {
-            evaluate(&eval_net, &data, &val_idx, &device)?.0
+            evaluate(
+                |x, n| learner.reconstruct(x, n),
+                &data,
+                &val_idx,
+                &model_cfg,
+            )?
+            .0
         };
         let stats = EpochStats {
             epoch,
@@ -635,11 +631,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         ));
         epochs.push(stats);
         if improved {
-            best = Some((
-                epoch,
-                validation_loss,
-                model::read_weights(&model_cfg, &varmap)?,
-            ));
+            best = Some((epoch, validation_loss, learner.weights()?));
         }
         if cfg.checkpoints {
             meta.provenance.epochs = epoch;
@@ -648,7 +640,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 ("train_loss".to_string(), train_loss.into()),
                 ("validation_loss".to_string(), validation_loss.into()),
             ]);
-            let tensors = model::read_weights(&model_cfg, &varmap)?;
+            let tensors = learner.weights()?;
             let path = ckpt_dir.join(format!("epoch-{epoch:03}.safetensors"));
             std::fs::write(&path, format::encode(&meta, &tensors)?)
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -668,13 +660,18 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
 
     // The kept weights: validation error in dB, principal axes of the training embeddings.
     let tensors = best_weights;
-    let final_net = Seq2Seq::from_tensors(&meta, &tensors, &device)?;
+    let final_net = Autoencoder::from_parts(meta.clone(), &tensors, cfg.device)?;
     let eval_idx = if val_idx.is_empty() {
         &train_idx
     } else {
         &val_idx
     };
-    let (_, per_band) = evaluate(&final_net, &data, eval_idx, &device)?;
+    let (_, per_band) = evaluate(
+        |x, n| final_net.reconstruct_normalised(x, n),
+        &data,
+        eval_idx,
+        &model_cfg,
+    )?;
     let per_band_count = (eval_idx.len() * model_cfg.steps) as f64;
     let mse_db: f64 = per_band
         .iter()
@@ -690,9 +687,9 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         .max(1);
     let pca_idx: Vec<usize> = train_idx.iter().copied().step_by(pca_every).collect();
     let mut embeddings = Vec::with_capacity(pca_idx.len() * model_cfg.latent_dim());
-    for chunk in pca_idx.chunks(256) {
-        let x = batch(&data, chunk, &model_cfg, &device, &mut buf)?;
-        embeddings.extend(final_net.encode(&x)?.flatten_all()?.to_vec1::<f32>()?);
+    for chunk in pca_idx.chunks(EVAL_CHUNK) {
+        gather(&data, chunk, seq_len, &mut buf);
+        embeddings.extend(final_net.embed_normalised(&buf, chunk.len())?);
     }
     meta.pca = pca::fit(&embeddings, model_cfg.latent_dim(), cfg.pca_axes);
 
@@ -741,29 +738,4 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         failures,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Scales all gradients down together when their global L2 norm exceeds `limit`.
-fn clip_gradients(
-    grads: &mut candle_core::backprop::GradStore,
-    varmap: &VarMap,
-    limit: f64,
-) -> candle_core::Result<()> {
-    let vars = varmap.all_vars();
-    let mut total = 0.0f64;
-    for var in &vars {
-        if let Some(g) = grads.get(var.as_tensor()) {
-            total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-        }
-    }
-    let norm = total.sqrt();
-    if norm > limit && norm.is_finite() {
-        let factor = limit / norm;
-        for var in &vars {
-            if let Some(g) = grads.remove(var.as_tensor()) {
-                grads.insert(var.as_tensor(), (g * factor)?);
-            }
-        }
-    }
-    Ok(())
 }

@@ -1,46 +1,70 @@
 //! Offline: the autoencoder for training and evaluation.
 //!
 //! The listener's autoencoder for training and evaluation: a model file's [`Autoencoder`] for
-//! reconstructions, Keras' initialisation, and the bridge between candle's training variables and
-//! the reference network (`echoic_core::listener::candle::Seq2Seq`). Offline.
+//! reconstructions (the CPU LSTM engine, or candle on a GPU), Keras' initialisation, and the
+//! bridge between candle's training variables and the reference network
+//! (`echoic_core::listener::candle::Seq2Seq`). Offline.
 
+use super::candle_device;
 use candle_core::{DType, Device, Tensor, Var};
 use echoic_core::listener::candle::Seq2Seq;
+use echoic_core::listener::encoder::Device as ListenerDevice;
+use echoic_core::listener::lstm::{Network, Workspace};
 use echoic_core::listener::{ListenerMetadata, ModelConfig, NamedTensor};
 use echoic_core::rng::SplitMix64;
 
-/// A model file's whole autoencoder on a candle device: reconstructions for `echoic eval`, and
-/// candle's embedding as the reference the runtime encoders are tested against. Allocates.
+/// A model file's whole autoencoder: reconstructions for `echoic eval` and training's final
+/// figures, and embeddings for the principal axes. Allocates.
 #[derive(Debug)]
 pub struct Autoencoder {
     /// Everything in the file besides the weights.
     meta: ListenerMetadata,
-    /// The network.
-    net: Seq2Seq,
-    /// Where it runs.
-    device: Device,
+    /// The network, where it runs.
+    net: Net,
 }
 
-/// Sequences per candle call: bounds the memory one call takes.
+/// Where an [`Autoencoder`] runs.
+#[derive(Debug)]
+enum Net {
+    /// The CPU LSTM engine.
+    Engine(Network),
+    /// candle, on a GPU.
+    Candle {
+        /// The network.
+        net: Seq2Seq,
+        /// Its device.
+        device: Device,
+    },
+}
+
+/// Sequences per call: bounds the memory one call takes.
 const CHUNK: usize = 256;
 
 impl Autoencoder {
     /// Loads a model file on the CPU. Validates it as the plugin's loader does.
     pub fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
         let (meta, tensors) = echoic_core::listener::format::decode(bytes)?;
-        Self::from_parts(meta, &tensors, Device::Cpu)
+        Self::from_parts(meta, &tensors, ListenerDevice::Cpu)
     }
 
-    /// The autoencoder of `meta` and `tensors`, on `device`. Validates both.
+    /// The autoencoder of `meta` and `tensors`: the LSTM engine on the CPU, candle on a GPU.
+    /// Validates both.
     pub fn from_parts(
         meta: ListenerMetadata,
         tensors: &[NamedTensor],
-        device: Device,
+        device: ListenerDevice,
     ) -> anyhow::Result<Self> {
         meta.validate()?;
         echoic_core::listener::format::check_weights(&meta.model, tensors)?;
-        let net = Seq2Seq::from_tensors(&meta, tensors, &device)?;
-        Ok(Self { meta, net, device })
+        let net = match device {
+            ListenerDevice::Cpu => Net::Engine(Network::new(&meta.model, tensors)?),
+            ListenerDevice::Cuda(_) => {
+                let device = candle_device(device)?;
+                let net = Seq2Seq::from_tensors(&meta, tensors, &device)?;
+                Net::Candle { net, device }
+            }
+        };
+        Ok(Self { meta, net })
     }
 
     /// Everything in the file besides the weights.
@@ -48,46 +72,78 @@ impl Autoencoder {
         &self.meta
     }
 
-    /// Runs `f` on each chunk of normalised sequences of `buffers_db` (`n` dilated buffers in
-    /// dB) as a `B × T × n_bands` tensor, concatenating what it returns.
-    fn map_chunks(
-        &self,
-        buffers_db: &[f32],
-        n: usize,
-        f: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
-    ) -> anyhow::Result<Vec<f32>> {
+    /// What runs the network: "LSTM engine on the CPU" or "candle on" the GPU.
+    pub fn runner(&self) -> String {
+        match &self.net {
+            Net::Engine(_) => "LSTM engine on the CPU".to_string(),
+            Net::Candle { device, .. } => format!("candle on {device:?}"),
+        }
+    }
+
+    /// Runs the encoder (`decode` false) or the whole autoencoder on `n` normalised sequences,
+    /// chunk by chunk; returns `n × latent` embeddings or `n × steps × n_bands` reconstructions.
+    fn run(&self, normalised: &[f32], n: usize, decode: bool) -> anyhow::Result<Vec<f32>> {
         let cfg = &self.meta.model;
         let sequence = cfg.steps * cfg.n_bands;
         anyhow::ensure!(
-            buffers_db.len() == n * sequence,
+            normalised.len() == n * sequence,
             "expected {} values, got {}",
             n * sequence,
-            buffers_db.len()
+            normalised.len()
         );
-        let mut out = Vec::new();
-        let mut normalised = vec![0.0; CHUNK.min(n) * sequence];
-        for chunk in buffers_db.chunks(CHUNK * sequence) {
-            let normalised = &mut normalised[..chunk.len()];
-            self.meta.normalisation.apply(chunk, normalised);
-            let x = Tensor::from_slice(
-                normalised,
-                (chunk.len() / sequence, cfg.steps, cfg.n_bands),
-                &self.device,
-            )?;
-            out.extend(f(&x)?.flatten_all()?.to_vec1::<f32>()?);
+        let width = if decode { sequence } else { cfg.latent_dim() };
+        let mut out = vec![0.0; n * width];
+        let chunks = normalised
+            .chunks(CHUNK * sequence)
+            .zip(out.chunks_mut(CHUNK * width));
+        match &self.net {
+            Net::Engine(net) => {
+                let mut workspace = Workspace::new(net, n.min(CHUNK));
+                for (x, dst) in chunks {
+                    let b = x.len() / sequence;
+                    if decode {
+                        workspace.reconstruct(net, x, b, dst);
+                    } else {
+                        workspace.encode(net, x, b, dst);
+                    }
+                }
+            }
+            Net::Candle { net, device } => {
+                for (x, dst) in chunks {
+                    let x = Tensor::from_slice(
+                        x,
+                        (x.len() / sequence, cfg.steps, cfg.n_bands),
+                        device,
+                    )?;
+                    let y = if decode {
+                        net.forward(&x)?
+                    } else {
+                        net.encode(&x)?
+                    };
+                    dst.copy_from_slice(&y.flatten_all()?.to_vec1::<f32>()?);
+                }
+            }
         }
         Ok(out)
     }
 
-    /// candle's embeddings of `n` dilated buffers (dB, laid end to end): `n × latent` values.
-    pub fn embed_batch(&self, buffers_db: &[f32], n: usize) -> anyhow::Result<Vec<f32>> {
-        self.map_chunks(buffers_db, n, |x| self.net.encode(x))
+    /// The embeddings of `n` normalised sequences: `n × latent` values.
+    pub fn embed_normalised(&self, normalised: &[f32], n: usize) -> anyhow::Result<Vec<f32>> {
+        self.run(normalised, n, false)
+    }
+
+    /// The reconstructions of `n` normalised sequences, in normalised units:
+    /// `n × steps × n_bands` values.
+    pub fn reconstruct_normalised(&self, normalised: &[f32], n: usize) -> anyhow::Result<Vec<f32>> {
+        self.run(normalised, n, true)
     }
 
     /// Encodes and decodes `n` dilated buffers; returns the `n × steps × n_bands`
     /// reconstructions in dB (de-normalised).
     pub fn reconstruct_batch(&self, buffers_db: &[f32], n: usize) -> anyhow::Result<Vec<f32>> {
-        let mut out = self.map_chunks(buffers_db, n, |x| self.net.forward(x))?;
+        let mut normalised = vec![0.0; buffers_db.len()];
+        self.meta.normalisation.apply(buffers_db, &mut normalised);
+        let mut out = self.reconstruct_normalised(&normalised, n)?;
         self.meta.normalisation.invert(&mut out);
         Ok(out)
     }
