@@ -6,18 +6,20 @@
 //!
 //! - [`config`]: the network's sizes, stored in every file;
 //! - [`format`](mod@format): the model file (safetensors plus JSON metadata) and its validation;
-//! - [`encoder`]: the one encoder chosen at load, the fast CPU path or candle on CUDA;
+//! - [`encoder`]: the one encoder chosen at load, the CPU LSTM engine or candle on CUDA;
+//! - [`lstm`]: the CPU LSTM engine, inference (batch 1 for the worker, batches offline) and
+//!   training;
 //! - `candle` (feature `candle`): the LSTM layers as candle ops, for the GPU encoder and for
 //!   the offline trainer (`echoic-tools`), which adds the decoder.
 //!
 //! [`Listener`] keeps only what inference needs: the metadata and the encoder's weights. The
 //! decoder's weights are validated at load and dropped.
 //!
-//! # Measured (one thread, AMD EPYC Zen 3 VM with AVX2, 2 cores shared with compilers)
-//! Default 8 × 100 → 250 encoder: [`Listener::embed_into`] about 105–135 µs median;
-//! [`Listener::embed_batch`] about 85–100 µs per embedding at batch 64 (candle: about 220 µs
-//! per embedding, 750+ µs at batch 1). The arithmetic alone is 2.4 M multiply-adds per
-//! embedding, so about 50 µs even at this core's peak FMA rate.
+//! # Measured
+//! `cargo bench -p echoic-core --bench lstm`, one thread of a shared 2-core AMD EPYC (Zen 4,
+//! AVX-512), the default 8 × 100 → 250 encoder: [`Listener::embed_into`] about 115–130 µs per
+//! embedding; batches of 64 about 55 µs per embedding. `cargo xtask bench --torch` sets these
+//! against PyTorch in the same run.
 //!
 //! # Example
 //! ```

@@ -2,8 +2,9 @@
 //!
 //! A safe face over [`gemm::gemm`]: matrices are slices with a row and a column stride, so that a
 //! transpose is a view, not a copy. `gemm` picks its AVX-512, AVX2+FMA or scalar kernels at run
-//! time. It packs its operands into scratch memory of its own, which it allocates inside some
-//! calls; the engine's own buffers are sized once per batch shape.
+//! time. It packs its operands into scratch memory of its own, at most two blocks allocated per
+//! product (`core/tests/lstm_alloc.rs` counts them); the engine's own buffers are sized once per
+//! batch shape.
 
 use gemm::Parallelism;
 
