@@ -15,7 +15,7 @@
 
 use super::{cargo, root, run};
 use anyhow::{bail, Context, Result};
-use std::fmt;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -215,32 +215,57 @@ fn imports_torch(python: &Path) -> bool {
 }
 
 /// Reads and parses a JSON file.
-fn read_json(path: &Path) -> Result<Json> {
+fn read_json(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("the bench did not write {}", path.display()))?;
-    Json::parse(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
 /// The time named `name` in a file's `seconds` object: a positive, finite number of seconds.
-fn seconds(json: &Json, path: &Path, name: &str) -> Result<f64> {
-    match json.get("seconds").and_then(|s| s.get(name)) {
-        Some(Json::Number(s)) if s.is_finite() && *s > 0.0 => Ok(*s),
-        Some(other) => bail!(
-            "{}: seconds.{name} is {other}, not a positive number of seconds",
-            path.display()
+fn seconds(json: &Value, path: &Path, name: &str) -> Result<f64> {
+    let Some(value) = json.get("seconds").and_then(|s| s.get(name)) else {
+        bail!("{}: no seconds.{name}", path.display());
+    };
+    match value.as_f64() {
+        Some(s) if s.is_finite() && s > 0.0 => Ok(s),
+        _ => bail!(
+            "{}: seconds.{name} is {}, not a positive number of seconds",
+            path.display(),
+            show(value)
         ),
-        None => bail!("{}: no seconds.{name}", path.display()),
+    }
+}
+
+/// A value as the bench prints it, compact and readable: strings without quotes, numbers as
+/// `f64`s (`100`, not `100.0`), arrays as `[50, 250]`. serde_json's own `Display` writes JSON
+/// (`"tanh"`, `[50,250]`), which reads worse in a sentence.
+fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |n| n.to_string()),
+        Value::Array(items) => {
+            let items: Vec<_> = items.iter().map(show).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(members) => {
+            let members: Vec<_> = members
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", show(v)))
+                .collect();
+            format!("{{{}}}", members.join(", "))
+        }
+        Value::Null | Value::Bool(_) => value.to_string(),
     }
 }
 
 /// One line describing the benchmarked network, from `echoic.json`.
-fn describe(echoic: &Json) -> String {
+fn describe(echoic: &Value) -> String {
     let field = |key: &str| match echoic.get("config").and_then(|c| c.get(key)) {
-        Some(value) => value.to_string(),
+        Some(value) => show(value),
         None => "?".to_owned(),
     };
     let batch = match echoic.get("batch") {
-        Some(value) => value.to_string(),
+        Some(value) => show(value),
         None => "?".to_owned(),
     };
     format!(
@@ -268,7 +293,7 @@ fn micros(seconds: f64) -> String {
 }
 
 /// Echoic's two-thread speed-up of a training step and the line that reports it.
-fn speed_up_line(echoic: &Json, path: &Path) -> Result<String> {
+fn speed_up_line(echoic: &Value, path: &Path) -> Result<String> {
     let speed_up =
         seconds(echoic, path, "train-b64")? / seconds(echoic, path, "train-b64-2threads")?;
     Ok(format!(
@@ -288,7 +313,7 @@ fn verdict(value: f64, target: f64) -> &'static str {
 }
 
 /// Prints Echoic's LSTM figures alone (`cargo xtask bench` without `--torch`).
-fn print_echoic(echoic: &Json, path: &Path) -> Result<()> {
+fn print_echoic(echoic: &Value, path: &Path) -> Result<()> {
     println!("\n{}", describe(echoic));
     for comparison in &COMPARISONS {
         let s = seconds(echoic, path, comparison.name)?;
@@ -307,20 +332,17 @@ fn print_echoic(echoic: &Json, path: &Path) -> Result<()> {
 /// The cross-check of Echoic's and PyTorch's embeddings of the same input (the first row of
 /// `input_b64`), when both files carry one: a line saying how far apart they are, a warning when
 /// they differ by more than rounding. It informs and does not fail, as the figures do not.
-fn embedding_check(echoic: &Json, torch: &Json) -> Option<String> {
-    let values = |json: &Json| -> Option<Vec<f64>> {
-        match json.get(EMBEDDING_KEY)? {
-            Json::Array(items) => items
-                .iter()
-                .map(|item| match item {
-                    Json::Number(n) => Some(*n),
-                    // serde_json writes a NaN as null.
-                    Json::Null => Some(f64::NAN),
-                    _ => None,
-                })
-                .collect(),
-            _ => None,
-        }
+fn embedding_check(echoic: &Value, torch: &Value) -> Option<String> {
+    let values = |json: &Value| -> Option<Vec<f64>> {
+        json.get(EMBEDDING_KEY)?
+            .as_array()?
+            .iter()
+            .map(|item| match item {
+                // serde_json writes a NaN as null.
+                Value::Null => Some(f64::NAN),
+                _ => item.as_f64(),
+            })
+            .collect()
     };
     let (ours, theirs) = (values(echoic)?, values(torch)?);
     if ours.len() != theirs.len() {
@@ -355,13 +377,13 @@ fn embedding_check(echoic: &Json, torch: &Json) -> Option<String> {
 /// Prints the table of PyTorch's and Echoic's figures with their ratios, the two-thread figures,
 /// then one `torch-ratio NAME RATIO` line per comparison.
 fn print_comparison(
-    echoic: &Json,
+    echoic: &Value,
     echoic_path: &Path,
-    torch: &Json,
+    torch: &Value,
     torch_path: &Path,
 ) -> Result<()> {
     let version = match torch.get("torch_version") {
-        Some(value) => value.to_string(),
+        Some(value) => show(value),
         None => "?".to_owned(),
     };
     println!("\n{}", describe(echoic));
@@ -412,261 +434,4 @@ fn print_comparison(
         println!("torch-ratio {name} {ratio:.2}");
     }
     Ok(())
-}
-
-/// A JSON value: what the bench's files hold. Numbers are `f64`; an object keeps its order.
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    /// `null`.
-    Null,
-    /// `true` or `false`.
-    Bool(bool),
-    /// A number.
-    Number(f64),
-    /// A string, unescaped.
-    String(String),
-    /// An array.
-    Array(Vec<Json>),
-    /// An object's members, in order.
-    Object(Vec<(String, Json)>),
-}
-
-impl Json {
-    /// Parses a whole JSON text (surrounding whitespace allowed, nothing else after the value).
-    fn parse(text: &str) -> Result<Json> {
-        let mut parser = Parser {
-            text: text.as_bytes(),
-            pos: 0,
-        };
-        let value = parser.value()?;
-        parser.skip_whitespace();
-        if parser.pos != parser.text.len() {
-            bail!("unexpected text after the value at byte {}", parser.pos);
-        }
-        Ok(value)
-    }
-
-    /// The member `key` of an object (the last one, as most parsers do); `None` for anything else.
-    fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Object(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-}
-
-/// Compact and readable: strings without quotes, arrays as `[50, 250]`.
-impl fmt::Display for Json {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Json::Null => f.write_str("null"),
-            Json::Bool(b) => write!(f, "{b}"),
-            Json::Number(n) => write!(f, "{n}"),
-            Json::String(s) => f.write_str(s),
-            Json::Array(items) => {
-                f.write_str("[")?;
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{item}")?;
-                }
-                f.write_str("]")
-            }
-            Json::Object(members) => {
-                f.write_str("{")?;
-                for (i, (key, value)) in members.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{key}: {value}")?;
-                }
-                f.write_str("}")
-            }
-        }
-    }
-}
-
-/// A recursive-descent JSON parser over the bytes of a `&str` (so it is valid UTF-8 already).
-struct Parser<'a> {
-    /// The text.
-    text: &'a [u8],
-    /// The next byte to read.
-    pos: usize,
-}
-
-impl Parser<'_> {
-    /// Skips JSON whitespace.
-    fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.text.get(self.pos) {
-            self.pos += 1;
-        }
-    }
-
-    /// The next byte after whitespace, without consuming it.
-    fn peek(&mut self) -> Result<u8> {
-        self.skip_whitespace();
-        match self.text.get(self.pos) {
-            Some(&byte) => Ok(byte),
-            None => bail!("unexpected end of the text"),
-        }
-    }
-
-    /// Consumes `byte` after whitespace, or fails saying what was expected.
-    fn expect(&mut self, byte: u8) -> Result<()> {
-        if self.peek()? != byte {
-            bail!("expected `{}` at byte {}", byte as char, self.pos);
-        }
-        self.pos += 1;
-        Ok(())
-    }
-
-    /// One value.
-    fn value(&mut self) -> Result<Json> {
-        match self.peek()? {
-            b'{' => self.object(),
-            b'[' => self.array(),
-            b'"' => Ok(Json::String(self.string()?)),
-            b't' => self.literal("true", Json::Bool(true)),
-            b'f' => self.literal("false", Json::Bool(false)),
-            b'n' => self.literal("null", Json::Null),
-            b'-' | b'0'..=b'9' => self.number(),
-            other => bail!("unexpected `{}` at byte {}", other as char, self.pos),
-        }
-    }
-
-    /// The keyword `word`, giving `value`.
-    fn literal(&mut self, word: &str, value: Json) -> Result<Json> {
-        if !self.text[self.pos..].starts_with(word.as_bytes()) {
-            bail!("unexpected text at byte {}", self.pos);
-        }
-        self.pos += word.len();
-        Ok(value)
-    }
-
-    /// A number (JSON's syntax, read by Rust's `f64` parser).
-    fn number(&mut self) -> Result<Json> {
-        let start = self.pos;
-        while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.text.get(self.pos) {
-            self.pos += 1;
-        }
-        let digits = std::str::from_utf8(&self.text[start..self.pos]).expect("ASCII");
-        let number = digits
-            .parse()
-            .with_context(|| format!("`{digits}` at byte {start} is not a number"))?;
-        Ok(Json::Number(number))
-    }
-
-    /// A string, unescaped.
-    fn string(&mut self) -> Result<String> {
-        self.expect(b'"')?;
-        let mut bytes = Vec::new();
-        loop {
-            let Some(&byte) = self.text.get(self.pos) else {
-                bail!("unterminated string");
-            };
-            self.pos += 1;
-            match byte {
-                b'"' => break,
-                b'\\' => {
-                    let Some(&escape) = self.text.get(self.pos) else {
-                        bail!("unterminated string");
-                    };
-                    self.pos += 1;
-                    let c = match escape {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => self.unicode_escape()?,
-                        other => bail!("unknown escape `\\{}` at byte {}", other as char, self.pos),
-                    };
-                    bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-                }
-                _ => bytes.push(byte),
-            }
-        }
-        // Whole UTF-8 sequences of the input and encoded chars only: valid.
-        Ok(String::from_utf8(bytes).expect("UTF-8 in, UTF-8 out"))
-    }
-
-    /// The character of a `\uXXXX` escape (after the `\u`), joining a surrogate pair; a lone
-    /// surrogate becomes U+FFFD.
-    fn unicode_escape(&mut self) -> Result<char> {
-        let high = self.hex4()?;
-        if (0xd800..0xdc00).contains(&high) && self.text[self.pos..].starts_with(b"\\u") {
-            let save = self.pos;
-            self.pos += 2;
-            let low = self.hex4()?;
-            if (0xdc00..0xe000).contains(&low) {
-                let c = 0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00);
-                return Ok(char::from_u32(c).unwrap_or('\u{fffd}'));
-            }
-            self.pos = save;
-        }
-        Ok(char::from_u32(high).unwrap_or('\u{fffd}'))
-    }
-
-    /// Four hexadecimal digits.
-    fn hex4(&mut self) -> Result<u32> {
-        let digits = self
-            .text
-            .get(self.pos..self.pos + 4)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| u32::from_str_radix(d, 16).ok())
-            .with_context(|| format!("bad \\u escape at byte {}", self.pos))?;
-        self.pos += 4;
-        Ok(digits)
-    }
-
-    /// An array.
-    fn array(&mut self) -> Result<Json> {
-        self.expect(b'[')?;
-        let mut items = Vec::new();
-        if self.peek()? == b']' {
-            self.pos += 1;
-            return Ok(Json::Array(items));
-        }
-        loop {
-            items.push(self.value()?);
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Ok(Json::Array(items));
-                }
-                _ => bail!("expected `,` or `]` at byte {}", self.pos),
-            }
-        }
-    }
-
-    /// An object.
-    fn object(&mut self) -> Result<Json> {
-        self.expect(b'{')?;
-        let mut members = Vec::new();
-        if self.peek()? == b'}' {
-            self.pos += 1;
-            return Ok(Json::Object(members));
-        }
-        loop {
-            if self.peek()? != b'"' {
-                bail!("expected a member name at byte {}", self.pos);
-            }
-            let key = self.string()?;
-            self.expect(b':')?;
-            members.push((key, self.value()?));
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Ok(Json::Object(members));
-                }
-                _ => bail!("expected `,` or `}}` at byte {}", self.pos),
-            }
-        }
-    }
 }
