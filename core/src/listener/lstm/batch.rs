@@ -285,22 +285,16 @@ fn forward_layer(
     let z = &mut tape.gates[..t_steps * b * g4];
     match input {
         Input::Sequence(x) => {
-            for row in z.chunks_exact_mut(g4) {
-                row.copy_from_slice(layer.bias);
-            }
             let x = View::rows(x, t_steps * b, d);
-            product(z, x, View::rows(layer.kernel, d, g4), true);
+            product(z, x, View::rows(layer.kernel, d, g4), false);
         }
         Input::Repeated(e) => {
             let (first, rest) = z.split_at_mut(b * g4);
-            for row in first.chunks_exact_mut(g4) {
-                row.copy_from_slice(layer.bias);
-            }
             product(
                 first,
                 View::rows(e, b, d),
                 View::rows(layer.kernel, d, g4),
-                true,
+                false,
             );
             for step in rest.chunks_exact_mut(b * g4) {
                 step.copy_from_slice(first);
@@ -327,6 +321,7 @@ fn forward_layer(
             isa,
             activation,
             zt,
+            layer.bias,
             c_prev,
             &mut c_rest[..b * h],
             &mut h_rest[..b * h],
@@ -441,10 +436,12 @@ fn backward_layer(
 }
 
 /// [`cell::step_recorded`] over `b` rows of one step, compiled for `isa`.
+#[allow(clippy::too_many_arguments)]
 fn cells_forward(
     isa: Isa,
     activation: Activation,
     z: &mut [f32],
+    bias: &[f32],
     c_prev: Option<&[f32]>,
     c: &mut [f32],
     h: &mut [f32],
@@ -454,6 +451,7 @@ fn cells_forward(
     #[inline(always)]
     fn run<M: MulAdd, const RELU: bool>(
         z: &mut [f32],
+        bias: &[f32],
         c_prev: Option<&[f32]>,
         c: &mut [f32],
         h: &mut [f32],
@@ -465,7 +463,7 @@ fn cells_forward(
             .zip(h.chunks_exact_mut(units));
         for (s, ((z, c), h)) in rows.enumerate() {
             let previous = c_prev.map(|p| &p[s * units..][..units]);
-            cell::step_recorded::<M, RELU>(z, previous, c, h);
+            cell::step_recorded::<M, RELU>(z, bias, previous, c, h);
         }
     }
     /// The loop compiled for AVX2 and FMA.
@@ -477,15 +475,16 @@ fn cells_forward(
     unsafe fn avx2(
         relu: bool,
         z: &mut [f32],
+        bias: &[f32],
         c_prev: Option<&[f32]>,
         c: &mut [f32],
         h: &mut [f32],
         units: usize,
     ) {
         if relu {
-            run::<Fused, true>(z, c_prev, c, h, units)
+            run::<Fused, true>(z, bias, c_prev, c, h, units)
         } else {
-            run::<Fused, false>(z, c_prev, c, h, units)
+            run::<Fused, false>(z, bias, c_prev, c, h, units)
         }
     }
     /// The loop compiled for AVX-512.
@@ -497,27 +496,28 @@ fn cells_forward(
     unsafe fn avx512(
         relu: bool,
         z: &mut [f32],
+        bias: &[f32],
         c_prev: Option<&[f32]>,
         c: &mut [f32],
         h: &mut [f32],
         units: usize,
     ) {
         if relu {
-            run::<Fused, true>(z, c_prev, c, h, units)
+            run::<Fused, true>(z, bias, c_prev, c, h, units)
         } else {
-            run::<Fused, false>(z, c_prev, c, h, units)
+            run::<Fused, false>(z, bias, c_prev, c, h, units)
         }
     }
     let relu = activation == Activation::Relu;
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect` found AVX-512F, AVX2 and FMA.
-        Isa::Avx512 => unsafe { avx512(relu, z, c_prev, c, h, units) },
+        Isa::Avx512 => unsafe { avx512(relu, z, bias, c_prev, c, h, units) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::detect` found AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2(relu, z, c_prev, c, h, units) },
-        _ if relu => run::<Plain, true>(z, c_prev, c, h, units),
-        _ => run::<Plain, false>(z, c_prev, c, h, units),
+        Isa::Avx2 => unsafe { avx2(relu, z, bias, c_prev, c, h, units) },
+        _ if relu => run::<Plain, true>(z, bias, c_prev, c, h, units),
+        _ => run::<Plain, false>(z, bias, c_prev, c, h, units),
     }
 }
 

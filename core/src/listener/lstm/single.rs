@@ -137,7 +137,7 @@ impl SingleEncoder {
             let (d, h, g4) = (layer.kernel_depth(), layer.units, 4 * layer.units);
             let projections = &mut self.projections[..steps * g4];
             for (t, p) in projections.chunks_exact_mut(g4).enumerate() {
-                p.copy_from_slice(&layer.bias);
+                p.fill(0.0);
                 // SAFETY: `isa` is the set this function was compiled for (see `encode`).
                 unsafe { matvec(isa, &self.input[t * d..(t + 1) * d], &layer.kernel, p) };
             }
@@ -151,7 +151,7 @@ impl SingleEncoder {
                     // SAFETY: as above.
                     unsafe { matvec(isa, hs, &layer.recurrent, z) };
                 }
-                cell::step::<M, RELU>(z, hs, cs);
+                cell::step::<M, RELU>(z, &layer.bias, hs, cs);
                 if li != last {
                     self.output[t * h..(t + 1) * h].copy_from_slice(hs);
                 }

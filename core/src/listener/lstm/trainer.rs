@@ -65,7 +65,7 @@ pub struct Trainer {
     workspaces: Vec<Workspace>,
     /// The second thread, when two are asked for.
     helper: Option<Helper>,
-    /// The batch's gradient: the threads' parts summed.
+    /// The batch's gradient when two threads share it: their parts summed.
     grads: Vec<f32>,
 }
 
@@ -88,7 +88,7 @@ impl Trainer {
             m: vec![0.0; n],
             v: vec![0.0; n],
             t: 0,
-            grads: vec![0.0; n],
+            grads: vec![0.0; if threads > 1 { n } else { 0 }],
         }
     }
 
@@ -109,15 +109,64 @@ impl Trainer {
     /// # Panics
     /// If `b` is 0 or `x` holds fewer than `b` sequences.
     pub fn gradients(&mut self, x: &[f32], b: usize) -> (f64, &[f32]) {
-        let sse = self.backward(x, b);
-        self.grads.fill(0.0);
-        for workspace in &self.workspaces[..self.shares(b)] {
-            for (g, &w) in self.grads.iter_mut().zip(workspace.grads()) {
-                *g += w;
+        let loss = self.backward(x, b);
+        self.combine(b);
+        let grads = match self.shares(b) {
+            1 => self.workspaces[0].grads(),
+            _ => &self.grads,
+        };
+        (loss, grads)
+    }
+
+    /// One training step on `b` normalised sequences: gradient, clipping, AdamW. Returns the
+    /// mean squared error before the update.
+    ///
+    /// # Panics
+    /// As [`gradients`](Self::gradients).
+    pub fn step(&mut self, x: &[f32], b: usize) -> f64 {
+        let loss = self.backward(x, b);
+        let norm = self.combine(b).sqrt();
+        let factor = match self.cfg.clip_grad_norm {
+            Some(limit) if norm > limit && norm.is_finite() => (limit / norm) as f32,
+            _ => 1.0,
+        };
+        self.t += 1;
+        let update = Update::new(&self.cfg, self.t, factor);
+        let shares = self.shares(b);
+        let Trainer {
+            net,
+            m,
+            v,
+            workspaces,
+            helper,
+            grads,
+            ..
+        } = self;
+        let params = net.params_mut();
+        match (shares, helper) {
+            (2, Some(helper)) => {
+                // Each thread updates half of the parameters.
+                let mid = params.len() / 2;
+                let (params, params_tail) = params.split_at_mut(mid);
+                let (grads, grads_tail) = grads.split_at(mid);
+                let (m, m_tail) = m.split_at_mut(mid);
+                let (v, v_tail) = v.split_at_mut(mid);
+                let job = Job::Update {
+                    update,
+                    params: params_tail.as_mut_ptr(),
+                    grads: grads_tail.as_ptr(),
+                    m: m_tail.as_mut_ptr(),
+                    v: v_tail.as_mut_ptr(),
+                    len: params_tail.len(),
+                };
+                helper.run(job, || {
+                    update.apply(params, grads, m, v);
+                    0.0
+                });
             }
+            _ => update.apply(params, workspaces[0].grads(), m, v),
         }
-        let cfg = self.net.config();
-        (sse / (b * cfg.steps * cfg.n_bands) as f64, &self.grads)
+        loss
     }
 
     /// Workspaces a batch of `b` uses: two only when both get a sequence.
@@ -125,8 +174,8 @@ impl Trainer {
         self.workspaces.len().min(b)
     }
 
-    /// Forward and backward over `b` sequences, split between the threads; returns the sum of
-    /// squared errors, with each workspace holding its share's gradient.
+    /// Forward and backward over `b` sequences, split between the threads; returns the mean
+    /// squared error, with each workspace holding its share's gradient.
     fn backward(&mut self, x: &[f32], b: usize) -> f64 {
         let cfg = self.net.config();
         let sequence = cfg.steps * cfg.n_bands;
@@ -137,76 +186,233 @@ impl Trainer {
             helper,
             ..
         } = self;
-        match (workspaces.as_mut_slice(), helper) {
+        let sse = match (workspaces.as_mut_slice(), helper) {
             ([first, second], Some(helper)) if b > 1 => {
                 let split = b.div_ceil(2);
                 let (head, tail) = x[..b * sequence].split_at(split * sequence);
-                helper.gradients(net, second, tail, b - split, b, || {
-                    first.gradients(net, head, split, b)
-                })
+                let job = Job::Gradients {
+                    net: &*net,
+                    workspace: second,
+                    x: tail.as_ptr(),
+                    len: tail.len(),
+                    b: b - split,
+                    total: b,
+                };
+                helper.run(job, || first.gradients(net, head, split, b))
             }
             (workspaces, _) => workspaces[0].gradients(net, x, b, b),
-        }
+        };
+        sse / (b * sequence) as f64
     }
 
-    /// One training step on `b` normalised sequences: gradient, clipping, AdamW. Returns the
-    /// mean squared error before the update.
-    ///
-    /// # Panics
-    /// As [`gradients`](Self::gradients).
-    pub fn step(&mut self, x: &[f32], b: usize) -> f64 {
-        let (loss, _) = self.gradients(x, b);
-        let factor = match self.cfg.clip_grad_norm {
-            Some(limit) => clip_factor(&self.grads, limit),
-            None => 1.0,
-        };
-        self.t += 1;
-        adamw(
-            &self.cfg,
-            self.t,
-            factor,
-            self.net.params_mut(),
-            &self.grads,
-            &mut self.m,
-            &mut self.v,
-        );
-        loss
+    /// The batch's gradient from the threads' shares: with two, their sum goes to `grads`
+    /// (each thread summing half); with one, the workspace's own is the batch's. Returns its
+    /// squared L2 norm.
+    fn combine(&mut self, b: usize) -> f64 {
+        let Trainer {
+            workspaces,
+            helper,
+            grads,
+            ..
+        } = self;
+        match (workspaces.as_slice(), helper) {
+            ([first, second], Some(helper)) if b > 1 => {
+                let (first, second) = (first.grads(), second.grads());
+                let mid = grads.len() / 2;
+                let (head, tail) = grads.split_at_mut(mid);
+                let job = Job::Combine {
+                    first: first[mid..].as_ptr(),
+                    second: second[mid..].as_ptr(),
+                    out: tail.as_mut_ptr(),
+                    len: tail.len(),
+                };
+                helper.run(job, || sum_into(head, &first[..mid], &second[..mid]))
+            }
+            (workspaces, _) => workspaces[0]
+                .grads()
+                .iter()
+                .map(|&g| f64::from(g) * f64::from(g))
+                .sum(),
+        }
     }
 }
 
-/// A second thread kept for the trainer's lifetime, for the other half of every batch. (A
-/// fresh thread per step paid for its stack and for `gemm`'s per-thread scratch every step,
-/// in page faults.)
+/// `out = a + b`; returns the squared L2 norm of `out`.
+fn sum_into(out: &mut [f32], a: &[f32], b: &[f32]) -> f64 {
+    let mut norm = 0.0;
+    for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
+        *o = x + y;
+        norm += f64::from(*o) * f64::from(*o);
+    }
+    norm
+}
+
+/// One AdamW update's constants, in candle's order of operations: moments, bias corrections,
+/// decoupled decay, then the step, on the gradient times `factor` (the clipping).
+#[derive(Clone, Copy, Debug)]
+struct Update {
+    /// First-moment decay.
+    beta1: f32,
+    /// Second-moment decay.
+    beta2: f32,
+    /// `1 − beta1`, rounded as candle rounds it.
+    one_minus_beta1: f32,
+    /// `1 − beta2`.
+    one_minus_beta2: f32,
+    /// First-moment bias correction, `1 / (1 − beta1^t)`.
+    scale_m: f32,
+    /// Second-moment bias correction.
+    scale_v: f32,
+    /// Decoupled weight decay, `1 − lr·λ`.
+    decay: f32,
+    /// Learning rate.
+    lr: f32,
+    /// Added to the second moment's root.
+    eps: f32,
+    /// Clipping factor for the gradient.
+    factor: f32,
+}
+
+impl Update {
+    /// The constants of step `t` (1-based).
+    fn new(cfg: &TrainerConfig, t: i32, factor: f32) -> Self {
+        Self {
+            beta1: cfg.beta1 as f32,
+            beta2: cfg.beta2 as f32,
+            one_minus_beta1: (1.0 - cfg.beta1) as f32,
+            one_minus_beta2: (1.0 - cfg.beta2) as f32,
+            scale_m: (1.0 / (1.0 - cfg.beta1.powi(t))) as f32,
+            scale_v: (1.0 / (1.0 - cfg.beta2.powi(t))) as f32,
+            decay: (1.0 - cfg.learning_rate * cfg.weight_decay) as f32,
+            lr: cfg.learning_rate as f32,
+            eps: cfg.eps as f32,
+            factor,
+        }
+    }
+
+    /// Updates `params` and their moments from `grads` (all the same length).
+    fn apply(&self, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
+        for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
+            let g = g * self.factor;
+            *m = *m * self.beta1 + g * self.one_minus_beta1;
+            *v = *v * self.beta2 + g * g * self.one_minus_beta2;
+            let m_hat = *m * self.scale_m;
+            let v_hat = *v * self.scale_v;
+            *p = *p * self.decay - m_hat / (v_hat.sqrt() + self.eps) * self.lr;
+        }
+    }
+}
+
+/// A second thread kept for the trainer's lifetime: the other half of every batch, of the
+/// gradient sum and of the update. (A fresh thread per step paid for its stack and for `gemm`'s
+/// per-thread scratch every step, in page faults.)
 #[derive(Debug)]
 struct Helper {
     /// Where jobs go.
     jobs: Option<SyncSender<Job>>,
-    /// Where the helper answers with its share's sum of squared errors (`None` if it panicked).
+    /// Where the helper answers with its job's result (`None` if it panicked).
     done: Receiver<Option<f64>>,
     /// The thread, joined on drop.
     thread: Option<JoinHandle<()>>,
 }
 
-/// One share of a batch, handed to the helper by pointer: [`Helper::gradients`] waits for the
-/// answer before the borrows the pointers came from end.
-struct Job {
-    /// The network, read only.
-    net: *const Network,
-    /// The helper's workspace, used by it alone until it answers.
-    workspace: *mut Workspace,
-    /// The share's sequences.
-    x: *const f32,
-    /// Values in the share.
-    len: usize,
-    /// Sequences in the share.
-    b: usize,
-    /// Sequences in the whole batch.
-    total: usize,
+/// One job for the helper, its data handed over by pointer: [`Helper::run`] waits for the answer
+/// before the borrows the pointers came from end, and the main thread touches none of the data
+/// meanwhile.
+enum Job {
+    /// `workspace.gradients(net, x, b, total)`; answers the sum of squared errors.
+    Gradients {
+        /// The network, read only.
+        net: *const Network,
+        /// The helper's workspace.
+        workspace: *mut Workspace,
+        /// The share's sequences.
+        x: *const f32,
+        /// Values in the share.
+        len: usize,
+        /// Sequences in the share.
+        b: usize,
+        /// Sequences in the whole batch.
+        total: usize,
+    },
+    /// `out = first + second` over `len` values; answers the squared norm of `out`.
+    Combine {
+        /// One share's gradient part.
+        first: *const f32,
+        /// The other's.
+        second: *const f32,
+        /// Where the sum goes.
+        out: *mut f32,
+        /// Values.
+        len: usize,
+    },
+    /// `update.apply` over `len` parameters; answers 0.
+    Update {
+        /// The step's constants.
+        update: Update,
+        /// The parameters.
+        params: *mut f32,
+        /// Their gradient.
+        grads: *const f32,
+        /// Their first moments.
+        m: *mut f32,
+        /// Their second moments.
+        v: *mut f32,
+        /// Parameters.
+        len: usize,
+    },
 }
 
-// SAFETY: the pointers are only dereferenced while `Helper::gradients` holds the borrows they
-// came from and waits for the answer (see there).
+// SAFETY: the pointers are only dereferenced while `Helper::run` holds the borrows they came
+// from and waits for the answer (see there).
 unsafe impl Send for Job {}
+
+impl Job {
+    /// Does the job.
+    ///
+    /// # Safety
+    /// The pointers must be valid for the lengths given, and nothing else may touch what the
+    /// mutable ones point to until this returns.
+    unsafe fn run(self) -> f64 {
+        use std::slice::{from_raw_parts, from_raw_parts_mut};
+        match self {
+            Job::Gradients {
+                net,
+                workspace,
+                x,
+                len,
+                b,
+                total,
+            } => (*workspace).gradients(&*net, from_raw_parts(x, len), b, total),
+            Job::Combine {
+                first,
+                second,
+                out,
+                len,
+            } => sum_into(
+                from_raw_parts_mut(out, len),
+                from_raw_parts(first, len),
+                from_raw_parts(second, len),
+            ),
+            Job::Update {
+                update,
+                params,
+                grads,
+                m,
+                v,
+                len,
+            } => {
+                update.apply(
+                    from_raw_parts_mut(params, len),
+                    from_raw_parts(grads, len),
+                    from_raw_parts_mut(m, len),
+                    from_raw_parts_mut(v, len),
+                );
+                0.0
+            }
+        }
+    }
+}
 
 impl Helper {
     /// Starts the thread. Allocates.
@@ -217,18 +423,12 @@ impl Helper {
             .name("echoic-train".into())
             .spawn(move || {
                 while let Ok(job) = inbox.recv() {
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        // SAFETY: see `Helper::gradients`: the sender keeps these borrows alive
-                        // and unaliased until it has our answer.
-                        let (net, workspace, x) = unsafe {
-                            (
-                                &*job.net,
-                                &mut *job.workspace,
-                                std::slice::from_raw_parts(job.x, job.len),
-                            )
-                        };
-                        workspace.gradients(net, x, job.b, job.total)
-                    }));
+                    // SAFETY: see `Helper::run`: the sender keeps the borrows behind the job
+                    // alive and untouched until it has our answer.
+                    let result =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+                            job.run()
+                        }));
                     if answers.send(result.ok()).is_err() {
                         break;
                     }
@@ -242,26 +442,13 @@ impl Helper {
         }
     }
 
-    /// Runs `workspace.gradients(net, x, b, total)` on the helper while `own` runs here; returns
-    /// the two sums of squared errors added. Waits for the helper even when `own` panics, so
-    /// that no borrow handed over ends while the helper uses it.
-    fn gradients(
-        &mut self,
-        net: &Network,
-        workspace: &mut Workspace,
-        x: &[f32],
-        b: usize,
-        total: usize,
-        own: impl FnOnce() -> f64,
-    ) -> f64 {
-        let job = Job {
-            net,
-            workspace,
-            x: x.as_ptr(),
-            len: x.len(),
-            b,
-            total,
-        };
+    /// Runs `job` on the helper while `own` runs here; returns the two results added. Waits
+    /// for the helper even when `own` panics, so that no borrow handed over ends while the
+    /// helper uses it.
+    ///
+    /// # Panics
+    /// If the helper's job panicked (after it has stopped using the data).
+    fn run(&mut self, job: Job, own: impl FnOnce() -> f64) -> f64 {
         let sent = self
             .jobs
             .as_ref()
@@ -283,47 +470,5 @@ impl Drop for Helper {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// The factor that scales `grads` to an L2 norm of `limit` when its norm is larger (and
-/// finite), else 1.
-fn clip_factor(grads: &[f32], limit: f64) -> f32 {
-    let norm = grads
-        .iter()
-        .map(|&g| f64::from(g) * f64::from(g))
-        .sum::<f64>()
-        .sqrt();
-    if norm > limit && norm.is_finite() {
-        (limit / norm) as f32
-    } else {
-        1.0
-    }
-}
-
-/// One AdamW update on the gradient `grads × factor` (the clipping), in candle's order of
-/// operations: moments, bias corrections, decoupled decay, then the step.
-fn adamw(
-    cfg: &TrainerConfig,
-    t: i32,
-    factor: f32,
-    params: &mut [f32],
-    grads: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-) {
-    let (beta1, beta2) = (cfg.beta1 as f32, cfg.beta2 as f32);
-    let (one_minus_beta1, one_minus_beta2) = ((1.0 - cfg.beta1) as f32, (1.0 - cfg.beta2) as f32);
-    let scale_m = (1.0 / (1.0 - cfg.beta1.powi(t))) as f32;
-    let scale_v = (1.0 / (1.0 - cfg.beta2.powi(t))) as f32;
-    let decay = (1.0 - cfg.learning_rate * cfg.weight_decay) as f32;
-    let (lr, eps) = (cfg.learning_rate as f32, cfg.eps as f32);
-    for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
-        let g = g * factor;
-        *m = *m * beta1 + g * one_minus_beta1;
-        *v = *v * beta2 + g * g * one_minus_beta2;
-        let m_hat = *m * scale_m;
-        let v_hat = *v * scale_v;
-        *p = *p * decay - m_hat / (v_hat.sqrt() + eps) * lr;
     }
 }
