@@ -109,7 +109,7 @@ fn gradients_match_central_differences_on_a_tiny_model() {
     }
     let err = relative_error(&analytic, &numeric);
     eprintln!("backward pass against central differences: {err:.2e} of the largest gradient");
-    assert!(err < 2e-3, "relative error {err}");
+    assert!(err < 5e-4, "relative error {err}");
 }
 
 #[test]
