@@ -92,13 +92,13 @@ impl Learner {
     }
 
     /// What trains, for the log.
-    pub(crate) fn describe(&self, threads: usize) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
-            Learner::Engine { .. } => format!(
+            Learner::Engine { trainer, .. } => format!(
                 "LSTM engine on the CPU ({}), {} thread{}",
                 echoic_core::listener::lstm::instruction_set(),
-                threads,
-                if threads == 1 { "" } else { "s" }
+                trainer.threads(),
+                if trainer.threads() == 1 { "" } else { "s" }
             ),
             Learner::Candle(c) => format!("candle on {:?}", c.device),
         }

@@ -539,10 +539,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     // Model and optimiser.
     let weights = model::initial_weights(&model_cfg, cfg.seed ^ 0x5eed);
     let mut learner = Learner::new(&model_cfg, &weights, cfg)?;
-    say(format!(
-        "training with {}",
-        learner.describe(cfg.threads.clamp(1, 2))
-    ));
+    say(format!("training with {}", learner.describe()));
 
     let mut meta = ListenerMetadata {
         format_version: FORMAT_VERSION,

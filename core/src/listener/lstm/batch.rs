@@ -17,8 +17,8 @@
 //!   `dW = Xᵀ · dZ`, `db = Σ dZ` and the input's gradient `dZ · Wᵀ` are one product each (for the
 //!   repeated embedding, the steps' `dz` are summed first).
 
-use super::cell::{self, Fused, MulAdd, Plain};
-use super::matvec::Isa;
+use super::cell::{self, MulAdd};
+use super::isa::{Isa, Specialised};
 use super::network::{Layer, LayerMut, Network};
 use super::product::{product, View};
 use crate::listener::config::Activation;
@@ -116,12 +116,7 @@ impl Workspace {
         self.reserve(net, b);
         let (t_steps, n) = (self.steps, net.config().n_bands);
         assert!(x.len() >= b * t_steps * n, "batch slice too short");
-        for s in 0..b {
-            for t in 0..t_steps {
-                let src = &x[(s * t_steps + t) * n..][..n];
-                self.input[(t * b + s) * n..][..n].copy_from_slice(src);
-            }
-        }
+        swap_major(x, &mut self.input, b, t_steps, n);
     }
 
     /// The embeddings of `b` normalised sequences (`b × T × n_bands`, batch-major) into `out`
@@ -133,9 +128,8 @@ impl Workspace {
         self.load(net, x, b);
         let encoder = net.config().encoder.len();
         self.forward(net, b, encoder);
-        let tape = &self.tapes[encoder - 1];
         let h = net.layer(encoder - 1).units;
-        out[..b * h].copy_from_slice(&tape.h[(self.steps - 1) * b * h..][..b * h]);
+        out[..b * h].copy_from_slice(last_step(&self.tapes[encoder - 1], self.steps, b, h));
     }
 
     /// The reconstructions of `b` normalised sequences into `out` (`b × T × n_bands`,
@@ -148,12 +142,7 @@ impl Workspace {
         self.load(net, x, b);
         self.forward(net, b, net.layer_count());
         let (t_steps, n) = (self.steps, net.config().n_bands);
-        let y = &self.tapes[net.layer_count() - 1].h;
-        for s in 0..b {
-            for t in 0..t_steps {
-                out[(s * t_steps + t) * n..][..n].copy_from_slice(&y[(t * b + s) * n..][..n]);
-            }
-        }
+        swap_major(&self.tapes[net.layer_count() - 1].h, out, t_steps, b, n);
     }
 
     /// Forward and backward for `b` sequences of a batch of `total`: the sum of squared
@@ -177,18 +166,10 @@ impl Workspace {
 
     /// Runs the first `layers` layers over the loaded input.
     fn forward(&mut self, net: &Network, b: usize, layers: usize) {
-        let encoder = net.config().encoder.len();
         let t_steps = self.steps;
         for li in 0..layers {
-            let (done, rest) = self.tapes.split_at_mut(li);
-            let input = if li == 0 {
-                Input::Sequence(&self.input)
-            } else if li == encoder {
-                let units = net.layer(li - 1).units;
-                Input::Repeated(&done[li - 1].h[(t_steps - 1) * b * units..][..b * units])
-            } else {
-                Input::Sequence(&done[li - 1].h)
-            };
+            let (below, rest) = self.tapes.split_at_mut(li);
+            let input = layer_input(net, &self.input, below, li, b, t_steps);
             forward_layer(
                 self.isa,
                 net.activation(),
@@ -231,14 +212,7 @@ impl Workspace {
         }
         for li in (0..layers).rev() {
             let layer = net.layer(li);
-            let input = if li == 0 {
-                Input::Sequence(input)
-            } else if li == encoder {
-                let units = net.layer(li - 1).units;
-                Input::Repeated(&tapes[li - 1].h[(t_steps - 1) * b * units..][..b * units])
-            } else {
-                Input::Sequence(&tapes[li - 1].h)
-            };
+            let input = layer_input(net, input, &tapes[..li], li, b, t_steps);
             let buffers = Backward {
                 dz,
                 d_out,
@@ -267,6 +241,42 @@ impl Workspace {
             }
         }
         sse
+    }
+}
+
+/// Copies an `outer × inner` grid of `n`-value rows into the `inner × outer` grid: batch-major
+/// sequences to time-major ones (`outer` = B, `inner` = T), or back (`outer` = T, `inner` = B).
+fn swap_major(src: &[f32], dst: &mut [f32], outer: usize, inner: usize, n: usize) {
+    for i in 0..outer {
+        for j in 0..inner {
+            dst[(j * outer + i) * n..][..n].copy_from_slice(&src[(i * inner + j) * n..][..n]);
+        }
+    }
+}
+
+/// The hidden states of the last step of a layer of `units` units recorded on `tape`, `B × H`.
+fn last_step(tape: &Tape, t_steps: usize, b: usize, units: usize) -> &[f32] {
+    &tape.h[(t_steps - 1) * b * units..][..b * units]
+}
+
+/// What layer `li` reads: the data (`input`, time-major), the encoder's last state repeated
+/// (the first decoder layer), or the output sequence of the layer below (`below` holds the
+/// tapes of the layers under `li`).
+fn layer_input<'a>(
+    net: &Network,
+    input: &'a [f32],
+    below: &'a [Tape],
+    li: usize,
+    b: usize,
+    t_steps: usize,
+) -> Input<'a> {
+    if li == 0 {
+        Input::Sequence(input)
+    } else if li == net.config().encoder.len() {
+        let units = net.layer(li - 1).units;
+        Input::Repeated(last_step(&below[li - 1], t_steps, b, units))
+    } else {
+        Input::Sequence(&below[li - 1].h)
     }
 }
 
@@ -317,16 +327,16 @@ fn forward_layer(
         } else {
             None
         };
-        cells_forward(
-            isa,
-            activation,
-            zt,
-            layer.bias,
+        let cells = CellsForward {
+            z: zt,
+            bias: layer.bias,
             c_prev,
-            &mut c_rest[..b * h],
-            &mut h_rest[..b * h],
-            h,
-        );
+            c: &mut c_rest[..b * h],
+            h: &mut h_rest[..b * h],
+            units: h,
+        };
+        // SAFETY: `isa` came from `Isa::detect`.
+        unsafe { isa.run(activation, cells) };
     }
 }
 
@@ -373,17 +383,17 @@ fn backward_layer(
         let c_prev = (t > 0).then(|| &tape.c[(t - 1) * b * h..][..b * h]);
         let (d_before, d_rest) = d_out.split_at_mut(t * b * h);
         let dzt = &mut dz[t * b * g4..][..b * g4];
-        cells_backward(
-            isa,
-            activation,
-            &tape.gates[t * b * g4..][..b * g4],
-            &tape.c[t * b * h..][..b * h],
+        let cells = CellsBackward {
+            gates: &tape.gates[t * b * g4..][..b * g4],
+            c: &tape.c[t * b * h..][..b * h],
             c_prev,
-            &d_rest[..b * h],
-            dc,
-            dzt,
-            h,
-        );
+            dh: &d_rest[..b * h],
+            dc: &mut *dc,
+            dz: &mut *dzt,
+            units: h,
+        };
+        // SAFETY: `isa` came from `Isa::detect`.
+        unsafe { isa.run(activation, cells) };
         if t > 0 {
             let recurrent_t = View::rows(layer.recurrent, h, g4).t();
             let d_previous = &mut d_before[(t - 1) * b * h..][..b * h];
@@ -435,182 +445,70 @@ fn backward_layer(
     }
 }
 
-/// [`cell::step_recorded`] over `b` rows of one step, compiled for `isa`.
-#[allow(clippy::too_many_arguments)]
-fn cells_forward(
-    isa: Isa,
-    activation: Activation,
-    z: &mut [f32],
-    bias: &[f32],
-    c_prev: Option<&[f32]>,
-    c: &mut [f32],
-    h: &mut [f32],
+/// [`cell::step_recorded`] over the `b` rows of one step: a job for [`Isa::run`].
+struct CellsForward<'a> {
+    /// Products of the step, `B × 4H`; left holding the activated gates.
+    z: &'a mut [f32],
+    /// The layer's bias, `4H`.
+    bias: &'a [f32],
+    /// The previous step's cell states, `B × H` (`None` on the first step).
+    c_prev: Option<&'a [f32]>,
+    /// This step's cell states, `B × H`.
+    c: &'a mut [f32],
+    /// This step's hidden states, `B × H`.
+    h: &'a mut [f32],
+    /// Units H.
     units: usize,
-) {
-    /// The loop, for one multiply-add flavour and activation.
+}
+
+impl Specialised for CellsForward<'_> {
     #[inline(always)]
-    fn run<M: MulAdd, const RELU: bool>(
-        z: &mut [f32],
-        bias: &[f32],
-        c_prev: Option<&[f32]>,
-        c: &mut [f32],
-        h: &mut [f32],
-        units: usize,
-    ) {
-        let rows = z
+    fn run<M: MulAdd, const RELU: bool>(self, _: Isa) {
+        let units = self.units;
+        let rows = self
+            .z
             .chunks_exact_mut(4 * units)
-            .zip(c.chunks_exact_mut(units))
-            .zip(h.chunks_exact_mut(units));
+            .zip(self.c.chunks_exact_mut(units))
+            .zip(self.h.chunks_exact_mut(units));
         for (s, ((z, c), h)) in rows.enumerate() {
-            let previous = c_prev.map(|p| &p[s * units..][..units]);
-            cell::step_recorded::<M, RELU>(z, bias, previous, c, h);
+            let previous = self.c_prev.map(|p| &p[s * units..][..units]);
+            cell::step_recorded::<M, RELU>(z, self.bias, previous, c, h);
         }
-    }
-    /// The loop compiled for AVX2 and FMA.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(
-        relu: bool,
-        z: &mut [f32],
-        bias: &[f32],
-        c_prev: Option<&[f32]>,
-        c: &mut [f32],
-        h: &mut [f32],
-        units: usize,
-    ) {
-        if relu {
-            run::<Fused, true>(z, bias, c_prev, c, h, units)
-        } else {
-            run::<Fused, false>(z, bias, c_prev, c, h, units)
-        }
-    }
-    /// The loop compiled for AVX-512.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F, AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn avx512(
-        relu: bool,
-        z: &mut [f32],
-        bias: &[f32],
-        c_prev: Option<&[f32]>,
-        c: &mut [f32],
-        h: &mut [f32],
-        units: usize,
-    ) {
-        if relu {
-            run::<Fused, true>(z, bias, c_prev, c, h, units)
-        } else {
-            run::<Fused, false>(z, bias, c_prev, c, h, units)
-        }
-    }
-    let relu = activation == Activation::Relu;
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::detect` found AVX-512F, AVX2 and FMA.
-        Isa::Avx512 => unsafe { avx512(relu, z, bias, c_prev, c, h, units) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::detect` found AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2(relu, z, bias, c_prev, c, h, units) },
-        _ if relu => run::<Plain, true>(z, bias, c_prev, c, h, units),
-        _ => run::<Plain, false>(z, bias, c_prev, c, h, units),
     }
 }
 
-/// [`cell::step_backward`] over `b` rows of one step, compiled for `isa`.
-#[allow(clippy::too_many_arguments)]
-fn cells_backward(
-    isa: Isa,
-    activation: Activation,
-    gates: &[f32],
-    c: &[f32],
-    c_prev: Option<&[f32]>,
-    dh: &[f32],
-    dc: &mut [f32],
-    dz: &mut [f32],
+/// [`cell::step_backward`] over the `b` rows of one step: a job for [`Isa::run`].
+struct CellsBackward<'a> {
+    /// The step's activated gates, `B × 4H`.
+    gates: &'a [f32],
+    /// The step's cell states, `B × H`.
+    c: &'a [f32],
+    /// The previous step's cell states (`None` on the first step).
+    c_prev: Option<&'a [f32]>,
+    /// Gradient with respect to the step's hidden states, `B × H`.
+    dh: &'a [f32],
+    /// Cell-state gradient, from the next step in, to the previous step out, `B × H`.
+    dc: &'a mut [f32],
+    /// Pre-activation gradients of the step, written, `B × 4H`.
+    dz: &'a mut [f32],
+    /// Units H.
     units: usize,
-) {
-    /// The loop, for one multiply-add flavour and activation.
+}
+
+impl Specialised for CellsBackward<'_> {
     #[inline(always)]
-    fn run<M: MulAdd, const RELU: bool>(
-        gates: &[f32],
-        c: &[f32],
-        c_prev: Option<&[f32]>,
-        dh: &[f32],
-        dc: &mut [f32],
-        dz: &mut [f32],
-        units: usize,
-    ) {
-        let rows = gates
+    fn run<M: MulAdd, const RELU: bool>(self, _: Isa) {
+        let units = self.units;
+        let rows = self
+            .gates
             .chunks_exact(4 * units)
-            .zip(c.chunks_exact(units))
-            .zip(dh.chunks_exact(units))
-            .zip(dc.chunks_exact_mut(units))
-            .zip(dz.chunks_exact_mut(4 * units));
+            .zip(self.c.chunks_exact(units))
+            .zip(self.dh.chunks_exact(units))
+            .zip(self.dc.chunks_exact_mut(units))
+            .zip(self.dz.chunks_exact_mut(4 * units));
         for (s, ((((g, c), dh), dc), dz)) in rows.enumerate() {
-            let previous = c_prev.map(|p| &p[s * units..][..units]);
+            let previous = self.c_prev.map(|p| &p[s * units..][..units]);
             cell::step_backward::<M, RELU>(g, c, previous, dh, dc, dz);
         }
-    }
-    /// The loop compiled for AVX2 and FMA.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn avx2(
-        relu: bool,
-        gates: &[f32],
-        c: &[f32],
-        c_prev: Option<&[f32]>,
-        dh: &[f32],
-        dc: &mut [f32],
-        dz: &mut [f32],
-        units: usize,
-    ) {
-        if relu {
-            run::<Fused, true>(gates, c, c_prev, dh, dc, dz, units)
-        } else {
-            run::<Fused, false>(gates, c, c_prev, dh, dc, dz, units)
-        }
-    }
-    /// The loop compiled for AVX-512.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F, AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn avx512(
-        relu: bool,
-        gates: &[f32],
-        c: &[f32],
-        c_prev: Option<&[f32]>,
-        dh: &[f32],
-        dc: &mut [f32],
-        dz: &mut [f32],
-        units: usize,
-    ) {
-        if relu {
-            run::<Fused, true>(gates, c, c_prev, dh, dc, dz, units)
-        } else {
-            run::<Fused, false>(gates, c, c_prev, dh, dc, dz, units)
-        }
-    }
-    let relu = activation == Activation::Relu;
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::detect` found AVX-512F, AVX2 and FMA.
-        Isa::Avx512 => unsafe { avx512(relu, gates, c, c_prev, dh, dc, dz, units) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::detect` found AVX2 and FMA.
-        Isa::Avx2 => unsafe { avx2(relu, gates, c, c_prev, dh, dc, dz, units) },
-        _ if relu => run::<Plain, true>(gates, c, c_prev, dh, dc, dz, units),
-        _ => run::<Plain, false>(gates, c, c_prev, dh, dc, dz, units),
     }
 }

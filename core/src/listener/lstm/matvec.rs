@@ -6,49 +6,14 @@
 //! front to back with its accumulators in registers: one load and one fused multiply-add per 16
 //! weights, four panels (four independent streams and accumulator chains) at a time.
 //!
-//! [`Isa::detect`] picks the instruction set once; the caller compiles its whole loop for that
-//! set (see `single.rs`), so the kernels here inline into it. No allocation after packing.
+//! The caller compiles its whole loop for the instruction set [`Isa::detect`] picked (through
+//! [`Isa::run`], see `single.rs`), so the kernels here inline into it. No allocation after
+//! packing.
+
+use super::isa::Isa;
 
 /// Columns per panel: one AVX-512 register, two AVX2 registers.
 pub(crate) const LANES: usize = 16;
-
-/// The instruction sets the engine has builds for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Isa {
-    /// AVX-512F (with AVX2 and FMA for the rest of the loop).
-    Avx512,
-    /// AVX2 and FMA.
-    Avx2,
-    /// Whatever the target has by default.
-    Portable,
-}
-
-impl Isa {
-    /// The best set this CPU runs.
-    pub(crate) fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma");
-            if avx2 && std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if avx2 {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Portable
-    }
-
-    /// A name for reports.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Isa::Avx512 => "avx512",
-            Isa::Avx2 => "avx2+fma",
-            Isa::Portable => "portable",
-        }
-    }
-}
 
 /// A `depth × n` row-major matrix packed in [`LANES`]-column panels, the last one zero-padded.
 #[derive(Clone, Debug)]

@@ -41,6 +41,7 @@
 
 mod batch;
 mod cell;
+mod isa;
 mod matvec;
 mod network;
 mod product;
@@ -58,5 +59,5 @@ pub use trainer::{Trainer, TrainerConfig, MAX_THREADS};
 /// The instruction set the engine's own kernels run with on this CPU: "avx512", "avx2+fma" or
 /// "portable".
 pub fn instruction_set() -> &'static str {
-    matvec::Isa::detect().name()
+    isa::Isa::detect().name()
 }

@@ -3,11 +3,12 @@
 //! The worker embeds one dilated buffer per hop, so its path is batch 1: the input projections
 //! of all steps first (each a [`matvec`] against the packed kernel, while it sits in cache),
 //! then the recurrence, one [`matvec`] against the packed recurrent kernel per step. The whole
-//! loop is compiled once per instruction set ([`Isa`]) and the set is chosen at construction, so
-//! the kernels and the cell arithmetic inline into one specialised body.
+//! loop is compiled once per instruction set ([`Isa::run`]) and the set is chosen at
+//! construction, so the kernels and the cell arithmetic inline into one specialised body.
 
-use super::cell::{self, Fused, MulAdd, Plain};
-use super::matvec::{matvec, Isa, Panels};
+use super::cell::{self, MulAdd};
+use super::isa::{Isa, Specialised};
+use super::matvec::{matvec, Panels};
 use super::network::Network;
 use crate::listener::config::Activation;
 
@@ -81,49 +82,14 @@ impl SingleEncoder {
     /// Encodes one normalised sequence (`T × n_bands`, oldest step first) into `out` (the last
     /// layer's units). Allocation-free and lock-free. The caller checks the lengths.
     pub(crate) fn encode(&mut self, x: &[f32], out: &mut [f32]) {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::detect` found AVX-512F, AVX2 and FMA.
-            Isa::Avx512 => unsafe { self.encode_avx512(x, out) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::detect` found AVX2 and FMA.
-            Isa::Avx2 => unsafe { self.encode_avx2(x, out) },
-            _ => self.encode_portable(x, out),
-        }
-    }
-
-    /// [`encode`](Self::encode) compiled for AVX-512.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F, AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn encode_avx512(&mut self, x: &[f32], out: &mut [f32]) {
-        self.encode_with::<Fused>(Isa::Avx512, x, out);
-    }
-
-    /// [`encode`](Self::encode) compiled for AVX2 and FMA.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn encode_avx2(&mut self, x: &[f32], out: &mut [f32]) {
-        self.encode_with::<Fused>(Isa::Avx2, x, out);
-    }
-
-    /// [`encode`](Self::encode) for any CPU.
-    fn encode_portable(&mut self, x: &[f32], out: &mut [f32]) {
-        self.encode_with::<Plain>(Isa::Portable, x, out);
-    }
-
-    /// Picks the activation's specialisation.
-    #[inline(always)]
-    fn encode_with<M: MulAdd>(&mut self, isa: Isa, x: &[f32], out: &mut [f32]) {
-        match self.activation {
-            Activation::Relu => self.run::<M, true>(isa, x, out),
-            Activation::Tanh => self.run::<M, false>(isa, x, out),
-        }
+        let (isa, activation) = (self.isa, self.activation);
+        let job = Encode {
+            encoder: self,
+            x,
+            out,
+        };
+        // SAFETY: `isa` came from `Isa::detect`.
+        unsafe { isa.run(activation, job) };
     }
 
     /// The encoder's loop (see the module documentation).
@@ -162,6 +128,23 @@ impl SingleEncoder {
                 std::mem::swap(&mut self.input, &mut self.output);
             }
         }
+    }
+}
+
+/// One [`SingleEncoder::encode`]: a job for [`Isa::run`].
+struct Encode<'a> {
+    /// The encoder and its buffers.
+    encoder: &'a mut SingleEncoder,
+    /// The normalised sequence.
+    x: &'a [f32],
+    /// Where the embedding goes.
+    out: &'a mut [f32],
+}
+
+impl Specialised for Encode<'_> {
+    #[inline(always)]
+    fn run<M: MulAdd, const RELU: bool>(self, isa: Isa) {
+        self.encoder.run::<M, RELU>(isa, self.x, self.out);
     }
 }
 

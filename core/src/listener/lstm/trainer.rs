@@ -97,6 +97,11 @@ impl Trainer {
         &self.net
     }
 
+    /// Threads a step uses: 1 or 2.
+    pub fn threads(&self) -> usize {
+        self.cfg.threads
+    }
+
     /// The weights, giving up the optimiser's state.
     pub fn into_network(self) -> Network {
         self.net
@@ -111,11 +116,10 @@ impl Trainer {
     pub fn gradients(&mut self, x: &[f32], b: usize) -> (f64, &[f32]) {
         let loss = self.backward(x, b);
         self.combine(b);
-        let grads = match self.shares(b) {
-            1 => self.workspaces[0].grads(),
-            _ => &self.grads,
-        };
-        (loss, grads)
+        (
+            loss,
+            batch_gradient(self.shares(b), &self.workspaces, &self.grads),
+        )
     }
 
     /// One training step on `b` normalised sequences: gradient, clipping, AdamW. Returns the
@@ -143,12 +147,13 @@ impl Trainer {
             ..
         } = self;
         let params = net.params_mut();
+        let batch = batch_gradient(shares, workspaces, grads);
         match (shares, helper) {
             (2, Some(helper)) => {
                 // Each thread updates half of the parameters.
                 let mid = params.len() / 2;
                 let (params, params_tail) = params.split_at_mut(mid);
-                let (grads, grads_tail) = grads.split_at(mid);
+                let (grads, grads_tail) = batch.split_at(mid);
                 let (m, m_tail) = m.split_at_mut(mid);
                 let (v, v_tail) = v.split_at_mut(mid);
                 let job = Job::Update {
@@ -164,7 +169,7 @@ impl Trainer {
                     0.0
                 });
             }
-            _ => update.apply(params, workspaces[0].grads(), m, v),
+            _ => update.apply(params, batch, m, v),
         }
         loss
     }
@@ -234,6 +239,15 @@ impl Trainer {
                 .map(|&g| f64::from(g) * f64::from(g))
                 .sum(),
         }
+    }
+}
+
+/// The batch's gradient once [`Trainer::combine`] has run for `shares` shares: the one
+/// workspace's own, or the sum in `grads`.
+fn batch_gradient<'a>(shares: usize, workspaces: &'a [Workspace], grads: &'a [f32]) -> &'a [f32] {
+    match shares {
+        1 => workspaces[0].grads(),
+        _ => grads,
     }
 }
 
