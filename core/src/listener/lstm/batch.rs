@@ -148,7 +148,8 @@ impl Workspace {
     /// Forward and backward for `b` sequences of a batch of `total`: the sum of squared
     /// reconstruction errors over these sequences, with [`grads`](Self::grads) set to the
     /// gradient of the batch's mean squared error (over `total × T × n_bands` values) that these
-    /// sequences contribute.
+    /// sequences contribute. Allocation-free once the workspace holds `b` sequences (the `gemm`
+    /// crate's packing scratch aside).
     ///
     /// # Panics
     /// If the network holds no decoder, or a slice is too short.

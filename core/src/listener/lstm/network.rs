@@ -48,7 +48,8 @@ pub(crate) struct LayerMut<'a> {
 }
 
 impl Network {
-    /// The whole autoencoder of `cfg` from its tensors (as a model file holds them). Copies.
+    /// The whole autoencoder of `cfg` from its tensors (as a model file holds them). Allocates:
+    /// the weights are copied.
     ///
     /// # Errors
     /// A tensor missing or of the wrong size, or a configuration that does not validate.
@@ -56,7 +57,7 @@ impl Network {
         Self::with_layers(cfg, cfg.layers(), tensors)
     }
 
-    /// Only the encoder of `cfg`: what inference needs. Copies.
+    /// Only the encoder of `cfg`: what inference needs. Allocates: the weights are copied.
     ///
     /// # Errors
     /// As [`new`](Self::new), for the encoder's tensors.

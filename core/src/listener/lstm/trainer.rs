@@ -123,7 +123,9 @@ impl Trainer {
     }
 
     /// One training step on `b` normalised sequences: gradient, clipping, AdamW. Returns the
-    /// mean squared error before the update.
+    /// mean squared error before the update. Allocation-free and, with two threads, free of
+    /// thread starts once the workspaces hold the batch (the `gemm` crate's packing scratch
+    /// aside).
     ///
     /// # Panics
     /// As [`gradients`](Self::gradients).
