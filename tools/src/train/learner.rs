@@ -65,7 +65,7 @@ impl Learner {
                 threads: cfg.threads,
                 ..TrainerConfig::default()
             };
-            let workspace = Box::new(Workspace::new(&net, EVAL_CHUNK));
+            let workspace = Box::new(Workspace::new(&net, model::CHUNK));
             let trainer = Box::new(Trainer::new(net, config, cfg.batch_size));
             return Ok(Learner::Engine { trainer, workspace });
         }
@@ -135,9 +135,6 @@ impl Learner {
         })
     }
 }
-
-/// Sequences per validation call.
-pub(crate) const EVAL_CHUNK: usize = 256;
 
 impl CandleLearner {
     /// `b` batch-major sequences as a `b × T × n_bands` tensor.

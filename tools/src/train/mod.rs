@@ -53,7 +53,7 @@ use echoic_core::worker::ListenSettings;
 /// indicatif): `ProgressDrawTarget::stderr()`, or `ProgressDrawTarget::hidden()` for silence.
 pub use indicatif::ProgressDrawTarget;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use learner::{Learner, EVAL_CHUNK};
+use learner::Learner;
 use model::Autoencoder;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -382,7 +382,7 @@ fn evaluate(
     let seq_len = cfg.steps * cfg.n_bands;
     let mut buf = Vec::new();
     let mut per_band = vec![0.0f64; cfg.n_bands];
-    for chunk in idx.chunks(EVAL_CHUNK) {
+    for chunk in idx.chunks(model::CHUNK) {
         gather(data, chunk, seq_len, &mut buf);
         let y = reconstruct(&buf, chunk.len())?;
         for (k, (&y, &x)) in y.iter().zip(&buf).enumerate() {
@@ -684,7 +684,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         .max(1);
     let pca_idx: Vec<usize> = train_idx.iter().copied().step_by(pca_every).collect();
     let mut embeddings = Vec::with_capacity(pca_idx.len() * model_cfg.latent_dim());
-    for chunk in pca_idx.chunks(EVAL_CHUNK) {
+    for chunk in pca_idx.chunks(model::CHUNK) {
         gather(&data, chunk, seq_len, &mut buf);
         embeddings.extend(final_net.embed_normalised(&buf, chunk.len())?);
     }

@@ -37,8 +37,9 @@ enum Net {
     },
 }
 
-/// Sequences per call: bounds the memory one call takes.
-const CHUNK: usize = 256;
+/// Sequences per network call, in evaluation, validation and embedding: bounds the memory one
+/// call takes.
+pub(crate) const CHUNK: usize = 256;
 
 impl Autoencoder {
     /// Loads a model file on the CPU. Validates it as the plugin's loader does.
