@@ -93,9 +93,10 @@ pub struct CorpusArgs {
     /// Where downloaded packages, extracted files and intermediate renders are kept.
     #[arg(long, default_value = "data")]
     pub cache: PathBuf,
-    /// Cap on the training minutes taken from one package.
-    #[arg(long, default_value_t = 30.0)]
-    pub minutes_per_package: f64,
+    /// Cap on the training minutes taken from one package; all of it when not given (training
+    /// balances packages by weight instead).
+    #[arg(long)]
+    pub minutes_per_package: Option<f64>,
     /// Cap on the evaluation clips per class.
     #[arg(long, default_value_t = 120)]
     pub clips_per_class: usize,
@@ -526,7 +527,7 @@ mod tests {
             panic!("not corpus")
         };
         assert_eq!(a.out, PathBuf::from("x"));
-        assert_eq!(a.minutes_per_package, 12.0);
+        assert_eq!(a.minutes_per_package, Some(12.0));
         assert_eq!(a.clips_per_class, 80);
     }
 

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use echoic_core::rng::SplitMix64;
@@ -13,7 +12,7 @@ use indicatif::ProgressBar;
 
 use super::drums::drum_clips;
 use super::instruments::instrument_clips;
-use super::packages::{extracted_dir, require_tool, run, walk};
+use super::packages::{decode_with_ffmpeg, extracted_dir, require_tool, walk};
 use super::signal::{dbfs, fade, normalize, trim_silence};
 use super::{
     bar, fail, hash_str, read_index, rel_string, sanitize, write_index, write_wav_atomic,
@@ -256,19 +255,7 @@ fn speech_clips(
 
 /// Raw G.722 to 16 kHz samples through ffmpeg.
 fn decode_g722(path: &Path) -> Result<Vec<f32>> {
-    let out = run(Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-f", "g722", "-i"])
-        .arg(path)
-        .args(["-f", "f32le", "-ac", "1", "-ar", "16000", "-"]))
-    .with_context(|| format!("ffmpeg cannot decode {}", path.display()))?;
-    let samples: Vec<f32> = out
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    if samples.is_empty() {
-        bail!("no audio in {}", path.display());
-    }
-    Ok(samples)
+    decode_with_ffmpeg(path, Some("g722"), 16_000)
 }
 
 /// Music: Frets on Fire songs, each the mix of its stems (`song.ogg` is the band without the

@@ -57,6 +57,13 @@ pub const TRAINING_PACKAGES: &[&str] = &[
     "openarena-data",
     "sonic-pi-samples",
     "lmms-common",
+    "wesnoth-1.16-music",
+    "warzone2100-music",
+    "ktuberling-data",
+    "freedroidrpg-data",
+    "supertux-data",
+    "lugaru-data",
+    "extremetuxracer-data",
 ];
 
 /// Packages the evaluation set is drawn from. Nothing from them may enter training.
@@ -88,9 +95,10 @@ pub struct CorpusConfig {
     /// Sample rate of every written file in Hz; one rate for the whole corpus so the training
     /// and evaluation front ends see the same band.
     pub train_rate: u32,
-    /// Cap on the training audio taken from one package, in minutes, so that no single package
-    /// dominates the corpus.
-    pub max_minutes_per_package: f64,
+    /// Cap on the training audio taken from one package, in minutes; `None` takes all of it.
+    /// Training balances packages with sampling weights (`echoic train --package-balance`), so
+    /// the corpus need not cut audio to stop one package dominating.
+    pub max_minutes_per_package: Option<f64>,
     /// Cap on the clips made for each evaluation class.
     pub clips_per_class: usize,
     /// Trim every class to the size of the smallest one, so that accuracy is not biased
@@ -119,7 +127,7 @@ impl Default for CorpusConfig {
             out_dir: PathBuf::from("data/corpus"),
             cache_dir: PathBuf::from("data"),
             train_rate: 22050,
-            max_minutes_per_package: 30.0,
+            max_minutes_per_package: None,
             clips_per_class: 120,
             balance_classes: true,
             min_clip_seconds: 2.0,

@@ -84,6 +84,31 @@ pub(super) fn run(cmd: &mut Command) -> Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
+/// Decodes `path` through ffmpeg (for formats symphonia lacks: raw G.722, Opus) into mono
+/// samples at `rate`; `format` forces the input format for headerless files. Allocates and runs
+/// ffmpeg.
+pub(super) fn decode_with_ffmpeg(path: &Path, format: Option<&str>, rate: u32) -> Result<Vec<f32>> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-v", "error"]);
+    if let Some(format) = format {
+        cmd.args(["-f", format]);
+    }
+    cmd.arg("-i")
+        .arg(path)
+        .args(["-f", "f32le", "-ac", "1", "-ar"])
+        .arg(rate.to_string())
+        .arg("-");
+    let out = run(&mut cmd).with_context(|| format!("ffmpeg cannot decode {}", path.display()))?;
+    let samples: Vec<f32> = out
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    if samples.is_empty() {
+        bail!("no audio in {}", path.display());
+    }
+    Ok(samples)
+}
+
 /// Every regular file under `dir`, sorted; symbolic links are not followed, so that a file is
 /// never counted twice.
 pub(super) fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -1,4 +1,5 @@
-//! Training: the audio of each training package, shuffled, decoded, resampled and capped.
+//! Training: the audio of each training package, shuffled, decoded, resampled and (optionally)
+//! capped.
 //! Offline: decodes and writes files.
 
 use std::collections::HashMap;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use echoic_core::rng::SplitMix64;
 
-use super::packages::{extracted_dir, unzip_audio, walk};
+use super::packages::{decode_with_ffmpeg, extracted_dir, unzip_audio, walk};
 use super::signal::{dbfs, fade, SILENCE_DBFS};
 use super::{
     bar, fail, hash_str, read_index, rel_string, sanitize, write_index, write_wav_atomic,
@@ -18,7 +19,11 @@ use crate::audio_file::{decode_mono, has_extension, is_audio_file, resample, wav
 
 /// Bump when the way training files are chosen changes, so that the selection is redone (files
 /// already written are kept).
-const TRAIN_VERSION: u32 = 4;
+const TRAIN_VERSION: u32 = 5;
+
+/// Formats symphonia cannot decode, read through ffmpeg instead (warzone2100-music and
+/// ktuberling ship Opus).
+const FFMPEG_EXTENSIONS: &[&str] = &["opus"];
 
 /// Paths left out of training: documentation, and openarena's synthetic festival voices.
 fn excluded_from_training(rel: &str) -> bool {
@@ -41,7 +46,7 @@ pub(super) fn build_training_package(
     fs::create_dir_all(&dir)?;
     let index = dir.join("files.tsv");
     let key = format!(
-        "# version={TRAIN_VERSION} minutes={} rate={} min_seconds={} seed={}",
+        "# version={TRAIN_VERSION} minutes={:?} rate={} min_seconds={} seed={}",
         cfg.max_minutes_per_package, cfg.train_rate, cfg.min_file_seconds, cfg.seed
     );
     let to_rows = |entries: Vec<(String, f64, String)>| -> Vec<ManifestRow> {
@@ -65,7 +70,7 @@ pub(super) fn build_training_package(
     files.extend(walk(&cfg.cache_dir.join("unzipped").join(pkg)));
     let mut files: Vec<(PathBuf, String)> = files
         .into_iter()
-        .filter(|p| is_audio_file(p))
+        .filter(|p| is_audio_file(p) || has_extension(p, FFMPEG_EXTENSIONS))
         .filter_map(|p| {
             let rel = rel_string(&p, &cfg.cache_dir);
             (!excluded_from_training(&rel)).then_some((p, rel))
@@ -74,9 +79,11 @@ pub(super) fn build_training_package(
     let mut rng = SplitMix64(cfg.seed ^ hash_str(pkg));
     rng.shuffle(&mut files);
 
-    let budget = cfg.max_minutes_per_package * 60.0;
-    let pb = bar(cfg, budget.round() as u64, pkg);
-    pb.set_message("seconds");
+    let budget = cfg
+        .max_minutes_per_package
+        .map_or(f64::INFINITY, |m| m * 60.0);
+    let pb = bar(cfg, files.len() as u64, pkg);
+    pb.set_message("files");
     let mut total = 0.0;
     let mut entries: Vec<(String, f64, String)> = Vec::new();
     for (path, rel) in &files {
@@ -101,13 +108,21 @@ pub(super) fn build_training_package(
         if out.is_file() {
             if let Ok(secs) = wav_seconds(&out) {
                 total += secs;
-                pb.set_position(total.min(budget) as u64);
+                pb.inc(1);
                 entries.push((name, secs, rel.clone()));
                 continue;
             }
         }
-        let mut samples = match decode_mono(path) {
-            Ok(d) => resample(&d.samples, d.sample_rate, cfg.train_rate),
+        pb.inc(1);
+        let decoded = if has_extension(path, FFMPEG_EXTENSIONS) {
+            decode_with_ffmpeg(path, None, cfg.train_rate)
+        } else {
+            decode_mono(path)
+                .map(|d| resample(&d.samples, d.sample_rate, cfg.train_rate))
+                .map_err(anyhow::Error::from)
+        };
+        let mut samples = match decoded {
+            Ok(samples) => samples,
             Err(e) => {
                 fail(&pb, fails, path, &e);
                 continue;
@@ -117,7 +132,7 @@ pub(super) fn build_training_package(
         if (samples.len() as f64) < cfg.min_file_seconds * rate || dbfs(&samples) < SILENCE_DBFS {
             continue;
         }
-        let room = ((budget - total) * rate) as usize;
+        let room = ((budget - total) * rate).min(usize::MAX as f64) as usize;
         if samples.len() > room {
             samples.truncate(room);
             fade(&mut samples, cfg.train_rate, 0.05);
@@ -128,7 +143,6 @@ pub(super) fn build_training_package(
         }
         let secs = samples.len() as f64 / rate;
         total += secs;
-        pb.set_position(total.min(budget) as u64);
         entries.push((name, secs, rel.clone()));
     }
     pb.finish_with_message(format!("{:.1} min", total / 60.0));
