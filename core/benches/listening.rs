@@ -197,7 +197,9 @@ fn listener_latency() {
         .unwrap();
         move |buffers_db: &[f32], n: usize| {
             let mut normalised = vec![0.0; buffers_db.len()];
-            meta.normalisation.apply(buffers_db, &mut normalised);
+            let sequence = meta.model.steps * meta.model.n_bands;
+            meta.normalisation
+                .apply(buffers_db, &mut normalised, sequence);
             encoder.encode_slice(&normalised, n, &device).unwrap()
         }
     };

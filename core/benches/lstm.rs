@@ -63,7 +63,8 @@ fn main() {
         .map(|_| (-70.0 + 60.0 * rng.next_f64()) as f32)
         .collect();
     let mut normalised = vec![0.0; buffers_db.len()];
-    meta.normalisation.apply(&buffers_db, &mut normalised);
+    meta.normalisation
+        .apply(&buffers_db, &mut normalised, sequence);
 
     let mut listener =
         Listener::from_parts(meta.clone(), &tensors, Device::Cpu).expect("listener builds");

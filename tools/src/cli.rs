@@ -9,10 +9,11 @@ use std::time::Instant;
 use crate::corpus::{build_corpus, CorpusConfig};
 use crate::evaluation::EvalReport;
 use crate::train::model::Autoencoder;
-use crate::train::{train, ProgressDrawTarget, TrainConfig};
+use crate::train::{train, Augmentation, Objective, ProgressDrawTarget, TrainConfig};
 use clap::{CommandFactory, Parser, Subcommand};
 use echoic_core::listener::encoder::Device as ListenerDevice;
-use echoic_core::listener::{Activation, Listener, ModelConfig};
+use echoic_core::listener::lstm::Optimiser;
+use echoic_core::listener::{Activation, Level, Listener, ModelConfig};
 use echoic_core::outputs::learned::DEFAULT_LEARN_SECONDS;
 
 /// Echoic's offline tools.
@@ -161,6 +162,42 @@ pub struct TrainArgs {
     /// implementation, several times slower.
     #[arg(long)]
     pub candle: bool,
+    /// The update rule: adamw, or adagrad (the original Listener's; on the CPU engine only).
+    #[arg(long, default_value = "adamw", value_parser = ["adamw", "adagrad"])]
+    pub optimiser: String,
+    /// How each buffer's level reaches the model: absolute dB, or relative to the buffer's own
+    /// level (the embedding then describes what sounds, not how loud).
+    #[arg(long, default_value = "absolute", value_parser = ["absolute", "relative"])]
+    pub level: String,
+    /// Package balance of the batches, 0..1: 0 draws packages as the corpus holds them, 1
+    /// draws every package alike.
+    #[arg(long, default_value_t = TrainConfig::default().package_balance)]
+    pub package_balance: f64,
+    /// Augment training buffers on the fly: gain, tilt, pitch shift, mixes and backgrounds.
+    #[arg(long)]
+    pub augment: bool,
+    /// Masked reconstruction: the widest run of input bands hidden in every step (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub mask_bands: usize,
+    /// Masked reconstruction: input steps hidden wholly.
+    #[arg(long, default_value_t = 0)]
+    pub mask_steps: usize,
+    /// Extra error weight on each frame's loudest bands (0: plain mean squared error).
+    #[arg(long, default_value_t = 0.0)]
+    pub peak_weight: f32,
+    /// How many of each frame's loudest bands the peak weight covers.
+    #[arg(long, default_value_t = 3)]
+    pub peak_bands: usize,
+    /// Weight of a contrastive loss that pulls two augmented views of one moment together and
+    /// pushes other moments apart (0: off; use with --augment).
+    #[arg(long, default_value_t = 0.0)]
+    pub contrast_weight: f32,
+    /// Temperature of the contrastive loss.
+    #[arg(long, default_value_t = 0.2)]
+    pub contrast_temperature: f32,
+    /// Continue from this checkpoint (its weights, normalisation and epoch count).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -452,6 +489,29 @@ fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
         device: args.device.unwrap_or(defaults.device),
         threads: usize::from(args.threads),
         candle_reference: args.candle,
+        optimiser: match args.optimiser.as_str() {
+            "adagrad" => Optimiser::Adagrad,
+            _ => Optimiser::AdamW,
+        },
+        level: match args.level.as_str() {
+            "relative" => Level::Relative,
+            _ => Level::Absolute,
+        },
+        package_balance: args.package_balance,
+        augmentation: if args.augment {
+            Augmentation::default()
+        } else {
+            Augmentation::none()
+        },
+        objective: Objective {
+            mask_bands: args.mask_bands,
+            mask_steps: args.mask_steps,
+            peak_weight: args.peak_weight,
+            peak_bands: args.peak_bands,
+            contrast_weight: args.contrast_weight,
+            contrast_temperature: args.contrast_temperature,
+        },
+        resume: args.resume,
         ..defaults
     };
     let target = if args.quiet {

@@ -26,7 +26,7 @@
 //!                "spec": {"steps": 8, "dilation": 2, "kind": "Exponential", "pooling": "Pick"}},
 //!   "model": {"n_bands": 100, "steps": 8, "encoder": [50, 250], "decoder": [50],
 //!             "activation": "relu"},
-//!   "normalisation": {"offset": [100 floats], "scale": [100 floats]},
+//!   "normalisation": {"offset": [100 floats], "scale": [100 floats], "level": "Relative"},
 //!   "pca": {"mean": [250], "components": [[250] × k], "explained_variance": [k]} or null,
 //!   "provenance": {"corpus": ["data/corpus/train"], "packages": {"hedgewars-data": 30.0},
 //!                  "files": 812, "sample_rate": 22050, "train_sequences": 108000,
@@ -39,6 +39,9 @@
 //! Every provenance field has a default, so hand-made files need not invent them; `metrics` is
 //! free-form. Unknown fields are ignored, so version 1 readers accept files with additions that
 //! do not change the meaning of the known fields; anything else bumps [`FORMAT_VERSION`].
+//!
+//! Versions: 1 is the original; 2 adds `normalisation.level` = `"Relative"` ([`Level`]). A file
+//! carries the oldest version that can express it, and this build reads both.
 
 use super::config::ModelConfig;
 use super::ListenerError;
@@ -49,8 +52,12 @@ use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// The file format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest file format version this build reads: version 2 added [`Level::Relative`]. A file
+/// is written with the oldest version that expresses it ([`Level::format_version`]), so files
+/// without the new meaning stay readable by older builds.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest file format version this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The `__metadata__` key holding the JSON document.
 pub const METADATA_KEY: &str = "echoic";
 
@@ -103,45 +110,144 @@ pub struct Normalisation {
     /// Per band, the reciprocal of the 1st..99th percentile range: equalises the bands' spreads
     /// so that the loss weighs them alike.
     pub scale: Vec<f32>,
+    /// Whether each buffer's overall level is removed first, so that the embedding describes
+    /// what sounds rather than how loud (the plugin's Loudness source carries the level).
+    /// Absent in version 1 files, which are [`Level::Absolute`].
+    #[serde(default)]
+    pub level: Level,
+}
+
+/// How a dilated buffer's overall level reaches the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Level {
+    /// The dB values as they are: a gain change moves every input (format version 1).
+    #[default]
+    Absolute,
+    /// The buffer's level ([`buffer_level_db`]) is subtracted from every value, and values more
+    /// than [`RELATIVE_RANGE_DB`] below it are raised to that floor, so that a gain change leaves
+    /// the model's input unchanged (until the quietest bands reach the cochlea's own floor).
+    /// Needs format version 2.
+    Relative,
+}
+
+impl Level {
+    /// The oldest model-file format version that can express this level mode.
+    pub fn format_version(self) -> u32 {
+        match self {
+            Level::Absolute => 1,
+            Level::Relative => 2,
+        }
+    }
+}
+
+/// How far below a buffer's level a [`Level::Relative`] value may go, in dB.
+pub const RELATIVE_RANGE_DB: f32 = 80.0;
+
+/// A buffer's level: its mean power over every band and step, in dB
+/// (`10·log10(mean(10^(x/10)))`), so loud moments dominate and silent bands at the cochlea's
+/// floor barely count. Allocation-free.
+///
+/// ```
+/// use echoic_core::listener::format::buffer_level_db;
+/// assert!((buffer_level_db(&[-20.0, -20.0]) + 20.0).abs() < 1e-4);
+/// // A gain change moves the level by the same amount.
+/// assert!((buffer_level_db(&[-10.0, -40.0]) - buffer_level_db(&[-16.0, -46.0]) - 6.0).abs() < 1e-4);
+/// ```
+pub fn buffer_level_db(buffer_db: &[f32]) -> f32 {
+    if buffer_db.is_empty() {
+        return 0.0;
+    }
+    // Relative to the loudest value, so that the powers never overflow or vanish.
+    let top = buffer_db.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mean: f32 = buffer_db
+        .iter()
+        .map(|&x| 10f32.powf((x - top) * 0.1))
+        .sum::<f32>()
+        / buffer_db.len() as f32;
+    top + 10.0 * mean.log10()
 }
 
 impl Normalisation {
-    /// Maps whole frames of dB values (`n_bands` each, laid end to end) from `db` into `out`:
-    /// the one place training, evaluation and inference turn dB into the model's units.
-    /// Allocation-free.
+    /// The level removed from `buffer_db` before the per-band map: [`buffer_level_db`] under
+    /// [`Level::Relative`], 0 under [`Level::Absolute`]. Allocation-free.
+    pub fn level_of(&self, buffer_db: &[f32]) -> f32 {
+        match self.level {
+            Level::Absolute => 0.0,
+            Level::Relative => buffer_level_db(buffer_db),
+        }
+    }
+
+    /// Maps whole buffers of dB values (`buffer_len` values each, whole frames of `n_bands`,
+    /// laid end to end) from `db` into `out`: the level removed ([`level_of`](Self::level_of)),
+    /// then the per-band map. The one place training, evaluation and inference turn dB into the
+    /// model's units. Allocation-free.
     ///
     /// # Panics
     ///
-    /// If `db` and `out` differ in length or are not whole frames.
+    /// If `db` and `out` differ in length, or are not whole buffers of whole frames.
     ///
     /// ```
-    /// use echoic_core::listener::Normalisation;
-    /// let norm = Normalisation { offset: vec![-80.0, -60.0], scale: vec![0.1, 0.05] };
+    /// use echoic_core::listener::{Level, Normalisation};
+    /// let norm = Normalisation { offset: vec![-80.0, -60.0], scale: vec![0.1, 0.05], level: Level::Absolute };
     /// let mut out = [0.0; 4];
-    /// norm.apply(&[-70.0, -60.0, -80.0, -40.0], &mut out);
+    /// norm.apply(&[-70.0, -60.0, -80.0, -40.0], &mut out, 4);
     /// assert_eq!(out, [1.0, 0.0, 0.0, 1.0]);
     /// ```
-    pub fn apply(&self, db: &[f32], out: &mut [f32]) {
+    pub fn apply(&self, db: &[f32], out: &mut [f32], buffer_len: usize) {
         let n_bands = self.offset.len();
         assert!(
-            db.len() == out.len() && db.len().is_multiple_of(n_bands),
-            "normalising {} values into {} with {n_bands} bands",
+            db.len() == out.len()
+                && buffer_len.is_multiple_of(n_bands)
+                && db.len().is_multiple_of(buffer_len),
+            "normalising {} values into {} as buffers of {buffer_len} with {n_bands} bands",
             db.len(),
             out.len()
         );
-        for (src, dst) in db.chunks_exact(n_bands).zip(out.chunks_exact_mut(n_bands)) {
-            for (((d, &x), &o), &s) in dst.iter_mut().zip(src).zip(&self.offset).zip(&self.scale) {
-                *d = (x - o) * s;
+        for (buffer, buffer_out) in db
+            .chunks_exact(buffer_len)
+            .zip(out.chunks_exact_mut(buffer_len))
+        {
+            let level = self.level_of(buffer);
+            let floor = match self.level {
+                Level::Absolute => f32::NEG_INFINITY,
+                Level::Relative => -RELATIVE_RANGE_DB,
+            };
+            for (src, dst) in buffer
+                .chunks_exact(n_bands)
+                .zip(buffer_out.chunks_exact_mut(n_bands))
+            {
+                for (((d, &x), &o), &s) in
+                    dst.iter_mut().zip(src).zip(&self.offset).zip(&self.scale)
+                {
+                    *d = ((x - level).max(floor) - o) * s;
+                }
             }
         }
     }
 
-    /// The inverse of [`apply`](Self::apply), in place: model units back to dB, for
-    /// reconstructions. Allocation-free.
-    pub fn invert(&self, values: &mut [f32]) {
-        for frame in values.chunks_exact_mut(self.offset.len()) {
-            for ((v, &o), &s) in frame.iter_mut().zip(&self.offset).zip(&self.scale) {
-                *v = *v / s + o;
+    /// The inverse of [`apply`](Self::apply), in place, for reconstructions: model units back
+    /// to dB, each buffer (`buffer_len` values) at the level of the input buffer it reconstructs
+    /// (`inputs_db`, laid out like `values`). Allocation-free.
+    ///
+    /// # Panics
+    ///
+    /// If `values` and `inputs_db` differ in length, or are not whole buffers.
+    pub fn invert(&self, values: &mut [f32], buffer_len: usize, inputs_db: &[f32]) {
+        assert!(
+            values.len() == inputs_db.len() && values.len().is_multiple_of(buffer_len),
+            "inverting {} values against {} inputs as buffers of {buffer_len}",
+            values.len(),
+            inputs_db.len()
+        );
+        for (buffer, input) in values
+            .chunks_exact_mut(buffer_len)
+            .zip(inputs_db.chunks_exact(buffer_len))
+        {
+            let level = self.level_of(input);
+            for frame in buffer.chunks_exact_mut(self.offset.len()) {
+                for ((v, &o), &s) in frame.iter_mut().zip(&self.offset).zip(&self.scale) {
+                    *v = *v / s + o + level;
+                }
             }
         }
     }
@@ -232,11 +338,17 @@ fn check_finite(name: &str, values: &[f32]) -> Result<(), ListenerError> {
 impl ListenerMetadata {
     /// Checks every field and their agreement with each other. Allocates only on error.
     pub fn validate(&self) -> Result<(), ListenerError> {
-        if self.format_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&self.format_version) {
             return Err(ListenerError::UnsupportedVersion {
                 found: self.format_version,
                 supported: FORMAT_VERSION,
             });
+        }
+        if self.format_version < self.normalisation.level.format_version() {
+            return Err(inconsistent(format!(
+                "format version {} cannot hold level mode {:?}",
+                self.format_version, self.normalisation.level
+            )));
         }
         self.model.validate().map_err(inconsistent)?;
         let f = &self.features;
@@ -384,7 +496,7 @@ pub fn decode(bytes: &[u8]) -> Result<(ListenerMetadata, Vec<NamedTensor>), List
         .ok_or(ListenerError::MissingMetadata)?;
     let version: VersionOnly = serde_json::from_str(json)
         .map_err(|e| ListenerError::Metadata(format!("format_version: {e}")))?;
-    if version.format_version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version.format_version) {
         return Err(ListenerError::UnsupportedVersion {
             found: version.format_version,
             supported: FORMAT_VERSION,

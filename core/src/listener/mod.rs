@@ -47,7 +47,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::{Activation, ModelConfig};
 pub use format::{
-    Features, ListenerMetadata, NamedTensor, Normalisation, Provenance, FORMAT_VERSION,
+    Features, Level, ListenerMetadata, NamedTensor, Normalisation, Provenance, FORMAT_VERSION,
 };
 
 /// The shipped model, built into the plugin and the tools: what a fresh instance listens with.
@@ -90,11 +90,14 @@ pub enum ListenerError {
     #[error("bad metadata: {0}")]
     Metadata(String),
     /// A format version this build does not read (older unknown, or from a newer Echoic).
-    #[error("model format version {found} is not supported; this build reads version {supported}")]
+    #[error(
+        "model format version {found} is not supported; this build reads versions {} to {supported}",
+        format::OLDEST_FORMAT_VERSION
+    )]
     UnsupportedVersion {
         /// The file's version.
         found: u32,
-        /// The version this build reads.
+        /// The newest version this build reads.
         supported: u32,
     },
     /// A tensor the model needs is not in the file.
@@ -258,7 +261,9 @@ impl Listener {
                 found: out.len(),
             });
         }
-        self.meta.normalisation.apply(buffer_db, &mut self.scratch);
+        self.meta
+            .normalisation
+            .apply(buffer_db, &mut self.scratch, self.sequence_len);
         self.encoder.encode_one(&self.scratch, out)
     }
 
@@ -268,9 +273,11 @@ impl Listener {
     ///
     /// # Panics
     ///
-    /// If the lengths differ or are not whole frames.
+    /// If the lengths differ or are not whole sequences.
     pub fn normalise(&self, buffers_db: &[f32], out: &mut [f32]) {
-        self.meta.normalisation.apply(buffers_db, out);
+        self.meta
+            .normalisation
+            .apply(buffers_db, out, self.sequence_len);
     }
 
     /// Embeds `n` dilated buffers laid end to end in `buffers_db`; returns `n × latent_dim`

@@ -77,6 +77,7 @@ fn golden_meta(cfg: &ModelConfig) -> ListenerMetadata {
             scale: (0..cfg.n_bands)
                 .map(|b| (1.0 / (50.0 + 0.3 * b as f64)) as f32)
                 .collect(),
+            level: Level::Absolute,
         },
         pca: None,
         provenance: Provenance::default(),
@@ -191,10 +192,16 @@ fn golden(activation: Activation) {
     let model = &listener.metadata().model;
     let net = super::lstm::Network::new(model, &golden_weights(model)).unwrap();
     let mut normalised = vec![0.0; x.len()];
-    listener.metadata().normalisation.apply(&x, &mut normalised);
+    listener
+        .metadata()
+        .normalisation
+        .apply(&x, &mut normalised, listener.sequence_len());
     let mut rec = vec![0.0; x.len()];
     super::lstm::Workspace::new(&net, n).reconstruct(&net, &normalised, n, &mut rec);
-    listener.metadata().normalisation.invert(&mut rec);
+    listener
+        .metadata()
+        .normalisation
+        .invert(&mut rec, listener.sequence_len(), &x);
     let engine_rec_err = max_abs_diff(&rec, &want_rec);
     eprintln!("{activation:?}: engine reconstruction {engine_rec_err:.2e} dB");
     assert!(
@@ -212,7 +219,10 @@ fn golden(activation: Activation) {
         )
         .unwrap();
         let mut normalised = vec![0.0; x.len()];
-        listener.metadata().normalisation.apply(&x, &mut normalised);
+        listener
+            .metadata()
+            .normalisation
+            .apply(&x, &mut normalised, listener.sequence_len());
         let input = candle_core::Tensor::from_slice(
             &normalised,
             (n, cfg.steps, cfg.n_bands),
@@ -233,7 +243,10 @@ fn golden(activation: Activation) {
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
-        listener.metadata().normalisation.invert(&mut rec);
+        listener
+            .metadata()
+            .normalisation
+            .invert(&mut rec, listener.sequence_len(), &x);
         let candle_err = max_abs_diff(&candle_emb, &want_emb);
         let rec_err = max_abs_diff(&rec, &want_rec);
         eprintln!(
@@ -261,6 +274,41 @@ fn golden_relu_matches_numpy() {
 #[test]
 fn golden_tanh_matches_numpy() {
     golden(Activation::Tanh);
+}
+
+/// With the level removed, a gain change leaves the embedding where it was; with absolute
+/// levels it moves it. A version-1 file cannot claim the relative mode, and version 2 loads.
+#[test]
+fn a_relative_level_makes_the_embedding_gain_invariant() {
+    let cfg = ModelConfig {
+        activation: Activation::Tanh,
+        ..ModelConfig::default()
+    };
+    let x = golden_inputs(1, cfg.steps, cfg.n_bands);
+    let louder: Vec<f32> = x.iter().map(|v| v + 12.0).collect();
+    let moved = |level: Level| {
+        let mut meta = golden_meta(&cfg);
+        meta.normalisation.level = level;
+        meta.format_version = level.format_version();
+        let mut listener = Listener::from_parts(meta, &golden_weights(&cfg), Device::Cpu).unwrap();
+        let mut a = vec![0.0; listener.latent_dim()];
+        let mut b = a.clone();
+        listener.embed_into(&x, &mut a).unwrap();
+        listener.embed_into(&louder, &mut b).unwrap();
+        a.iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max)
+    };
+    assert!(moved(Level::Relative) < 1e-5, "{}", moved(Level::Relative));
+    assert!(moved(Level::Absolute) > 1e-3, "{}", moved(Level::Absolute));
+
+    let mut meta = golden_meta(&cfg);
+    meta.normalisation.level = Level::Relative;
+    meta.format_version = 1;
+    assert!(meta.validate().is_err());
+    meta.format_version = 2;
+    assert!(meta.validate().is_ok());
 }
 
 #[test]
@@ -402,11 +450,19 @@ fn the_loader_refuses_bad_files_with_clear_errors() {
         ListenerError::Metadata(_)
     ));
     assert!(matches!(
-        err(&with(&|j| j["format_version"] = 2.into())),
+        err(&with(&|j| j["format_version"] = 3.into())),
         ListenerError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
+    ));
+    // Version 1 files cannot claim version 2's relative level.
+    assert!(matches!(
+        err(&with(&|j| {
+            j["format_version"] = 1.into();
+            j["normalisation"]["level"] = "Relative".into();
+        })),
+        ListenerError::Inconsistent(_)
     ));
     assert!(matches!(
         err(&with(&|j| j["format_version"] = 0.into())),
@@ -564,7 +620,7 @@ fn the_loader_refuses_bad_files_with_clear_errors() {
     // Error messages name the problem.
     assert_eq!(
         err(&with(&|j| j["format_version"] = 7.into())).to_string(),
-        "model format version 7 is not supported; this build reads version 1"
+        "model format version 7 is not supported; this build reads versions 1 to 2"
     );
     assert!(matches!(
         Listener::load("/nonexistent/model.safetensors"),

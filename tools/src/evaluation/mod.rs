@@ -158,14 +158,15 @@ pub struct EvalReport {
     pub errors: Vec<String>,
 }
 
-/// `values` (dB, whole frames) in the model's units, as evaluation measures reconstructions.
-/// Allocates.
+/// `values` (dB, whole sequences of `sequence_len`) in the model's units, as evaluation
+/// measures reconstructions. Allocates.
 pub(crate) fn model_units(
     normalisation: &echoic_core::listener::Normalisation,
     values: &[f32],
+    sequence_len: usize,
 ) -> Vec<f32> {
     let mut out = vec![0.0; values.len()];
-    normalisation.apply(values, &mut out);
+    normalisation.apply(values, &mut out, sequence_len);
     out
 }
 
@@ -392,7 +393,13 @@ pub fn evaluate(
     let knn = |vectors: &[Vec<f32>]| knn_cross_validated_accuracy(vectors, &labels, 5, 5, 1);
     let knn_loso =
         |vectors: &[Vec<f32>]| knn_leave_one_source_out_accuracy(vectors, &labels, &sources, 5);
-    let normalise = |values: &[f32]| model_units(&listener.metadata().normalisation, values);
+    let normalise = |values: &[f32]| {
+        model_units(
+            &listener.metadata().normalisation,
+            values,
+            listener.sequence_len(),
+        )
+    };
     Ok(EvalReport {
         reconstruction: reconstruction_metrics(
             &measured.originals,

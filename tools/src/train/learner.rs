@@ -5,16 +5,18 @@
 //! - candle's autograd with `candle_nn::AdamW`: the path on a CUDA GPU, and on the CPU the
 //!   reference the engine is checked against (`--candle`).
 //!
-//! Both take batch-major normalised sequences, clip the global gradient norm and apply AdamW
-//! with the same hyper-parameters, so a run on either follows the same path up to rounding.
+//! Both take batch-major normalised sequences (an input, its target and optional error
+//! weights), clip the global gradient norm and apply AdamW with the same hyper-parameters, so a
+//! run on either follows the same path up to rounding. Adagrad (the original Listener's recipe)
+//! runs on the engine only.
 
 use super::{candle_device, model, TrainConfig};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use echoic_core::listener::candle::Seq2Seq;
 use echoic_core::listener::encoder::Device as ListenerDevice;
-use echoic_core::listener::lstm::{Network, Trainer, TrainerConfig, Workspace};
+use echoic_core::listener::lstm::{Example, Network, Optimiser, Trainer, TrainerConfig, Workspace};
 use echoic_core::listener::{ModelConfig, NamedTensor};
 
 /// A network being trained, on the engine or on candle.
@@ -59,6 +61,7 @@ impl Learner {
         if cfg.device == ListenerDevice::Cpu && !cfg.candle_reference {
             let net = Network::new(model, weights)?;
             let config = TrainerConfig {
+                optimiser: cfg.optimiser,
                 learning_rate: cfg.learning_rate,
                 weight_decay: cfg.weight_decay,
                 clip_grad_norm: cfg.clip_grad_norm,
@@ -68,6 +71,12 @@ impl Learner {
             let workspace = Box::new(Workspace::new(&net, model::CHUNK));
             let trainer = Box::new(Trainer::new(net, config, cfg.batch_size));
             return Ok(Learner::Engine { trainer, workspace });
+        }
+        if cfg.optimiser != Optimiser::AdamW || cfg.objective.contrast().is_some() {
+            bail!(
+                "Adagrad and the contrastive loss run on the CPU LSTM engine only; drop \
+                 --candle and --device cuda"
+            );
         }
         let device = candle_device(cfg.device)?;
         let varmap = VarMap::new();
@@ -104,11 +113,12 @@ impl Learner {
         }
     }
 
-    /// One step on `b` batch-major normalised sequences; returns the loss before the update.
-    pub(crate) fn step(&mut self, x: &[f32], b: usize) -> Result<f64> {
+    /// One step on `b` batch-major normalised sequences (input, target and error weights);
+    /// returns the loss before the update.
+    pub(crate) fn step(&mut self, example: Example, b: usize) -> Result<f64> {
         match self {
-            Learner::Engine { trainer, .. } => Ok(trainer.step(x, b)),
-            Learner::Candle(c) => c.step(x, b),
+            Learner::Engine { trainer, .. } => Ok(trainer.step_on(example, b)),
+            Learner::Candle(c) => c.step(example, b),
         }
     }
 
@@ -143,9 +153,14 @@ impl CandleLearner {
     }
 
     /// Forward, backward, clipping and AdamW through candle.
-    fn step(&mut self, x: &[f32], b: usize) -> Result<f64> {
-        let x = self.tensor(x, b)?;
-        let loss = (self.net.forward(&x)? - &x)?.sqr()?.mean_all()?;
+    fn step(&mut self, example: Example, b: usize) -> Result<f64> {
+        let x = self.tensor(example.input, b)?;
+        let target = self.tensor(example.target, b)?;
+        let mut errors = (self.net.forward(&x)? - &target)?.sqr()?;
+        if let Some(weights) = example.weights {
+            errors = (errors * self.tensor(weights, b)?)?;
+        }
+        let loss = errors.mean_all()?;
         let mut grads = loss.backward()?;
         if let Some(limit) = self.clip {
             clip_gradients(&mut grads, &self.varmap, limit)?;

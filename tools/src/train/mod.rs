@@ -7,10 +7,16 @@
 //! Steps: collect the audio files; split them into training and validation *by file* (so that
 //! overlapping buffers of one recording never sit on both sides); analyse every file and keep
 //! every `stride`-th usable dilated buffer, thinning uniformly when the total would pass
-//! `max_sequences`; fit the per-band normalisation on the training buffers; train with AdamW on
-//! the mean squared reconstruction error in minibatches, evaluating the validation loss after
-//! every epoch, keeping the best epoch and stopping after `patience` epochs without improvement;
+//! `max_sequences`; fit the per-band normalisation on the training buffers (after removing each
+//! buffer's level when [`Level::Relative`] is asked for); train in minibatches drawn with
+//! package weights ([`TrainConfig::package_balance`]), each buffer augmented on the fly and the
+//! loss shaped by the [`Objective`] (see [`augment`]), with AdamW (or Adagrad, the original
+//! Listener's recipe); evaluate the plain validation loss (clean buffers, mean squared error)
+//! after every epoch, keep the best epoch and stop after `patience` epochs without improvement;
 //! then fit the principal axes of the training embeddings and write the model file.
+//!
+//! Every epoch writes a checkpoint; `resume` continues from one (its weights, normalisation and
+//! epoch count; the optimiser's moments start afresh).
 //!
 //! Training runs on the CPU LSTM engine (`echoic_core::listener::lstm`) on one thread or two,
 //! or through candle: on a CUDA GPU, or on the CPU as the reference (see [`learner`]).
@@ -31,6 +37,8 @@
 //! before candle reads them. The plugin never calls it (the environment belongs to the host), and
 //! runs no candle on the CPU.
 
+pub mod augment;
+mod batches;
 mod learner;
 pub mod model;
 
@@ -40,11 +48,14 @@ mod tests;
 use crate::audio_file::{decode_mono_at, is_audio_file, AUDIO_EXTENSIONS};
 use crate::offline::analyse;
 use anyhow::{bail, Context, Result};
+pub use augment::{Augmentation, Objective};
+use batches::{Batch, BatchSource, Draws};
 use candle_core::Device;
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::format;
+use echoic_core::listener::lstm::Optimiser;
 use echoic_core::listener::{
-    Features, ListenerMetadata, ModelConfig, NamedTensor, Normalisation, Provenance, FORMAT_VERSION,
+    Features, Level, ListenerMetadata, ModelConfig, NamedTensor, Normalisation, Provenance,
 };
 use echoic_core::pca;
 use echoic_core::rng::SplitMix64;
@@ -120,6 +131,23 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Train with candle's autograd on the CPU instead of the engine: the reference, slower.
     pub candle_reference: bool,
+    /// The update rule: AdamW, or Adagrad for the original Listener's recipe (engine only).
+    pub optimiser: Optimiser,
+    /// How each buffer's level reaches the model: [`Level::Relative`] makes the embedding
+    /// describe what sounds rather than how loud.
+    pub level: Level,
+    /// How strongly packages are balanced when batches are drawn: each package is drawn in
+    /// proportion to its sequence count to the power `1 − package_balance` (0: as the corpus
+    /// holds them, shuffled without replacement; 1: every package alike, drawn with
+    /// replacement), so that a large package neither dominates nor is cut.
+    pub package_balance: f64,
+    /// On-the-fly augmentation of training buffers.
+    pub augmentation: Augmentation,
+    /// What the loss asks for beyond plain reconstruction.
+    pub objective: Objective,
+    /// A checkpoint or model file to continue from: its weights, normalisation and epoch count
+    /// (the optimiser's moments start afresh). It must have this run's shapes and features.
+    pub resume: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -148,6 +176,12 @@ impl Default for TrainConfig {
             device: ListenerDevice::preferred(),
             threads: 1,
             candle_reference: false,
+            optimiser: Optimiser::AdamW,
+            level: Level::Absolute,
+            package_balance: 0.0,
+            augmentation: Augmentation::none(),
+            objective: Objective::default(),
+            resume: None,
         }
     }
 }
@@ -238,6 +272,8 @@ struct Collected {
     data: Vec<f32>,
     /// Per sequence, whether it belongs to a validation file.
     validation: Vec<bool>,
+    /// Per sequence, the index of its package (for balanced draws).
+    package: Vec<u32>,
     /// Values per sequence.
     seq_len: usize,
     /// Current stride over all usable buffers seen.
@@ -255,10 +291,11 @@ impl Collected {
     }
 
     /// Counts a usable buffer and keeps it when it falls on the stride.
-    fn offer(&mut self, buffer: &[f32], validation: bool) {
+    fn offer(&mut self, buffer: &[f32], validation: bool, package: u32) {
         if self.seen.is_multiple_of(self.stride) {
             self.data.extend_from_slice(buffer);
             self.validation.push(validation);
+            self.package.push(package);
             if self.len() > self.cap {
                 self.thin();
             }
@@ -276,32 +313,47 @@ impl Collected {
             if r != w {
                 self.data.copy_within(r * s..(r + 1) * s, w * s);
                 self.validation[w] = self.validation[r];
+                self.package[w] = self.package[r];
             }
             w += 1;
         }
         self.data.truncate(w * s);
         self.validation.truncate(w);
+        self.package.truncate(w);
         self.stride *= 2;
     }
 }
 
-/// Fits the per-band normalisation on the training sequences: the 1st..99th percentile of each
-/// band maps to 0..1 (a range under 1 dB is widened to 1 dB so that a constant band does not
-/// blow up).
+/// Fits the per-band normalisation on the training sequences: with each buffer's level removed
+/// as `level` asks, the 1st..99th percentile of each band maps to 0..1 (a range under 1 dB is
+/// widened to 1 dB so that a constant band does not blow up).
 fn fit_normalisation(
     data: &[f32],
     train: &[usize],
     seq_len: usize,
     n_bands: usize,
+    level: Level,
 ) -> Normalisation {
     let steps = seq_len / n_bands;
     let rows = train.len() * steps;
     let every = rows.div_ceil(NORMALISATION_SAMPLES).max(1);
     let mut per_band: Vec<Vec<f32>> = vec![Vec::with_capacity(rows / every + 1); n_bands];
+    // The level removal alone: the same `apply` inference runs, with an identity band map.
+    let level_only = Normalisation {
+        offset: vec![0.0; n_bands],
+        scale: vec![1.0; n_bands],
+        level,
+    };
+    let mut relative = vec![0.0; seq_len];
+    let mut current = usize::MAX;
     for r in (0..rows).step_by(every) {
         let seq = train[r / steps];
-        let start = seq * seq_len + (r % steps) * n_bands;
-        for (b, v) in data[start..start + n_bands].iter().enumerate() {
+        if seq != current {
+            level_only.apply(&data[seq * seq_len..][..seq_len], &mut relative, seq_len);
+            current = seq;
+        }
+        let start = (r % steps) * n_bands;
+        for (b, v) in relative[start..start + n_bands].iter().enumerate() {
             per_band[b].push(*v);
         }
     }
@@ -316,14 +368,22 @@ fn fit_normalisation(
         offset.push(lo);
         scale.push(1.0 / (hi - lo).max(1.0));
     }
-    Normalisation { offset, scale }
+    Normalisation {
+        offset,
+        scale,
+        level,
+    }
 }
 
-/// What training feeds the model for `buffers_db` (dB, whole frames): the normalised values.
-/// Allocates.
-pub(crate) fn model_input(normalisation: &Normalisation, buffers_db: &[f32]) -> Vec<f32> {
+/// What training feeds the model for `buffers_db` (dB, whole sequences of `seq_len`): the
+/// normalised values. Allocates.
+pub(crate) fn model_input(
+    normalisation: &Normalisation,
+    buffers_db: &[f32],
+    seq_len: usize,
+) -> Vec<f32> {
     let mut normalised = vec![0.0; buffers_db.len()];
-    normalisation.apply(buffers_db, &mut normalised);
+    normalisation.apply(buffers_db, &mut normalised, seq_len);
     normalised
 }
 
@@ -421,6 +481,29 @@ pub fn checkpoint_dir(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.checkpoints"))
 }
 
+/// Reads the checkpoint (or model file) at `path` to resume from, checking that it has this
+/// run's network, features and level mode. Allocates; reads the file.
+fn resume_from(
+    path: &Path,
+    model_cfg: &ModelConfig,
+    settings: &ListenSettings,
+    level: Level,
+) -> Result<(ListenerMetadata, Vec<NamedTensor>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (meta, tensors) = format::decode(&bytes)
+        .with_context(|| format!("{} is not a model file", path.display()))?;
+    if meta.model != *model_cfg
+        || meta.features != Features::from_settings(settings)
+        || meta.normalisation.level != level
+    {
+        bail!(
+            "{} was trained with other shapes, features or level mode than this run asks for",
+            path.display()
+        );
+    }
+    Ok((meta, tensors))
+}
+
 /// Trains a listener as described in the module documentation and writes it to `cfg.out`.
 /// Progress bars (analysis, then one per epoch with the running loss) and per-epoch summaries
 /// go to `progress`; pass [`ProgressDrawTarget::hidden`] for silence.
@@ -479,6 +562,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     let mut store = Collected {
         data: Vec::new(),
         validation: Vec::new(),
+        package: Vec::new(),
         seq_len,
         stride: cfg.stride,
         seen: 0,
@@ -486,9 +570,16 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     };
     let mut failures = Vec::new();
     let mut packages: BTreeMap<String, f64> = BTreeMap::new();
+    let package_names: Vec<&String> = {
+        let mut names: Vec<&String> = files.iter().map(|(_, p)| p).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
     let segment = (SEGMENT_SECONDS * cfg.sample_rate as f64) as usize;
     for (i, (path, package)) in files.iter().enumerate() {
         bar.set_message(package.clone());
+        let package_id = package_names.binary_search(&package).unwrap_or(0) as u32;
         match decode_mono_at(path, cfg.sample_rate) {
             Ok(audio) => {
                 let rate = audio.sample_rate as f64;
@@ -497,7 +588,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                     match analyse(piece, rate, &settings, true) {
                         Ok(analysis) => {
                             for f in analysis.usable() {
-                                store.offer(analysis.buffer(f), is_val[i]);
+                                store.offer(analysis.buffer(f), is_val[i], package_id);
                             }
                         }
                         Err(e) => {
@@ -532,21 +623,50 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         store.stride
     ));
 
-    // Normalisation, in place.
-    let normalisation = fit_normalisation(&store.data, &train_idx, seq_len, model_cfg.n_bands);
-    let data = model_input(&normalisation, &store.data);
+    // Where to start: a checkpoint's weights and normalisation, or fresh ones.
+    let resumed = match &cfg.resume {
+        Some(path) => Some(resume_from(path, &model_cfg, &settings, cfg.level)?),
+        None => None,
+    };
+    let mut best: Option<(usize, f64, Vec<NamedTensor>)> = None;
+    let (normalisation, weights, first_epoch) = match resumed {
+        Some((meta, tensors)) => {
+            say(format!(
+                "resuming from {} after epoch {}",
+                cfg.resume.as_deref().unwrap_or(Path::new("")).display(),
+                meta.provenance.epochs
+            ));
+            // The checkpoint's own epoch stays the one to beat.
+            if let Some(loss) = meta.metrics.get("validation_loss").and_then(|v| v.as_f64()) {
+                best = Some((meta.provenance.epochs, loss, tensors.clone()));
+            }
+            (meta.normalisation, tensors, meta.provenance.epochs + 1)
+        }
+        None => (
+            fit_normalisation(
+                &store.data,
+                &train_idx,
+                seq_len,
+                model_cfg.n_bands,
+                cfg.level,
+            ),
+            model::initial_weights(&model_cfg, cfg.seed ^ 0x5eed),
+            1,
+        ),
+    };
+    let data = model_input(&normalisation, &store.data, seq_len);
+    let draws = Draws::new(&store.package, &train_idx, cfg.package_balance);
 
     // Model and optimiser.
-    let weights = model::initial_weights(&model_cfg, cfg.seed ^ 0x5eed);
     let mut learner = Learner::new(&model_cfg, &weights, cfg)?;
     say(format!("training with {}", learner.describe()));
 
     let mut meta = ListenerMetadata {
-        format_version: FORMAT_VERSION,
+        format_version: cfg.level.format_version(),
         name: cfg.name.clone(),
         features: Features::from_settings(&settings),
         model: model_cfg.clone(),
-        normalisation,
+        normalisation: normalisation.clone(),
         pca: None,
         provenance: Provenance {
             corpus: cfg.inputs.iter().map(|p| p.display().to_string()).collect(),
@@ -574,22 +694,46 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
 
     // Epochs.
     let mut shuffled = train_idx.clone();
-    let mut buf = Vec::new();
+    let mut batch = Batch::default();
+    let mut augment_rng = SplitMix64(cfg.seed ^ 0xa0_9e47);
     let mut epochs = Vec::new();
-    let mut best: Option<(usize, f64, Vec<NamedTensor>)> = None;
-    let n_batches = train_idx.len().div_ceil(cfg.batch_size);
-    for epoch in 1..=cfg.epochs {
+    // Contrasting views fills each batch with two views of half as many moments.
+    let moments_per_batch = if cfg.objective.contrast().is_some() {
+        (cfg.batch_size / 2).max(1)
+    } else {
+        cfg.batch_size
+    };
+    let n_batches = train_idx.len().div_ceil(moments_per_batch);
+    if first_epoch > cfg.epochs {
+        bail!(
+            "the checkpoint already ran {} epochs; ask for more with --epochs",
+            first_epoch - 1
+        );
+    }
+    for epoch in first_epoch..=cfg.epochs {
         let t0 = Instant::now();
-        rng.shuffle(&mut shuffled);
+        draws.epoch(&mut rng, &mut shuffled);
         let bar = multi.add(ProgressBar::new(n_batches as u64));
         bar.set_style(bar_style(
             "epoch {prefix} {bar:40} {pos}/{len} [{elapsed_precise}<{eta_precise}] loss {msg}",
         ));
         bar.set_prefix(format!("{epoch}/{}", cfg.epochs));
         let (mut sum, mut count) = (0.0f64, 0usize);
-        for (b, idx) in shuffled.chunks(cfg.batch_size).enumerate() {
-            gather(&data, idx, seq_len, &mut buf);
-            let value = learner.step(&buf, idx.len())?;
+        for (b, idx) in shuffled.chunks(moments_per_batch).enumerate() {
+            let (example, sequences) = batch.prepare(
+                BatchSource {
+                    normalised: &data,
+                    db: &store.data,
+                    train: &train_idx,
+                    normalisation: &normalisation,
+                    n_bands: model_cfg.n_bands,
+                    seq_len,
+                },
+                idx,
+                cfg,
+                &mut augment_rng,
+            );
+            let value = learner.step(example, sequences)?;
             if !value.is_finite() {
                 bar.finish_and_clear();
                 bail!("training diverged (loss {value}) in epoch {epoch}; lower the learning rate");
@@ -684,6 +828,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         .max(1);
     let pca_idx: Vec<usize> = train_idx.iter().copied().step_by(pca_every).collect();
     let mut embeddings = Vec::with_capacity(pca_idx.len() * model_cfg.latent_dim());
+    let mut buf = Vec::new();
     for chunk in pca_idx.chunks(model::CHUNK) {
         gather(&data, chunk, seq_len, &mut buf);
         embeddings.extend(final_net.embed_normalised(&buf, chunk.len())?);

@@ -142,10 +142,15 @@ impl Autoencoder {
     /// Encodes and decodes `n` dilated buffers; returns the `n × steps × n_bands`
     /// reconstructions in dB (de-normalised).
     pub fn reconstruct_batch(&self, buffers_db: &[f32], n: usize) -> anyhow::Result<Vec<f32>> {
+        let sequence = self.meta.model.steps * self.meta.model.n_bands;
         let mut normalised = vec![0.0; buffers_db.len()];
-        self.meta.normalisation.apply(buffers_db, &mut normalised);
+        self.meta
+            .normalisation
+            .apply(buffers_db, &mut normalised, sequence);
         let mut out = self.reconstruct_normalised(&normalised, n)?;
-        self.meta.normalisation.invert(&mut out);
+        self.meta
+            .normalisation
+            .invert(&mut out, sequence, buffers_db);
         Ok(out)
     }
 }

@@ -4,6 +4,7 @@ use super::*;
 use crate::audio_file::write_wav_mono;
 use echoic_core::dilated::DilatedSpec;
 use echoic_core::listener::encoder::Device as ListenerDevice;
+use echoic_core::listener::lstm::Optimiser;
 use echoic_core::listener::{Activation, Listener};
 
 /// Writes a few seconds of synthetic audio per file into `dir/pkg/`.
@@ -127,8 +128,9 @@ fn training_evaluation_and_inference_normalise_alike() {
     assert!(analysis.len() > 10);
     let buffers = &analysis.buffers;
     let normalisation = &listener.metadata().normalisation;
-    let training = model_input(normalisation, buffers);
-    let evaluation = crate::evaluation::model_units(normalisation, buffers);
+    let training = model_input(normalisation, buffers, listener.sequence_len());
+    let evaluation =
+        crate::evaluation::model_units(normalisation, buffers, listener.sequence_len());
     let mut inference = vec![f32::NAN; buffers.len()];
     listener.normalise(buffers, &mut inference);
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -153,9 +155,23 @@ fn relative_error(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn engine_gradients_match_candle_autograd() {
     use candle_core::{Device, Tensor};
-    use echoic_core::listener::lstm::{Network, Trainer, TrainerConfig};
+    use echoic_core::listener::lstm::{Contrast, Example, Network, Workspace};
     let mut worst = 0.0f64;
-    for activation in [Activation::Relu, Activation::Tanh] {
+    // Plain reconstruction; a denoising target with per-value weights; and that with the
+    // contrastive loss on the embeddings of pairs.
+    for (activation, denoising, contrast) in [
+        (Activation::Relu, false, None),
+        (Activation::Tanh, false, None),
+        (Activation::Tanh, true, None),
+        (
+            Activation::Tanh,
+            true,
+            Some(Contrast {
+                weight: 0.3,
+                temperature: 0.5,
+            }),
+        ),
+    ] {
         let cfg = ModelConfig {
             n_bands: 16,
             steps: 5,
@@ -171,28 +187,47 @@ fn engine_gradients_match_candle_autograd() {
                 .for_each(|v| *v += (rng.normal() * 0.3) as f32);
         }
         let b = 7;
-        let x: Vec<f32> = (0..b * cfg.steps * cfg.n_bands)
-            .map(|_| rng.next_f64() as f32)
-            .collect();
+        let values = b * cfg.steps * cfg.n_bands;
+        let mut random = |scale: f64, offset: f64| -> Vec<f32> {
+            (0..values)
+                .map(|_| (offset + scale * rng.next_f64()) as f32)
+                .collect()
+        };
+        let x = random(1.0, 0.0);
+        let (target, error_weights) = if denoising {
+            (random(1.0, 0.0), Some(random(4.0, 1.0)))
+        } else {
+            (x.clone(), None)
+        };
 
         let varmap = candle_nn::VarMap::new();
         let net = model::trainable(&cfg, &weights, &varmap, &Device::Cpu).unwrap();
-        let input = Tensor::from_slice(&x, (b, cfg.steps, cfg.n_bands), &Device::Cpu).unwrap();
-        let loss = (net.forward(&input).unwrap() - &input)
+        let tensor =
+            |v: &[f32]| Tensor::from_slice(v, (b, cfg.steps, cfg.n_bands), &Device::Cpu).unwrap();
+        let mut errors = (net.forward(&tensor(&x)).unwrap() - tensor(&target))
             .unwrap()
             .sqr()
-            .unwrap()
-            .mean_all()
             .unwrap();
+        if let Some(w) = &error_weights {
+            errors = (errors * tensor(w)).unwrap();
+        }
+        let mut loss = errors.mean_all().unwrap();
+        if let Some(c) = contrast {
+            loss = (loss + candle_contrastive_loss(&net.encode(&tensor(&x)).unwrap(), c)).unwrap();
+        }
         let grads = loss.backward().unwrap();
         let data = varmap.data().lock().unwrap();
 
-        let mut trainer = Trainer::new(
-            Network::new(&cfg, &weights).unwrap(),
-            TrainerConfig::default(),
-            b,
-        );
-        let (engine_loss, engine_grads) = trainer.gradients(&x, b);
+        let network = Network::new(&cfg, &weights).unwrap();
+        let mut workspace = Workspace::new(&network, b);
+        let example = Example {
+            input: &x,
+            target: &target,
+            weights: error_weights.as_deref(),
+            contrast,
+        };
+        let engine_loss = workspace.gradients_for(&network, example, b, b) / values as f64;
+        let engine_grads = workspace.grads();
         let candle_loss = f64::from(loss.to_scalar::<f32>().unwrap());
         assert!(
             (engine_loss - candle_loss).abs() <= 1e-5 * candle_loss,
@@ -225,6 +260,83 @@ fn engine_gradients_match_candle_autograd() {
         assert_eq!(offset, engine_grads.len());
     }
     eprintln!("engine vs candle autograd: largest relative gradient error {worst:.2e}");
+}
+
+/// The contrastive loss written with candle's tensor operations, the reference for the
+/// engine's: `weight · mean ℓ` with `ℓᵢ = −log softmax_{j≠i}(zᵢ·zⱼ/τ)[partner]` on unit-length
+/// embeddings, partners 0–1, 2–3, …
+fn candle_contrastive_loss(
+    embeddings: &candle_core::Tensor,
+    contrast: echoic_core::listener::lstm::Contrast,
+) -> candle_core::Tensor {
+    use candle_core::{Device, Tensor};
+    let (b, _) = embeddings.dims2().unwrap();
+    let norms = embeddings
+        .sqr()
+        .unwrap()
+        .sum_keepdim(1)
+        .unwrap()
+        .sqrt()
+        .unwrap();
+    let z = embeddings.broadcast_div(&norms).unwrap();
+    let similarity =
+        (z.matmul(&z.t().unwrap()).unwrap() / f64::from(contrast.temperature)).unwrap();
+    let mut mask = vec![0.0f32; b * b];
+    let mut partners = vec![0.0f32; b * b];
+    for i in 0..b {
+        mask[i * b + i] = -1e4;
+        if i / 2 * 2 + 1 < b {
+            partners[i * b + (i ^ 1)] = 1.0;
+        }
+    }
+    let mask = Tensor::from_slice(&mask, (b, b), &Device::Cpu).unwrap();
+    let partners = Tensor::from_slice(&partners, (b, b), &Device::Cpu).unwrap();
+    let log_p = candle_nn::ops::log_softmax(&(similarity + mask).unwrap(), 1).unwrap();
+    ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(contrast.weight) / b as f64))
+        .unwrap()
+}
+
+/// Every training option together (relative level, augmentation, masking, peak weights,
+/// package balance, Adagrad) trains a loadable model, and `resume` continues from a checkpoint
+/// where it left off.
+#[test]
+fn training_with_every_option_runs_and_resumes() {
+    let dir = std::env::temp_dir().join(format!("echoic-train-options-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    synth_corpus(&dir.join("corpus"));
+    let mut cfg = TrainConfig {
+        level: Level::Relative,
+        package_balance: 0.5,
+        augmentation: Augmentation::default(),
+        objective: Objective {
+            mask_bands: 4,
+            mask_steps: 1,
+            peak_weight: 2.0,
+            peak_bands: 2,
+            contrast_weight: 0.01,
+            contrast_temperature: 0.2,
+        },
+        optimiser: Optimiser::Adagrad,
+        ..smoke_config(&dir)
+    };
+    let report = train(&cfg, ProgressDrawTarget::hidden()).unwrap();
+    assert_eq!(report.epochs.len(), 2);
+    assert!(report.epochs.iter().all(|e| e.validation_loss.is_finite()));
+    let listener = Listener::load(&cfg.out).unwrap();
+    assert_eq!(listener.metadata().normalisation.level, Level::Relative);
+    assert_eq!(listener.metadata().format_version, 2);
+
+    cfg.resume = Some(checkpoint_dir(&cfg.out).join("epoch-002.safetensors"));
+    cfg.epochs = 3;
+    let resumed = train(&cfg, ProgressDrawTarget::hidden()).unwrap();
+    assert_eq!(
+        resumed.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+        [3]
+    );
+    // A checkpoint of another level mode is refused rather than misread.
+    cfg.level = Level::Absolute;
+    assert!(train(&cfg, ProgressDrawTarget::hidden()).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A few epochs with the engine (one thread and two) and with candle from the same seed reach

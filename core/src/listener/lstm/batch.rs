@@ -43,6 +43,59 @@ enum Input<'a> {
     Repeated(&'a [f32]),
 }
 
+/// One training batch: what the network reads and what its output should be. Sequences are
+/// batch-major (`b × T × n_bands`), in normalised units.
+#[derive(Clone, Copy, Debug)]
+pub struct Example<'a> {
+    /// The sequences the network reads.
+    pub input: &'a [f32],
+    /// The reconstruction wanted, laid out like `input`: the input itself for a plain
+    /// autoencoder, the clean sequence when the input is corrupted (denoising).
+    pub target: &'a [f32],
+    /// Per-value weights of the squared error, laid out like `target` (to stress spectral
+    /// peaks, say); `None` weighs every value alike.
+    pub weights: Option<&'a [f32]>,
+    /// An auxiliary loss on the embeddings of sequence pairs; `None` trains reconstruction
+    /// alone.
+    pub contrast: Option<Contrast>,
+}
+
+/// An auxiliary contrastive loss on the embeddings (NT-Xent, as SimCLR): the sequences come in
+/// pairs (0 with 1, 2 with 3, …), two views of the same moment, and each embedding should be
+/// nearer (in cosine similarity) to its partner than to every other sequence of its share of
+/// the batch. For sequence `i` with partner `p`, `ℓᵢ = −sᵢₚ/τ + log Σ_{j≠i} exp(sᵢⱼ/τ)`; the
+/// loss added to the mean squared error is `weight · mean ℓ`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Contrast {
+    /// How much the contrastive loss counts against the reconstruction error.
+    pub weight: f32,
+    /// The temperature `τ`: smaller values punish near misses harder.
+    pub temperature: f32,
+}
+
+impl<'a> Example<'a> {
+    /// The plain autoencoder's batch: reconstruct `x`, every value weighed alike.
+    pub fn plain(x: &'a [f32]) -> Self {
+        Self {
+            input: x,
+            target: x,
+            weights: None,
+            contrast: None,
+        }
+    }
+
+    /// The sequences `range` of the batch, `sequence` values each.
+    pub(crate) fn sequences(&self, range: std::ops::Range<usize>, sequence: usize) -> Self {
+        let values = range.start * sequence..range.end * sequence;
+        Self {
+            input: &self.input[values.clone()],
+            target: &self.target[values.clone()],
+            weights: self.weights.map(|w| &w[values]),
+            contrast: self.contrast,
+        }
+    }
+}
+
 /// The buffers of one batch shape (see the module documentation).
 #[derive(Clone, Debug)]
 pub struct Workspace {
@@ -54,6 +107,15 @@ pub struct Workspace {
     isa: Isa,
     /// The batch, time-major: `T × B × n_bands`.
     input: Vec<f32>,
+    /// The reconstruction wanted, time-major like `input`; read only by training.
+    target: Vec<f32>,
+    /// The squared error's per-value weights, time-major like `input`.
+    weights: Vec<f32>,
+    /// Whether `weights` applies to the loaded batch (otherwise every value weighs alike).
+    weighted: bool,
+    /// The contrastive loss's gradient with respect to the embeddings, `B × latent`; all zero
+    /// when the batch has no [`Contrast`].
+    d_embedding: Vec<f32>,
     /// One tape per layer held by the network.
     tapes: Vec<Tape>,
     /// Pre-activation gradients of the current layer, `T × B × 4H`.
@@ -87,6 +149,10 @@ impl Workspace {
             steps: t,
             isa: Isa::detect(),
             input: vec![0.0; t * b * cfg.n_bands],
+            target: vec![0.0; t * b * cfg.n_bands],
+            weights: vec![0.0; t * b * cfg.n_bands],
+            weighted: false,
+            d_embedding: vec![0.0; b * cfg.latent_dim()],
             tapes: layers
                 .iter()
                 .map(|l| Tape {
@@ -148,16 +214,130 @@ impl Workspace {
     /// Forward and backward for `b` sequences of a batch of `total`: the sum of squared
     /// reconstruction errors over these sequences, with [`grads`](Self::grads) set to the
     /// gradient of the batch's mean squared error (over `total × T × n_bands` values) that these
-    /// sequences contribute. Allocation-free once the workspace holds `b` sequences (the `gemm`
-    /// crate's packing scratch aside).
+    /// sequences contribute. The plain autoencoder's case of
+    /// [`gradients_for`](Self::gradients_for). Allocation-free once the workspace holds `b`
+    /// sequences (the `gemm` crate's packing scratch aside).
     ///
     /// # Panics
     /// If the network holds no decoder, or a slice is too short.
     pub fn gradients(&mut self, net: &Network, x: &[f32], b: usize, total: usize) -> f64 {
+        self.gradients_for(net, Example::plain(x), b, total)
+    }
+
+    /// As [`gradients`](Self::gradients) for any [`Example`]: the error is the output's
+    /// distance from `example.target`, each squared error times its weight, and with a
+    /// [`Contrast`] its loss joins in. Returns the sum of (weighted) squared errors plus
+    /// `weight · Σ ℓᵢ · T · n_bands`, so that dividing by the batch's values gives
+    /// `mse + weight · mean ℓ`. Allocation-free once the workspace holds `b` sequences, whatever
+    /// the example asks (the `gemm` crate aside).
+    ///
+    /// # Panics
+    /// If the network holds no decoder, or a slice is too short.
+    pub fn gradients_for(
+        &mut self,
+        net: &Network,
+        example: Example,
+        b: usize,
+        total: usize,
+    ) -> f64 {
         assert!(net.has_decoder(), "training needs the decoder");
-        self.load(net, x, b);
+        self.load(net, example.input, b);
+        let (t_steps, n) = (self.steps, net.config().n_bands);
+        assert!(
+            example.target.len() >= b * t_steps * n,
+            "target slice too short"
+        );
+        swap_major(example.target, &mut self.target, b, t_steps, n);
+        self.weighted = example.weights.is_some();
+        if let Some(w) = example.weights {
+            assert!(w.len() >= b * t_steps * n, "weight slice too short");
+            swap_major(w, &mut self.weights, b, t_steps, n);
+        }
         self.forward(net, b, net.layer_count());
-        self.backward(net, b, total)
+        let sequence = t_steps * n;
+        let contrastive = match example.contrast {
+            Some(contrast) => self.contrast(net, contrast, b, total),
+            None => {
+                self.d_embedding.fill(0.0);
+                0.0
+            }
+        };
+        // In squared-error units, so that the caller's mean is `mse + weight · mean ℓ`.
+        self.backward(net, b, total) + contrastive * sequence as f64
+    }
+
+    /// The contrastive loss of the loaded batch's embeddings (see [`Contrast`]): sets
+    /// `d_embedding` to its gradient, scaled for a batch of `total`, and returns
+    /// `weight · Σ ℓᵢ` over these `b` sequences (an odd last sequence has no partner and is
+    /// only a negative). Allocation-free.
+    fn contrast(&mut self, net: &Network, contrast: Contrast, b: usize, total: usize) -> f64 {
+        let encoder = net.config().encoder.len();
+        let h = net.layer(encoder - 1).units;
+        let e = last_step(&self.tapes[encoder - 1], self.steps, b, h);
+        let d = &mut self.d_embedding[..b * h];
+        d.fill(0.0);
+        let pairs = b / 2 * 2;
+        if pairs < 2 {
+            return 0.0;
+        }
+        let tau = contrast.temperature;
+        let norm = |i: usize| -> f32 {
+            e[i * h..][..h]
+                .iter()
+                .map(|v| v * v)
+                .sum::<f32>()
+                .sqrt()
+                .max(1e-12)
+        };
+        let cosine = |i: usize, j: usize| -> f32 {
+            let dot: f32 = e[i * h..][..h]
+                .iter()
+                .zip(&e[j * h..][..h])
+                .map(|(x, y)| x * y)
+                .sum();
+            dot / (norm(i) * norm(j))
+        };
+        // dL/dz for the unit vectors z = e/‖e‖, accumulated into `d`, then projected.
+        let scale = contrast.weight / total as f32;
+        let mut loss = 0.0f64;
+        for i in 0..pairs {
+            let partner = i ^ 1;
+            // Softmax over j ≠ i of s_ij/τ, in two passes (max, then sum).
+            let top = (0..b)
+                .filter(|&j| j != i)
+                .map(|j| cosine(i, j) / tau)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = (0..b)
+                .filter(|&j| j != i)
+                .map(|j| (cosine(i, j) / tau - top).exp())
+                .sum();
+            loss += f64::from(top + sum.ln() - cosine(i, partner) / tau);
+            let (ni, zi) = (norm(i), i * h);
+            for j in (0..b).filter(|&j| j != i) {
+                let p = (cosine(i, j) / tau - top).exp() / sum;
+                let g = scale * (p - f32::from(u8::from(j == partner))) / tau;
+                // s_ij = z_i·z_j: z_j reaches z_i's gradient and z_i reaches z_j's.
+                let nj = norm(j);
+                for k in 0..h {
+                    d[zi + k] += g * e[j * h + k] / nj;
+                    d[j * h + k] += g * e[zi + k] / ni;
+                }
+            }
+        }
+        // Through the normalisation: de = (dz − z (z·dz)) / ‖e‖.
+        for i in 0..b {
+            let ni = norm(i);
+            let row = &mut d[i * h..][..h];
+            let along: f32 = row
+                .iter()
+                .zip(&e[i * h..][..h])
+                .map(|(g, x)| g * x / ni)
+                .sum();
+            for (g, x) in row.iter_mut().zip(&e[i * h..][..h]) {
+                *g = (*g - x / ni * along) / ni;
+            }
+        }
+        f64::from(contrast.weight) * loss
     }
 
     /// The gradient vector [`gradients`](Self::gradients) wrote.
@@ -184,12 +364,16 @@ impl Workspace {
     }
 
     /// Backward through every layer after [`forward`](Self::forward); returns the sum of
-    /// squared errors.
+    /// (weighted) squared errors against the loaded target.
     fn backward(&mut self, net: &Network, b: usize, total: usize) -> f64 {
         let Workspace {
             steps,
             isa,
             input,
+            target,
+            weights,
+            weighted,
+            d_embedding,
             tapes,
             dz,
             d_out,
@@ -206,10 +390,19 @@ impl Workspace {
         let scale = 2.0 / (total * t_steps * n) as f32;
         let mut sse = 0.0f64;
         let y = &tapes[layers - 1].h[..t_steps * b * n];
-        for ((d, &y), &x) in d_out.iter_mut().zip(y).zip(&input[..t_steps * b * n]) {
-            let e = y - x;
-            sse += f64::from(e * e);
-            *d = scale * e;
+        let pairs = d_out.iter_mut().zip(y).zip(&target[..t_steps * b * n]);
+        if !*weighted {
+            for ((d, &y), &x) in pairs {
+                let e = y - x;
+                sse += f64::from(e * e);
+                *d = scale * e;
+            }
+        } else {
+            for (((d, &y), &x), &w) in pairs.zip(&weights[..t_steps * b * n]) {
+                let e = y - x;
+                sse += f64::from(w * e * e);
+                *d = scale * w * e;
+            }
         }
         for li in (0..layers).rev() {
             let layer = net.layer(li);
@@ -236,7 +429,12 @@ impl Workspace {
                 // The encoder's last layer is read at its last step only.
                 let units = net.layer(li - 1).units;
                 d_out[..t_steps * b * units].fill(0.0);
-                d_out[(t_steps - 1) * b * units..][..b * units].copy_from_slice(&d_in[..b * units]);
+                let last = &mut d_out[(t_steps - 1) * b * units..][..b * units];
+                last.copy_from_slice(&d_in[..b * units]);
+                // The embedding's own loss, when there is one.
+                for (g, &extra) in last.iter_mut().zip(&d_embedding[..b * units]) {
+                    *g += extra;
+                }
             } else {
                 std::mem::swap(d_out, d_in);
             }

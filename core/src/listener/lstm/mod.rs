@@ -51,10 +51,10 @@ mod trainer;
 #[cfg(test)]
 mod tests;
 
-pub use batch::Workspace;
+pub use batch::{Contrast, Example, Workspace};
 pub use network::Network;
 pub(crate) use single::SingleEncoder;
-pub use trainer::{Trainer, TrainerConfig, MAX_THREADS};
+pub use trainer::{Optimiser, Trainer, TrainerConfig, ADAGRAD_INITIAL_ACCUMULATOR, MAX_THREADS};
 
 /// The instruction set the engine's own kernels run with on this CPU: "avx512", "avx2+fma" or
 /// "portable".

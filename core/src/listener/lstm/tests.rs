@@ -145,6 +145,33 @@ fn two_threads_give_the_one_thread_gradient_and_step() {
     }
 }
 
+/// Adagrad's first step is `lr·g / √(0.1 + g²)` (Keras' accumulator start), no weight decay.
+#[test]
+fn adagrad_takes_the_keras_first_step() {
+    let cfg = small(Activation::Tanh);
+    let b = 4;
+    let x = random_batch(&cfg, b, 3);
+    let start = random_network(&cfg, 2);
+    let config = TrainerConfig {
+        optimiser: Optimiser::Adagrad,
+        learning_rate: 1e-2,
+        clip_grad_norm: None,
+        ..TrainerConfig::default()
+    };
+    let mut trainer = Trainer::new(start.clone(), config, b);
+    let grads = trainer.gradients(&x, b).1.to_vec();
+    trainer.step(&x, b);
+    let want: Vec<f32> = start
+        .params()
+        .iter()
+        .zip(&grads)
+        .map(|(p, g)| p - 1e-2 * g / ((ADAGRAD_INITIAL_ACCUMULATOR + g * g).sqrt() + 1e-8))
+        .collect();
+    let err = relative_error(trainer.network().params(), &want);
+    assert!(err < 1e-6, "{err}");
+    assert!(grads.iter().any(|&g| g.abs() > 1e-4));
+}
+
 #[test]
 fn adamw_moves_by_the_learning_rate_and_steps_lower_the_loss() {
     let cfg = small(Activation::Relu);

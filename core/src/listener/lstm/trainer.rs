@@ -1,19 +1,37 @@
-//! Offline and on a training thread: minibatch steps of AdamW on the reconstruction error.
+//! Offline and on a training thread: minibatch steps of AdamW (or Adagrad, the original
+//! Listener's optimiser) on the reconstruction error.
 //!
 //! A [`Trainer`] owns the network, the optimiser's moments and one [`Workspace`] per thread.
 //! A step runs forward and backward (on two threads, each half of the batch, when asked),
 //! clips the global gradient norm, and applies AdamW exactly as candle's `AdamW` does, so that a
 //! run with this engine and one with candle follow the same path.
 
-use super::batch::Workspace;
+use super::batch::{Contrast, Example, Workspace};
 use super::network::Network;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
+/// The update rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Optimiser {
+    /// AdamW as candle applies it: the recipe of every model this project trains.
+    #[default]
+    AdamW,
+    /// Adagrad as Keras applies it (`v += g²`, `p −= lr·g / (√v + ε)`, accumulators starting at
+    /// [`ADAGRAD_INITIAL_ACCUMULATOR`]): the original Listener's optimiser, to reproduce its
+    /// recipe like for like. Ignores the betas and the weight decay.
+    Adagrad,
+}
+
+/// Keras' starting value of Adagrad's squared-gradient accumulators.
+pub const ADAGRAD_INITIAL_ACCUMULATOR: f32 = 0.1;
+
 /// How to train.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainerConfig {
-    /// AdamW learning rate.
+    /// The update rule.
+    pub optimiser: Optimiser,
+    /// Learning rate.
     pub learning_rate: f64,
     /// Decoupled weight decay (the parameter shrinks by `learning_rate × weight_decay` a step).
     pub weight_decay: f64,
@@ -34,6 +52,7 @@ impl Default for TrainerConfig {
     /// training recipe), clipping at 1, one thread.
     fn default() -> Self {
         Self {
+            optimiser: Optimiser::AdamW,
             learning_rate: 1e-3,
             weight_decay: 1e-4,
             beta1: 0.9,
@@ -55,9 +74,9 @@ pub struct Trainer {
     net: Network,
     /// How to train.
     cfg: TrainerConfig,
-    /// First moments, laid out like the parameters.
+    /// First moments, laid out like the parameters (unused by Adagrad).
     m: Vec<f32>,
-    /// Second moments, laid out like the parameters.
+    /// Second moments (Adagrad: the squared-gradient sums), laid out like the parameters.
     v: Vec<f32>,
     /// Steps taken.
     t: i32,
@@ -86,7 +105,13 @@ impl Trainer {
             net,
             cfg: TrainerConfig { threads, ..cfg },
             m: vec![0.0; n],
-            v: vec![0.0; n],
+            v: vec![
+                match cfg.optimiser {
+                    Optimiser::AdamW => 0.0,
+                    Optimiser::Adagrad => ADAGRAD_INITIAL_ACCUMULATOR,
+                };
+                n
+            ],
             t: 0,
             grads: vec![0.0; if threads > 1 { n } else { 0 }],
         }
@@ -114,7 +139,7 @@ impl Trainer {
     /// # Panics
     /// If `b` is 0 or `x` holds fewer than `b` sequences.
     pub fn gradients(&mut self, x: &[f32], b: usize) -> (f64, &[f32]) {
-        let loss = self.backward(x, b);
+        let loss = self.backward(Example::plain(x), b);
         self.combine(b);
         (
             loss,
@@ -122,15 +147,25 @@ impl Trainer {
         )
     }
 
-    /// One training step on `b` normalised sequences: gradient, clipping, AdamW. Returns the
-    /// mean squared error before the update. Allocation-free and, with two threads, free of
-    /// thread starts once the workspaces hold the batch (the `gemm` crate's packing scratch
-    /// aside).
+    /// One training step on `b` normalised sequences: gradient, clipping, update. Returns the
+    /// mean squared error before the update. The plain autoencoder's case of
+    /// [`step_on`](Self::step_on). Allocation-free and, with two threads, free of thread starts
+    /// once the workspaces hold the batch (the `gemm` crate's packing scratch aside).
     ///
     /// # Panics
     /// As [`gradients`](Self::gradients).
     pub fn step(&mut self, x: &[f32], b: usize) -> f64 {
-        let loss = self.backward(x, b);
+        self.step_on(Example::plain(x), b)
+    }
+
+    /// One training step on any [`Example`] of `b` sequences (a corrupted input with its clean
+    /// target, weighted errors). Returns the mean (weighted) squared error before the update.
+    /// Allocation-free as [`step`](Self::step).
+    ///
+    /// # Panics
+    /// If `b` is 0 or a slice of `example` holds fewer than `b` sequences.
+    pub fn step_on(&mut self, example: Example, b: usize) -> f64 {
+        let loss = self.backward(example, b);
         let norm = self.combine(b).sqrt();
         let factor = match self.cfg.clip_grad_norm {
             Some(limit) if norm > limit && norm.is_finite() => (limit / norm) as f32,
@@ -183,10 +218,13 @@ impl Trainer {
 
     /// Forward and backward over `b` sequences, split between the threads; returns the mean
     /// squared error, with each workspace holding its share's gradient.
-    fn backward(&mut self, x: &[f32], b: usize) -> f64 {
+    fn backward(&mut self, example: Example, b: usize) -> f64 {
         let cfg = self.net.config();
         let sequence = cfg.steps * cfg.n_bands;
-        assert!(b > 0 && x.len() >= b * sequence, "batch slice too short");
+        assert!(
+            b > 0 && example.input.len() >= b * sequence,
+            "batch slice too short"
+        );
         let Trainer {
             net,
             workspaces,
@@ -195,19 +233,24 @@ impl Trainer {
         } = self;
         let sse = match (workspaces.as_mut_slice(), helper) {
             ([first, second], Some(helper)) if b > 1 => {
-                let split = b.div_ceil(2);
-                let (head, tail) = x[..b * sequence].split_at(split * sequence);
+                // An even split keeps contrastive pairs within one share.
+                let split = (b.div_ceil(4) * 2).min(b - 1);
+                let head = example.sequences(0..split, sequence);
+                let tail = example.sequences(split..b, sequence);
                 let job = Job::Gradients {
                     net: &*net,
                     workspace: second,
-                    x: tail.as_ptr(),
-                    len: tail.len(),
+                    input: tail.input.as_ptr(),
+                    target: tail.target.as_ptr(),
+                    weights: tail.weights.map_or(std::ptr::null(), <[f32]>::as_ptr),
+                    contrast: tail.contrast,
+                    len: tail.input.len(),
                     b: b - split,
                     total: b,
                 };
-                helper.run(job, || first.gradients(net, head, split, b))
+                helper.run(job, || first.gradients_for(net, head, split, b))
             }
-            (workspaces, _) => workspaces[0].gradients(net, x, b, b),
+            (workspaces, _) => workspaces[0].gradients_for(net, example, b, b),
         };
         sse / (b * sequence) as f64
     }
@@ -263,10 +306,13 @@ fn sum_into(out: &mut [f32], a: &[f32], b: &[f32]) -> f64 {
     norm
 }
 
-/// One AdamW update's constants, in candle's order of operations: moments, bias corrections,
-/// decoupled decay, then the step, on the gradient times `factor` (the clipping).
+/// One update's constants. AdamW in candle's order of operations: moments, bias corrections,
+/// decoupled decay, then the step; Adagrad as Keras: accumulate, then step. Both on the
+/// gradient times `factor` (the clipping).
 #[derive(Clone, Copy, Debug)]
 struct Update {
+    /// The rule.
+    optimiser: Optimiser,
     /// First-moment decay.
     beta1: f32,
     /// Second-moment decay.
@@ -293,6 +339,7 @@ impl Update {
     /// The constants of step `t` (1-based).
     fn new(cfg: &TrainerConfig, t: i32, factor: f32) -> Self {
         Self {
+            optimiser: cfg.optimiser,
             beta1: cfg.beta1 as f32,
             beta2: cfg.beta2 as f32,
             one_minus_beta1: (1.0 - cfg.beta1) as f32,
@@ -308,6 +355,14 @@ impl Update {
 
     /// Updates `params` and their moments from `grads` (all the same length).
     fn apply(&self, params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]) {
+        if self.optimiser == Optimiser::Adagrad {
+            for ((p, &g), v) in params.iter_mut().zip(grads).zip(v) {
+                let g = g * self.factor;
+                *v += g * g;
+                *p -= self.lr * g / (v.sqrt() + self.eps);
+            }
+            return;
+        }
         for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
             let g = g * self.factor;
             *m = *m * self.beta1 + g * self.one_minus_beta1;
@@ -336,14 +391,20 @@ struct Helper {
 /// before the borrows the pointers came from end, and the main thread touches none of the data
 /// meanwhile.
 enum Job {
-    /// `workspace.gradients(net, x, b, total)`; answers the sum of squared errors.
+    /// `workspace.gradients_for(net, example, b, total)`; answers the sum of squared errors.
     Gradients {
         /// The network, read only.
         net: *const Network,
         /// The helper's workspace.
         workspace: *mut Workspace,
-        /// The share's sequences.
-        x: *const f32,
+        /// The share's input sequences.
+        input: *const f32,
+        /// The share's targets, `len` values like the input.
+        target: *const f32,
+        /// The share's error weights, `len` values, or null when every value weighs alike.
+        weights: *const f32,
+        /// The contrastive loss, if any.
+        contrast: Option<Contrast>,
         /// Values in the share.
         len: usize,
         /// Sequences in the share.
@@ -395,11 +456,22 @@ impl Job {
             Job::Gradients {
                 net,
                 workspace,
-                x,
+                input,
+                target,
+                weights,
+                contrast,
                 len,
                 b,
                 total,
-            } => (*workspace).gradients(&*net, from_raw_parts(x, len), b, total),
+            } => {
+                let example = Example {
+                    input: from_raw_parts(input, len),
+                    target: from_raw_parts(target, len),
+                    weights: (!weights.is_null()).then(|| from_raw_parts(weights, len)),
+                    contrast,
+                };
+                (*workspace).gradients_for(&*net, example, b, total)
+            }
             Job::Combine {
                 first,
                 second,
