@@ -836,7 +836,8 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     meta.pca = pca::fit(&embeddings, model_cfg.latent_dim(), cfg.pca_axes);
 
     let last = epochs.last().cloned();
-    meta.provenance.epochs = epochs.len();
+    // Counted from the start of training, resumed or not.
+    meta.provenance.epochs = epochs.last().map_or(first_epoch - 1, |e| e.epoch);
     meta.provenance.best_epoch = best_epoch;
     meta.provenance.created_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -333,6 +333,8 @@ fn training_with_every_option_runs_and_resumes() {
         resumed.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
         [3]
     );
+    let resumed_meta = Listener::load(&cfg.out).unwrap().metadata().clone();
+    assert_eq!(resumed_meta.provenance.epochs, 3);
     // A checkpoint of another level mode is refused rather than misread.
     cfg.level = Level::Absolute;
     assert!(train(&cfg, ProgressDrawTarget::hidden()).is_err());
