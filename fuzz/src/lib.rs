@@ -10,7 +10,7 @@
 
 use echoic_core::dilated::DilatedSpec;
 use echoic_core::listener::{
-    format, Activation, Features, ListenerMetadata, ModelConfig, NamedTensor, Normalisation,
+    format, Activation, Features, Level, ListenerMetadata, ModelConfig, NamedTensor, Normalisation,
     Provenance, FORMAT_VERSION,
 };
 use echoic_core::pca::Pca;
@@ -121,6 +121,8 @@ pub fn tiny_model(with_pca: bool) -> Vec<u8> {
         normalisation: Normalisation {
             offset: (0..cfg.n_bands).map(|b| -80.0 + b as f32).collect(),
             scale: vec![1.0 / 60.0; cfg.n_bands],
+            // The newest format's level mode, so that the fuzzers reach its code too.
+            level: Level::Relative,
         },
         model: cfg,
         pca,
