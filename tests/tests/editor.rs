@@ -590,6 +590,10 @@ fn damaged_models(dir: &Path) -> Vec<(String, &'static str)> {
     )
     .unwrap();
     let header_len = u64::from_le_bytes(shipped[..8].try_into().unwrap()) as usize;
+    let shipped_version = echoic_core::listener::Listener::from_bytes(&shipped)
+        .unwrap()
+        .metadata()
+        .format_version;
     let edit_header = |from: &str, to: &str| {
         assert_eq!(
             from.len(),
@@ -626,7 +630,10 @@ fn damaged_models(dir: &Path) -> Vec<(String, &'static str)> {
         ("bad-random", random, "not a listener model file"),
         (
             "bad-version",
-            edit_header(r#"\"format_version\":1,"#, r#"\"format_version\":9,"#),
+            edit_header(
+                &format!(r#"\"format_version\":{shipped_version},"#),
+                r#"\"format_version\":9,"#,
+            ),
             "version 9",
         ),
         (
