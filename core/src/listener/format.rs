@@ -46,6 +46,7 @@
 use super::config::ModelConfig;
 use super::ListenerError;
 use crate::dilated::DilatedSpec;
+use crate::frame::SILENCE_DB;
 use crate::pca::Pca;
 use crate::worker::ListenSettings;
 use safetensors::{Dtype, SafeTensors};
@@ -126,7 +127,9 @@ pub enum Level {
     /// The buffer's level ([`buffer_level_db`]) is subtracted from every value, and values more
     /// than [`RELATIVE_RANGE_DB`] below it are raised to that floor, so that a gain change leaves
     /// the model's input unchanged (until the quietest bands reach the cochlea's own floor).
-    /// Needs format version 2.
+    /// A band at the cochlea's floor ([`SILENCE_DB`]) holds nothing and goes to the relative
+    /// floor too, so that silence stays silence rather than becoming a flat spectrum at the
+    /// level. Needs format version 2.
     Relative,
 }
 
@@ -208,9 +211,9 @@ impl Normalisation {
             .zip(out.chunks_exact_mut(buffer_len))
         {
             let level = self.level_of(buffer);
-            let floor = match self.level {
-                Level::Absolute => f32::NEG_INFINITY,
-                Level::Relative => -RELATIVE_RANGE_DB,
+            let (floor, silence) = match self.level {
+                Level::Absolute => (f32::NEG_INFINITY, f32::NEG_INFINITY),
+                Level::Relative => (-RELATIVE_RANGE_DB, SILENCE_DB),
             };
             for (src, dst) in buffer
                 .chunks_exact(n_bands)
@@ -219,7 +222,8 @@ impl Normalisation {
                 for (((d, &x), &o), &s) in
                     dst.iter_mut().zip(src).zip(&self.offset).zip(&self.scale)
                 {
-                    *d = ((x - level).max(floor) - o) * s;
+                    let relative = if x <= silence { floor } else { x - level };
+                    *d = (relative.max(floor) - o) * s;
                 }
             }
         }

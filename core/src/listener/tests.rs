@@ -303,6 +303,17 @@ fn a_relative_level_makes_the_embedding_gain_invariant() {
     assert!(moved(Level::Relative) < 1e-5, "{}", moved(Level::Relative));
     assert!(moved(Level::Absolute) > 1e-3, "{}", moved(Level::Absolute));
 
+    // Silence stays silence: a buffer at the cochlea's floor is not a flat spectrum at its level.
+    let mut norm = golden_meta(&cfg).normalisation;
+    norm.level = Level::Relative;
+    let n = cfg.steps * cfg.n_bands;
+    let (mut silent, mut flat) = (vec![0.0; n], vec![0.0; n]);
+    norm.apply(&vec![crate::frame::SILENCE_DB; n], &mut silent, n);
+    norm.apply(&vec![-30.0; n], &mut flat, n);
+    let floor_input = (-format::RELATIVE_RANGE_DB - norm.offset[0]) * norm.scale[0];
+    assert_eq!(silent[0], floor_input);
+    assert!((flat[0] - (0.0 - norm.offset[0]) * norm.scale[0]).abs() < 1e-5);
+
     let mut meta = golden_meta(&cfg);
     meta.normalisation.level = Level::Relative;
     meta.format_version = 1;
