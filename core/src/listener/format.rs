@@ -143,8 +143,10 @@ impl Level {
     }
 }
 
-/// How far below a buffer's level a [`Level::Relative`] value may go, in dB.
-pub const RELATIVE_RANGE_DB: f32 = 80.0;
+/// How far below a buffer's level a [`Level::Relative`] value may go, in dB. At least the
+/// distance from full scale (0 dB) to [`SILENCE_DB`], so that the relative floor inverts to the
+/// cochlea's floor or below for any buffer up to full scale: silence reconstructs as silence.
+pub const RELATIVE_RANGE_DB: f32 = 100.0;
 
 /// A buffer's level: its mean power over every band and step, in dB
 /// (`10·log10(mean(10^(x/10)))`), so loud moments dominate and silent bands at the cochlea's
@@ -231,7 +233,8 @@ impl Normalisation {
 
     /// The inverse of [`apply`](Self::apply), in place, for reconstructions: model units back
     /// to dB, each buffer (`buffer_len` values) at the level of the input buffer it reconstructs
-    /// (`inputs_db`, laid out like `values`). Allocation-free.
+    /// (`inputs_db`, laid out like `values`), and never below the cochlea's floor
+    /// ([`SILENCE_DB`]), which no input goes below either. Allocation-free.
     ///
     /// # Panics
     ///
@@ -250,7 +253,7 @@ impl Normalisation {
             let level = self.level_of(input);
             for frame in buffer.chunks_exact_mut(self.offset.len()) {
                 for ((v, &o), &s) in frame.iter_mut().zip(&self.offset).zip(&self.scale) {
-                    *v = *v / s + o + level;
+                    *v = (*v / s + o + level).max(SILENCE_DB);
                 }
             }
         }

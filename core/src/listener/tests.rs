@@ -312,6 +312,14 @@ fn a_relative_level_makes_the_embedding_gain_invariant() {
     norm.apply(&vec![-30.0; n], &mut flat, n);
     let floor_input = (-format::RELATIVE_RANGE_DB - norm.offset[0]) * norm.scale[0];
     assert_eq!(silent[0], floor_input);
+    // And back: silence reconstructs as silence, whatever the level of the buffer around it.
+    let mut quiet_band = vec![-20.0; n];
+    quiet_band[0] = crate::frame::SILENCE_DB;
+    let mut round_trip = vec![0.0; n];
+    norm.apply(&quiet_band, &mut round_trip, n);
+    norm.invert(&mut round_trip, n, &quiet_band);
+    assert_eq!(round_trip[0], crate::frame::SILENCE_DB);
+    assert!((round_trip[1] + 20.0).abs() < 1e-3, "{}", round_trip[1]);
     assert!((flat[0] - (0.0 - norm.offset[0]) * norm.scale[0]).abs() < 1e-5);
 
     let mut meta = golden_meta(&cfg);
