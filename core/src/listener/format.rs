@@ -231,6 +231,20 @@ impl Normalisation {
         }
     }
 
+    /// [`apply`](Self::apply) into a new vector: the convenience form for offline work
+    /// (training, evaluation). Allocates; `apply` is its real-time twin.
+    ///
+    /// ```
+    /// use echoic_core::listener::{Level, Normalisation};
+    /// let norm = Normalisation { offset: vec![-80.0, -60.0], scale: vec![0.1, 0.05], level: Level::Absolute };
+    /// assert_eq!(norm.applied(&[-70.0, -60.0], 2), [1.0, 0.0]);
+    /// ```
+    pub fn applied(&self, db: &[f32], buffer_len: usize) -> Vec<f32> {
+        let mut out = vec![0.0; db.len()];
+        self.apply(db, &mut out, buffer_len);
+        out
+    }
+
     /// The inverse of [`apply`](Self::apply), in place, for reconstructions: model units back
     /// to dB, each buffer (`buffer_len` values) at the level of the input buffer it reconstructs
     /// (`inputs_db`, laid out like `values`), and never below the cochlea's floor

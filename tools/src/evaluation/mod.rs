@@ -158,18 +158,6 @@ pub struct EvalReport {
     pub errors: Vec<String>,
 }
 
-/// `values` (dB, whole sequences of `sequence_len`) in the model's units, as evaluation
-/// measures reconstructions. Allocates.
-pub(crate) fn model_units(
-    normalisation: &echoic_core::listener::Normalisation,
-    values: &[f32],
-    sequence_len: usize,
-) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
-    normalisation.apply(values, &mut out, sequence_len);
-    out
-}
-
 /// Every `RECON_STRIDE`-th usable buffer of a clip is reconstructed: neighbours overlap almost
 /// entirely, so this bounds the time without losing information.
 const RECON_STRIDE: usize = 4;
@@ -394,11 +382,10 @@ pub fn evaluate(
     let knn_loso =
         |vectors: &[Vec<f32>]| knn_leave_one_source_out_accuracy(vectors, &labels, &sources, 5);
     let normalise = |values: &[f32]| {
-        model_units(
-            &listener.metadata().normalisation,
-            values,
-            listener.sequence_len(),
-        )
+        listener
+            .metadata()
+            .normalisation
+            .applied(values, listener.sequence_len())
     };
     Ok(EvalReport {
         reconstruction: reconstruction_metrics(

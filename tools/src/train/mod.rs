@@ -375,18 +375,6 @@ fn fit_normalisation(
     }
 }
 
-/// What training feeds the model for `buffers_db` (dB, whole sequences of `seq_len`): the
-/// normalised values. Allocates.
-pub(crate) fn model_input(
-    normalisation: &Normalisation,
-    buffers_db: &[f32],
-    seq_len: usize,
-) -> Vec<f32> {
-    let mut normalised = vec![0.0; buffers_db.len()];
-    normalisation.apply(buffers_db, &mut normalised, seq_len);
-    normalised
-}
-
 /// The `q` quantile (0..1) of `values` by nearest rank; reorders `values`. `values` must not be
 /// empty.
 fn percentile(values: &mut [f32], q: f64) -> f32 {
@@ -654,7 +642,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             1,
         ),
     };
-    let data = model_input(&normalisation, &store.data, seq_len);
+    let data = normalisation.applied(&store.data, seq_len);
     let draws = Draws::new(&store.package, &train_idx, cfg.package_balance);
 
     // Model and optimiser.
