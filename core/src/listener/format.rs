@@ -124,12 +124,11 @@ pub enum Level {
     /// The dB values as they are: a gain change moves every input (format version 1).
     #[default]
     Absolute,
-    /// The buffer's level ([`buffer_level_db`]) is subtracted from every value, and values more
-    /// than [`RELATIVE_RANGE_DB`] below it are raised to that floor, so that a gain change leaves
-    /// the model's input unchanged (until the quietest bands reach the cochlea's own floor).
-    /// A band at the cochlea's floor ([`SILENCE_DB`]) holds nothing and goes to the relative
-    /// floor too, so that silence stays silence rather than becoming a flat spectrum at the
-    /// level. Needs format version 2.
+    /// The buffer's level ([`buffer_level_db`]), but no less than [`QUIETEST_LEVEL_DB`], is
+    /// subtracted from every value, so that a gain change leaves the model's input unchanged
+    /// (until the quietest bands reach the cochlea's own floor) and silence stays quieter than
+    /// anything audible rather than becoming a flat spectrum at its own level. The map is
+    /// continuous and [`Normalisation::invert`] undoes it exactly. Needs format version 2.
     Relative,
 }
 
@@ -143,10 +142,12 @@ impl Level {
     }
 }
 
-/// How far below a buffer's level a [`Level::Relative`] value may go, in dB. At least the
-/// distance from full scale (0 dB) to [`SILENCE_DB`], so that the relative floor inverts to the
-/// cochlea's floor or below for any buffer up to full scale: silence reconstructs as silence.
-pub const RELATIVE_RANGE_DB: f32 = 100.0;
+/// The quietest level [`Level::Relative`] removes, in dB: 40 dB above the cochlea's floor
+/// ([`SILENCE_DB`]). A buffer quieter than this is treated as if at this level, so digital
+/// silence reaches the model 40 dB below a buffer at this level, the quietest thing it hears,
+/// and never as a flat spectrum at 0 dB relative, which is what loud noise looks like. Gain
+/// invariance holds for buffers above it.
+pub const QUIETEST_LEVEL_DB: f32 = -60.0;
 
 /// A buffer's level: its mean power over every band and step, in dB
 /// (`10·log10(mean(10^(x/10)))`), so loud moments dominate and silent bands at the cochlea's
@@ -173,12 +174,13 @@ pub fn buffer_level_db(buffer_db: &[f32]) -> f32 {
 }
 
 impl Normalisation {
-    /// The level removed from `buffer_db` before the per-band map: [`buffer_level_db`] under
-    /// [`Level::Relative`], 0 under [`Level::Absolute`]. Allocation-free.
+    /// The level removed from `buffer_db` before the per-band map: [`buffer_level_db`], but no
+    /// less than [`QUIETEST_LEVEL_DB`], under [`Level::Relative`]; 0 under [`Level::Absolute`].
+    /// Allocation-free.
     pub fn level_of(&self, buffer_db: &[f32]) -> f32 {
         match self.level {
             Level::Absolute => 0.0,
-            Level::Relative => buffer_level_db(buffer_db),
+            Level::Relative => buffer_level_db(buffer_db).max(QUIETEST_LEVEL_DB),
         }
     }
 
@@ -213,10 +215,6 @@ impl Normalisation {
             .zip(out.chunks_exact_mut(buffer_len))
         {
             let level = self.level_of(buffer);
-            let (floor, silence) = match self.level {
-                Level::Absolute => (f32::NEG_INFINITY, f32::NEG_INFINITY),
-                Level::Relative => (-RELATIVE_RANGE_DB, SILENCE_DB),
-            };
             for (src, dst) in buffer
                 .chunks_exact(n_bands)
                 .zip(buffer_out.chunks_exact_mut(n_bands))
@@ -224,8 +222,7 @@ impl Normalisation {
                 for (((d, &x), &o), &s) in
                     dst.iter_mut().zip(src).zip(&self.offset).zip(&self.scale)
                 {
-                    let relative = if x <= silence { floor } else { x - level };
-                    *d = (relative.max(floor) - o) * s;
+                    *d = (x - level - o) * s;
                 }
             }
         }

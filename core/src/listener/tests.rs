@@ -303,24 +303,33 @@ fn a_relative_level_makes_the_embedding_gain_invariant() {
     assert!(moved(Level::Relative) < 1e-5, "{}", moved(Level::Relative));
     assert!(moved(Level::Absolute) > 1e-3, "{}", moved(Level::Absolute));
 
-    // Silence stays silence: a buffer at the cochlea's floor is not a flat spectrum at its level.
+    // Silence stays silence: a buffer at the cochlea's floor is not a flat spectrum at its own
+    // level (what loud noise is), but 40 dB below the quietest level removed.
     let mut norm = golden_meta(&cfg).normalisation;
     norm.level = Level::Relative;
     let n = cfg.steps * cfg.n_bands;
     let (mut silent, mut flat) = (vec![0.0; n], vec![0.0; n]);
-    norm.apply(&vec![crate::frame::SILENCE_DB; n], &mut silent, n);
+    let silence = vec![crate::frame::SILENCE_DB; n];
+    norm.apply(&silence, &mut silent, n);
     norm.apply(&vec![-30.0; n], &mut flat, n);
-    let floor_input = (-format::RELATIVE_RANGE_DB - norm.offset[0]) * norm.scale[0];
-    assert_eq!(silent[0], floor_input);
-    // And back: silence reconstructs as silence, whatever the level of the buffer around it.
+    let at = |relative_db: f32| (relative_db - norm.offset[0]) * norm.scale[0];
+    let silence_below_quietest = crate::frame::SILENCE_DB - format::QUIETEST_LEVEL_DB;
+    assert!((silent[0] - at(silence_below_quietest)).abs() < 1e-5);
+    assert!((flat[0] - at(0.0)).abs() < 1e-5);
+    // And back, exactly: silence alone, and a silent band in a louder buffer.
     let mut quiet_band = vec![-20.0; n];
     quiet_band[0] = crate::frame::SILENCE_DB;
-    let mut round_trip = vec![0.0; n];
-    norm.apply(&quiet_band, &mut round_trip, n);
-    norm.invert(&mut round_trip, n, &quiet_band);
-    assert_eq!(round_trip[0], crate::frame::SILENCE_DB);
-    assert!((round_trip[1] + 20.0).abs() < 1e-3, "{}", round_trip[1]);
-    assert!((flat[0] - (0.0 - norm.offset[0]) * norm.scale[0]).abs() < 1e-5);
+    for input in [&silence, &quiet_band] {
+        let mut round_trip = vec![0.0; n];
+        norm.apply(input, &mut round_trip, n);
+        norm.invert(&mut round_trip, n, input);
+        let err = round_trip
+            .iter()
+            .zip(input.iter())
+            .map(|(r, x)| (r - x).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err < 1e-3, "round trip off by {err} dB");
+    }
 
     let mut meta = golden_meta(&cfg);
     meta.normalisation.level = Level::Relative;
