@@ -345,6 +345,11 @@ impl Workspace {
         &self.grads
     }
 
+    /// The gradient vector, for the trainer to add a penalty's gradient to. Allocation-free.
+    pub(crate) fn grads_mut(&mut self) -> &mut [f32] {
+        &mut self.grads
+    }
+
     /// Runs the first `layers` layers over the loaded input.
     fn forward(&mut self, net: &Network, b: usize, layers: usize) {
         let t_steps = self.steps;

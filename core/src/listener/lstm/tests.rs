@@ -213,3 +213,80 @@ fn the_network_round_trips_its_tensors() {
     assert!(Network::new(&cfg, &missing).is_err());
     assert!(Network::encoder(&cfg, &missing).is_ok());
 }
+
+/// The anchor's penalty `λ/2·‖w − w₀‖²` joins the loss, and its gradient `λ·(w − w₀)` the
+/// gradient: the whole loss against central differences, on one thread and two.
+#[test]
+fn the_anchor_penalty_and_its_gradient_match_central_differences() {
+    let cfg = ModelConfig {
+        n_bands: 3,
+        steps: 4,
+        encoder: vec![4, 3],
+        decoder: vec![2],
+        activation: Activation::Tanh,
+    };
+    let b = 3;
+    let strength = 0.7;
+    let net = random_network(&cfg, 11);
+    // An anchor well away from the weights, so that the penalty's gradient is not small.
+    let anchor: Vec<f32> = random_network(&cfg, 12).params().to_vec();
+    let x = random_batch(&cfg, b, 13);
+    let anchored = |net: Network, threads: usize| {
+        let config = TrainerConfig {
+            threads,
+            ..TrainerConfig::default()
+        };
+        let mut trainer = Trainer::new(net, config, b);
+        trainer.anchor(anchor.clone(), strength);
+        trainer
+    };
+    let mut plain = Trainer::new(net.clone(), TrainerConfig::default(), b);
+    let (plain_loss, plain_grads) = plain.gradients(&x, b);
+    let plain_grads = plain_grads.to_vec();
+    for threads in [1, 2] {
+        let mut trainer = anchored(net.clone(), threads);
+        let (loss, grads) = trainer.gradients(&x, b);
+        let analytic = grads.to_vec();
+        // The penalty itself, computed here from its definition.
+        let penalty: f64 = net
+            .params()
+            .iter()
+            .zip(&anchor)
+            .map(|(&w, &a)| 0.5 * strength * f64::from(w - a).powi(2))
+            .sum();
+        assert!(
+            (loss - plain_loss - penalty).abs() < 1e-6 * penalty,
+            "{loss} {plain_loss} {penalty}"
+        );
+        let difference: Vec<f32> = analytic
+            .iter()
+            .zip(&plain_grads)
+            .map(|(a, p)| a - p)
+            .collect();
+        let want: Vec<f32> = net
+            .params()
+            .iter()
+            .zip(&anchor)
+            .map(|(&w, &a)| strength as f32 * (w - a))
+            .collect();
+        assert!(relative_error(&difference, &want) < 1e-5);
+        // The whole anchored loss against central differences.
+        let eps = 1e-2f32;
+        let numeric: Vec<f32> = (0..analytic.len())
+            .map(|i| {
+                let at = |delta: f32| {
+                    let mut moved = net.clone();
+                    moved.params_mut()[i] += delta;
+                    anchored(moved, threads).gradients(&x, b).0
+                };
+                ((at(eps) - at(-eps)) / (2.0 * f64::from(eps))) as f32
+            })
+            .collect();
+        let err = relative_error(&analytic, &numeric);
+        assert!(err < 5e-4, "{threads} threads: relative error {err}");
+    }
+    // A strength of 0 removes the penalty.
+    let mut off = Trainer::new(net.clone(), TrainerConfig::default(), b);
+    off.anchor(anchor.clone(), 0.0);
+    assert_eq!(off.gradients(&x, b).0, plain_loss);
+}

@@ -86,6 +86,18 @@ pub struct Trainer {
     helper: Option<Helper>,
     /// The batch's gradient when two threads share it: their parts summed.
     grads: Vec<f32>,
+    /// The weights a penalty pulls towards, if any (see [`anchor`](Trainer::anchor)).
+    anchor: Option<Anchor>,
+}
+
+/// An L2-SP penalty `strength/2 · ‖w − weights‖²`: fine-tuning stays near the model it started
+/// from.
+#[derive(Debug)]
+struct Anchor {
+    /// The weights pulled towards, laid out like the parameters.
+    weights: Vec<f32>,
+    /// `λ`: the penalty's gradient is `λ·(w − weights)`.
+    strength: f32,
 }
 
 impl Trainer {
@@ -114,7 +126,24 @@ impl Trainer {
             ],
             t: 0,
             grads: vec![0.0; if threads > 1 { n } else { 0 }],
+            anchor: None,
         }
+    }
+
+    /// Adds an L2-SP penalty `strength/2 · ‖w − weights‖²` to every later loss, so that every
+    /// gradient gains `strength·(w − weights)`: fine-tuning on a little data (a session's own
+    /// audio) then stays near the model it started from, however one-sided the data. `weights`
+    /// are laid out like [`Network::params`], usually the network's own before training; a
+    /// strength of 0 removes the penalty. Takes `weights` without copying.
+    ///
+    /// # Panics
+    /// If `weights` is not as long as the parameters.
+    pub fn anchor(&mut self, weights: Vec<f32>, strength: f64) {
+        assert_eq!(weights.len(), self.net.params().len(), "anchor length");
+        self.anchor = (strength > 0.0).then_some(Anchor {
+            weights,
+            strength: strength as f32,
+        });
     }
 
     /// The weights.
@@ -132,14 +161,15 @@ impl Trainer {
         self.net
     }
 
-    /// The mean squared error of `b` normalised sequences (`b × T × n_bands`, batch-major) and
-    /// its gradient with respect to every parameter (laid out like them), without updating.
+    /// The mean squared error of `b` normalised sequences (`b × T × n_bands`, batch-major), plus
+    /// the [`anchor`](Self::anchor)'s penalty if there is one, and its gradient with respect to
+    /// every parameter (laid out like them), without updating.
     /// Allocation-free once the workspaces hold the batch (the `gemm` crate aside).
     ///
     /// # Panics
     /// If `b` is 0 or `x` holds fewer than `b` sequences.
     pub fn gradients(&mut self, x: &[f32], b: usize) -> (f64, &[f32]) {
-        let loss = self.backward(Example::plain(x), b);
+        let loss = self.backward(Example::plain(x), b) + self.add_anchor();
         self.combine(b);
         (
             loss,
@@ -159,13 +189,14 @@ impl Trainer {
     }
 
     /// One training step on any [`Example`] of `b` sequences (a corrupted input with its clean
-    /// target, weighted errors). Returns the mean (weighted) squared error before the update.
+    /// target, weighted errors). Returns the mean (weighted) squared error before the update,
+    /// plus the [`anchor`](Self::anchor)'s penalty if there is one.
     /// Allocation-free as [`step`](Self::step).
     ///
     /// # Panics
     /// If `b` is 0 or a slice of `example` holds fewer than `b` sequences.
     pub fn step_on(&mut self, example: Example, b: usize) -> f64 {
-        let loss = self.backward(example, b);
+        let loss = self.backward(example, b) + self.add_anchor();
         let norm = self.combine(b).sqrt();
         let factor = match self.cfg.clip_grad_norm {
             Some(limit) if norm > limit && norm.is_finite() => (limit / norm) as f32,
@@ -209,6 +240,23 @@ impl Trainer {
             _ => update.apply(params, batch, m, v),
         }
         loss
+    }
+
+    /// Adds the [`anchor`](Self::anchor)'s gradient to the first workspace's share (so that
+    /// [`combine`](Self::combine) counts it once) and returns its penalty; 0 without an anchor.
+    /// Allocation-free.
+    fn add_anchor(&mut self) -> f64 {
+        let Some(anchor) = &self.anchor else {
+            return 0.0;
+        };
+        let mut penalty = 0.0f64;
+        let grads = self.workspaces[0].grads_mut();
+        for ((g, &w), &w0) in grads.iter_mut().zip(self.net.params()).zip(&anchor.weights) {
+            let d = w - w0;
+            *g += anchor.strength * d;
+            penalty += f64::from(d) * f64::from(d);
+        }
+        0.5 * f64::from(anchor.strength) * penalty
     }
 
     /// Workspaces a batch of `b` uses: two only when both get a sequence.
