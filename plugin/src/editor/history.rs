@@ -149,6 +149,12 @@ impl ColumnRing {
     }
 }
 
+/// How far the embedding strip's colour range reaches on each side, in RMS widths of a hop's
+/// values: a listener's embedding holds a few dimensions near saturation and most near zero, so
+/// a range set by the largest value greys out the rest (the listener of issue 14 puts its RMS at
+/// a fifth of its peak).
+const EMBEDDING_RANGE_RMS: f32 = 3.0;
+
 /// Everything the panels draw, kept between frames.
 pub struct History {
     /// The cochleagram: one column of band levels per hop.
@@ -173,8 +179,10 @@ pub struct History {
     dims: usize,
     /// Colour table of the level scale.
     lut: LevelLut,
-    /// Running scale of the embedding values (a slowly decaying maximum of |value|), so the strip
-    /// uses its whole colour range whatever the model's output range.
+    /// Running scale of the embedding values (a slowly decaying maximum of
+    /// [`EMBEDDING_RANGE_RMS`] times a hop's RMS), so the strip uses its whole colour range
+    /// whatever the model's output range, and a few saturated dimensions do not grey out the
+    /// rest. Values beyond it take the end colours.
     embedding_scale: f32,
     /// Whether the embedding has had negative values: then the strip maps −scale..scale, else
     /// 0..scale.
@@ -243,8 +251,10 @@ impl History {
         if e.is_empty() {
             self.embedding.push(std::iter::empty());
         } else {
-            let peak = e.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            self.embedding_scale = (self.embedding_scale * 0.998).max(peak).max(1e-6);
+            let rms = (e.iter().map(|v| v * v).sum::<f32>() / e.len() as f32).sqrt();
+            self.embedding_scale = (self.embedding_scale * 0.998)
+                .max(EMBEDDING_RANGE_RMS * rms)
+                .max(1e-6);
             self.embedding_signed |= e.iter().any(|&v| v < -0.05 * self.embedding_scale);
             let (scale, signed) = (self.embedding_scale, self.embedding_signed);
             self.embedding.push(e.iter().map(|&v| {
