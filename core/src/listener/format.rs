@@ -302,6 +302,47 @@ pub struct Provenance {
     pub git_describe: Option<String>,
     /// The echoic-core version that trained the model.
     pub echoic_version: String,
+    /// The model this one was fine-tuned from on a session's audio
+    /// ([`adapt`](crate::listener::adapt)); `None` for a model trained from scratch, whose
+    /// fields above then describe its own training. An adapted model keeps its base's fields.
+    pub adapted_from: Option<AdaptedFrom>,
+}
+
+/// What an adapted model was fine-tuned from, so that it can be traced to its base and to how
+/// much audio changed it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct AdaptedFrom {
+    /// The base model's name.
+    pub name: String,
+    /// The base model file's [`model_id`], when its bytes were at hand: tells two bases of the
+    /// same name apart.
+    pub id: Option<String>,
+    /// Seconds of history (cochlear frames) adapted on, held-out part included.
+    pub history_seconds: f64,
+    /// Held-out reconstruction loss of the base model on the history (normalised units²).
+    pub held_out_before: f64,
+    /// The same for the adapted weights.
+    pub held_out_after: f64,
+    /// Epochs run; the weights kept are those of the best held-out epoch (0: the base's).
+    pub epochs: usize,
+    /// The epoch whose weights were kept.
+    pub best_epoch: usize,
+}
+
+/// An identifier of a model file's bytes, `fnv1a64:` and 16 hex digits (FNV-1a, 64 bits): to
+/// name the base an adapted model came from. Not a cryptographic hash. Allocates the text.
+///
+/// ```
+/// use echoic_core::listener::format::model_id;
+/// assert_eq!(model_id(b""), "fnv1a64:cbf29ce484222325");
+/// assert_ne!(model_id(b"a"), model_id(b"b"));
+/// ```
+pub fn model_id(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("fnv1a64:{hash:016x}")
 }
 
 /// Everything in a model file besides the weights.

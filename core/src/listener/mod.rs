@@ -4,6 +4,7 @@
 //! log energies in dB, oldest step first) into an embedding. Runs on the worker (and in the
 //! offline tools); never on the audio thread.
 //!
+//! - [`adapt`]: fine-tuning a listener on a session's own cochlear frames;
 //! - [`config`]: the network's sizes, stored in every file;
 //! - [`format`](mod@format): the model file (safetensors plus JSON metadata) and its validation;
 //! - [`encoder`]: the one encoder chosen at load, the CPU LSTM engine or candle on CUDA;
@@ -32,6 +33,7 @@
 //! println!("{} runs inference", listener.device_name());
 //! ```
 
+pub mod adapt;
 #[cfg(feature = "candle")]
 pub mod candle;
 pub mod config;
@@ -47,7 +49,8 @@ use std::path::{Path, PathBuf};
 
 pub use config::{Activation, ModelConfig};
 pub use format::{
-    Features, Level, ListenerMetadata, NamedTensor, Normalisation, Provenance, FORMAT_VERSION,
+    AdaptedFrom, Features, Level, ListenerMetadata, NamedTensor, Normalisation, Provenance,
+    FORMAT_VERSION,
 };
 
 /// The shipped model, built into the plugin and the tools: what a fresh instance listens with.
