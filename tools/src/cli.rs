@@ -6,11 +6,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::adaptation::scenarios::{evaluate_adaptation, ScenarioConfig};
 use crate::corpus::{build_corpus, CorpusConfig};
 use crate::evaluation::EvalReport;
 use crate::train::model::Autoencoder;
 use crate::train::{train, Augmentation, Objective, ProgressDrawTarget, TrainConfig};
 use clap::{CommandFactory, Parser, Subcommand};
+use echoic_core::listener::adapt::AdaptConfig;
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::lstm::Optimiser;
 use echoic_core::listener::{Activation, Level, Listener, ModelConfig};
@@ -38,6 +40,104 @@ pub enum Command {
     /// baseline: 5-NN sound type (clip CV and leave-one-source-out), learned-sound ROC-AUC,
     /// reconstruction, and what the principal axes follow.
     Eval(EvalArgs),
+    /// Fine-tune a listener on audio files played one after another (the plugin's Adapt,
+    /// offline) and write the adapted model file.
+    Adapt(AdaptArgs),
+    /// Measure whether adapting helps where it was adapted: drum types across hydrogen kits and
+    /// languages across asterisk prompts, learned-sound ROC-AUC before and after, and the
+    /// general figures.
+    AdaptEval(AdaptEvalArgs),
+}
+
+/// How `echoic adapt` and `echoic adapt-eval` adapt (see `AdaptConfig`).
+#[derive(Debug, clap::Args)]
+pub struct AdaptParams {
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = AdaptConfig::default().learning_rate)]
+    pub learning_rate: f64,
+    /// Strength of the pull towards the starting weights (L2-SP λ).
+    #[arg(long, default_value_t = AdaptConfig::default().anchor)]
+    pub anchor: f64,
+    /// Sequences per minibatch.
+    #[arg(long, default_value_t = AdaptConfig::default().batch_size)]
+    pub batch_size: usize,
+    /// Most epochs.
+    #[arg(long, default_value_t = AdaptConfig::default().max_epochs)]
+    pub epochs: usize,
+    /// Stop after this many epochs without a lower held-out loss.
+    #[arg(long, default_value_t = AdaptConfig::default().patience)]
+    pub patience: usize,
+    /// Keep one dilated buffer in this many.
+    #[arg(long, default_value_t = AdaptConfig::default().stride)]
+    pub stride: usize,
+    /// Refit the principal axes on the history's embeddings instead of keeping the base's.
+    #[arg(long)]
+    pub refit_axes: bool,
+}
+
+impl AdaptParams {
+    /// The adaptation these flags ask for.
+    fn config(&self) -> AdaptConfig {
+        AdaptConfig {
+            learning_rate: self.learning_rate,
+            anchor: self.anchor,
+            batch_size: self.batch_size,
+            max_epochs: self.epochs,
+            patience: self.patience,
+            stride: self.stride,
+            refit_axes: self.refit_axes,
+            ..AdaptConfig::default()
+        }
+    }
+}
+
+/// Arguments of `echoic adapt`.
+#[derive(Debug, clap::Args)]
+pub struct AdaptArgs {
+    /// The model file to adapt; the built-in model when absent.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// The adapted model file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Rate the audio is decoded (resampled) at before the cochlea, in Hz.
+    #[arg(long, default_value_t = 22_050)]
+    pub rate: u32,
+    /// How to adapt.
+    #[command(flatten)]
+    pub params: AdaptParams,
+    /// Do not draw a progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Audio files or folders (wav, flac, ogg, mp3, aiff), heard in this order.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Arguments of `echoic adapt-eval`.
+#[derive(Debug, clap::Args)]
+pub struct AdaptEvalArgs {
+    /// The model file to adapt; the built-in model when absent.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// The extracted Debian packages (hydrogen-drumkits, asterisk-core-sounds-*-g722).
+    #[arg(long, default_value = "data/extracted")]
+    pub data: PathBuf,
+    /// The labelled folder of the general figures.
+    #[arg(long, default_value = "data/corpus/eval")]
+    pub eval: PathBuf,
+    /// Skip the general figures.
+    #[arg(long)]
+    pub no_general: bool,
+    /// Seconds of adaptation history per scenario.
+    #[arg(long, default_value_t = ScenarioConfig::default().history_seconds)]
+    pub history_seconds: f64,
+    /// Most measurement clips per class.
+    #[arg(long, default_value_t = ScenarioConfig::default().clips_per_class)]
+    pub clips_per_class: usize,
+    /// How to adapt.
+    #[command(flatten)]
+    pub params: AdaptParams,
 }
 
 /// Which representation `echoic embed` writes.
@@ -227,6 +327,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Train(args) => train_listener(args),
         Command::Embed(args) => embed(args),
         Command::Eval(args) => eval(args),
+        Command::Adapt(args) => adapt_files(args),
+        Command::AdaptEval(args) => adapt_eval(args),
     }
 }
 
@@ -467,6 +569,138 @@ fn print_axes(report: &EvalReport) {
     }
 }
 
+/// Runs `echoic adapt`: the files' history, adaptation with a progress bar, the model file.
+/// Allocates; reads and writes files.
+fn adapt_files(args: AdaptArgs) -> anyhow::Result<()> {
+    use crate::adaptation::{adapt_model, history_of_files, write_model};
+    let bytes = model_bytes(args.model.as_ref())?;
+    let (meta, _) = echoic_core::listener::format::decode(&bytes)?;
+    let files = crate::embed::audio_files(&args.inputs)?;
+    let (history, failures) = history_of_files(&files, args.rate, &meta.features.to_settings());
+    for (path, error) in &failures {
+        eprintln!("skipped {}: {error}", path.display());
+    }
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(1000)
+    };
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "{bar:40} {percent:>3}% {elapsed} {msg}",
+    )?);
+    let adapted = adapt_model(&bytes, &history, &args.params.config(), |p| {
+        bar.set_position((p.fraction * 1000.0) as u64);
+        bar.set_message(format!(
+            "epoch {}, held-out loss {:.5}",
+            p.epoch, p.held_out_loss
+        ));
+    })?;
+    bar.finish_and_clear();
+    write_model(&adapted, &args.out)?;
+    let r = &adapted.report;
+    println!(
+        "{}: {} adapted on {:.1} s of {} files ({} + {} held-out sequences): held-out loss \
+         {:.5} -> {:.5}, {} epochs, best {} ({:?}), {:.1} s",
+        args.out.display(),
+        meta.name,
+        r.history_seconds,
+        files.len() - failures.len(),
+        r.train_sequences,
+        r.held_out_sequences,
+        r.held_out_before,
+        r.held_out_after,
+        r.epochs,
+        r.best_epoch,
+        r.stop,
+        r.seconds
+    );
+    Ok(())
+}
+
+/// Runs `echoic adapt-eval` and prints its figures. Allocates; reads files; runs ffmpeg.
+fn adapt_eval(args: AdaptEvalArgs) -> anyhow::Result<()> {
+    let bytes = model_bytes(args.model.as_ref())?;
+    let cfg = ScenarioConfig {
+        data: args.data,
+        eval_dir: (!args.no_general).then_some(args.eval),
+        history_seconds: args.history_seconds,
+        clips_per_class: args.clips_per_class,
+        adapt: args.params.config(),
+        ..ScenarioConfig::default()
+    };
+    println!("adaptation: {:?}", cfg.adapt);
+    let result = evaluate_adaptation(&bytes, &cfg, |line| eprintln!("{line}"))?;
+    for s in &result.scenarios {
+        let r = &s.report;
+        println!(
+            "{}: {} clips of {:?}; adapted on {:.1} s ({} + {} held-out sequences) in {:.1} s on \
+             one thread: held-out loss {:.5} -> {:.5}, {} epochs, best {} ({:?})",
+            s.name,
+            s.clips,
+            s.classes,
+            s.history_seconds,
+            r.train_sequences,
+            r.held_out_sequences,
+            r.seconds,
+            r.held_out_before,
+            r.held_out_after,
+            r.epochs,
+            r.best_epoch,
+            r.stop
+        );
+        println!("  learned-sound ROC-AUC          mean  other sources  per class");
+        let chosen = if s.refit_axes {
+            &s.refitted_axes
+        } else {
+            &s.base_axes
+        };
+        for (name, auc) in [
+            ("before", &s.before),
+            ("axes refitted only", &s.axes_only),
+            ("adapted, base axes", &s.base_axes),
+            ("adapted, axes refitted", &s.refitted_axes),
+        ] {
+            let classes: String = auc
+                .per_class
+                .iter()
+                .map(|&v| format!(" {}", cell(v)))
+                .collect();
+            println!(
+                "    {name:<26} {}  {:>13} {classes}",
+                cell(auc.mean),
+                cell(auc.leave_source_out)
+            );
+        }
+        if let (Some(before), Some(after)) = (s.before.mean, chosen.mean) {
+            let axes = if s.refit_axes { "refitted" } else { "base" };
+            println!(
+                "  AUC change, adapted with {axes} axes: {:+.3}",
+                after - before
+            );
+        }
+    }
+    if let Some(before) = &result.general_before {
+        println!("general figures on the evaluation set   5-NN CV  5-NN other sources  AUC  AUC other sources");
+        let row = |name: &str, r: &EvalReport| {
+            let auc = r.learned_sound_embedding.as_ref();
+            println!(
+                "  {name:<37} {:7.3}  {:18.3}  {}  {:>17}",
+                r.knn_embedding,
+                r.knn_leave_source_out[2],
+                cell(auc.and_then(|a| a.mean)),
+                cell(auc.and_then(|a| a.leave_source_out))
+            );
+        };
+        row("base", before);
+        for s in &result.scenarios {
+            if let Some(general) = &s.general {
+                row(&format!("adapted on {}", s.name), general);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
     let defaults = TrainConfig::default();
     let cfg = TrainConfig {
@@ -589,6 +823,43 @@ mod tests {
         assert_eq!(a.out, PathBuf::from("x"));
         assert_eq!(a.minutes_per_package, Some(12.0));
         assert_eq!(a.clips_per_class, 80);
+    }
+
+    #[test]
+    fn adapt_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "echoic",
+            "adapt",
+            "--model",
+            "m.safetensors",
+            "--out",
+            "m2.safetensors",
+            "--anchor",
+            "0.5",
+            "--epochs",
+            "3",
+            "a.wav",
+            "b",
+        ])
+        .unwrap();
+        let Command::Adapt(a) = cli.command else {
+            panic!("not adapt")
+        };
+        assert_eq!(a.model, Some(PathBuf::from("m.safetensors")));
+        assert_eq!(a.out, PathBuf::from("m2.safetensors"));
+        assert_eq!(a.inputs, [PathBuf::from("a.wav"), PathBuf::from("b")]);
+        let cfg = a.params.config();
+        assert_eq!((cfg.anchor, cfg.max_epochs), (0.5, 3));
+        assert_eq!(cfg.learning_rate, AdaptConfig::default().learning_rate);
+        assert!(Cli::try_parse_from(["echoic", "adapt", "--out", "x", "--model", "m"]).is_err());
+        assert!(Cli::try_parse_from(["echoic", "adapt", "a.wav"]).is_err());
+        let cli = Cli::try_parse_from(["echoic", "adapt-eval", "--no-general"]).unwrap();
+        let Command::AdaptEval(a) = cli.command else {
+            panic!("not adapt-eval")
+        };
+        assert!(a.no_general);
+        assert_eq!(a.params.config(), AdaptConfig::default());
+        assert!(is_tool_command("adapt") && is_tool_command("adapt-eval"));
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! - [`corpus`]: builds the training corpus and the labelled evaluation set from Debian packages;
 //! - [`train`]: trains a listener model (candle autograd and AdamW);
 //! - [`evaluation`]: `echoic eval`'s metrics;
+//! - [`adaptation`]: `echoic adapt` (fine-tuning on files) and `echoic adapt-eval`;
 //! - [`embed`] and [`picture`]: `echoic embed`'s matrices and pictures;
 //! - [`offline`]: the pipeline over a decoded file;
 //! - [`audio_file`]: decoding, resampling and writing audio files;
 //! - [`cli`]: the command line.
 #![deny(missing_docs)]
 
+pub mod adaptation;
 pub mod audio_file;
 pub mod cli;
 pub mod corpus;

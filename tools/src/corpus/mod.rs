@@ -41,7 +41,7 @@ use training::{build_training_package, EvalFiles};
 mod drums;
 mod evaluation;
 mod instruments;
-mod packages;
+pub(crate) mod packages;
 mod signal;
 mod training;
 

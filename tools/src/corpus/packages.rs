@@ -87,7 +87,7 @@ pub(super) fn run(cmd: &mut Command) -> Result<Vec<u8>> {
 /// Decodes `path` through ffmpeg (for formats symphonia lacks: raw G.722, Opus) into mono
 /// samples at `rate`; `format` forces the input format for headerless files. Allocates and runs
 /// ffmpeg.
-pub(super) fn decode_with_ffmpeg(path: &Path, format: Option<&str>, rate: u32) -> Result<Vec<f32>> {
+pub(crate) fn decode_with_ffmpeg(path: &Path, format: Option<&str>, rate: u32) -> Result<Vec<f32>> {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-v", "error"]);
     if let Some(format) = format {
