@@ -80,15 +80,20 @@ fn batch_one_and_batches_encode_alike() {
     }
 }
 
-#[test]
-fn gradients_match_central_differences_on_a_tiny_model() {
-    let cfg = ModelConfig {
+/// A model small enough for central differences over every weight.
+fn tiny_config() -> ModelConfig {
+    ModelConfig {
         n_bands: 3,
         steps: 4,
         encoder: vec![4, 3],
         decoder: vec![2],
         activation: Activation::Tanh,
-    };
+    }
+}
+
+#[test]
+fn gradients_match_central_differences_on_a_tiny_model() {
+    let cfg = tiny_config();
     let b = 3;
     let mut net = random_network(&cfg, 3);
     let x = random_batch(&cfg, b, 4);
@@ -218,13 +223,7 @@ fn the_network_round_trips_its_tensors() {
 /// gradient: the whole loss against central differences, on one thread and two.
 #[test]
 fn the_anchor_penalty_and_its_gradient_match_central_differences() {
-    let cfg = ModelConfig {
-        n_bands: 3,
-        steps: 4,
-        encoder: vec![4, 3],
-        decoder: vec![2],
-        activation: Activation::Tanh,
-    };
+    let cfg = tiny_config();
     let b = 3;
     let strength = 0.7;
     let net = random_network(&cfg, 11);
