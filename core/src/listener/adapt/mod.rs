@@ -21,10 +21,12 @@
 //!    enough to use.
 //!
 //! The caller's `cancel` flag is read between minibatches; progress is reported after each.
+//! [`saved`] stores an adapted model in a plugin session as a compact delta against its base.
 //!
 //! [`EchoicMemory`]: crate::memory::EchoicMemory
 
 mod history;
+pub mod saved;
 
 #[cfg(test)]
 mod tests;
