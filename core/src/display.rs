@@ -213,6 +213,16 @@ impl ModelInfo {
     }
 }
 
+/// What the editor asks of adaptation besides starting it (the *Adapt* parameter does that, so
+/// that a host can automate it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdaptAction {
+    /// Stop the adaptation in progress; keep the listener in use.
+    Cancel,
+    /// Return to the model the session chose.
+    Revert,
+}
+
 /// What the editor asks the worker to do.
 pub enum EditorRequest {
     /// Forget learned sound `target`.
@@ -224,6 +234,8 @@ pub enum EditorRequest {
         /// What the status shows once it is in use.
         info: ModelInfo,
     },
+    /// Cancel or revert adaptation.
+    Adaptation(AdaptAction),
 }
 
 /// A request on the queue, with the activation it was made in.
@@ -417,6 +429,11 @@ impl DisplayFeed {
         if let Some(done) = self.link.clears_done.get(target) {
             done.fetch_add(1, Ordering::AcqRel);
         }
+    }
+
+    /// The model in use as last recorded. Allocates the copy.
+    pub fn model_info(&self) -> ModelInfo {
+        self.link.model()
     }
 
     /// Records the model in use, for the editor's status. Takes the lock briefly; frees the

@@ -253,6 +253,11 @@ impl<S: BufferSink> Worker<S> {
         &self.sink
     }
 
+    /// The sink, to drive it (tests, tools). Allocation-free.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
     /// Takes the sink back, ending the worker.
     pub fn into_sink(self) -> S {
         self.sink

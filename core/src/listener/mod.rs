@@ -46,6 +46,7 @@ mod tests;
 
 use encoder::{Device, Encoder};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use config::{Activation, ModelConfig};
 pub use format::{
@@ -160,6 +161,13 @@ pub struct Listener {
     sequence_len: usize,
     /// Normalised input of [`embed_into`](Self::embed_into), reused across calls.
     scratch: Vec<f32>,
+    /// Every weight of the model, decoder included: inference needs only the encoder, but
+    /// adaptation fine-tunes both and starts from these values. Shared, so that an adaptation
+    /// thread takes them without a copy.
+    weights: Arc<[NamedTensor]>,
+    /// The model file's [`format::model_id`]: names the base that an adapted listener's saved
+    /// delta applies to.
+    id: String,
 }
 
 impl std::fmt::Debug for Listener {
@@ -186,7 +194,7 @@ impl Listener {
     /// Loads a model file from memory onto `device`. Allocates.
     pub fn from_bytes_on(bytes: &[u8], device: Device) -> Result<Self, ListenerError> {
         let (meta, tensors) = format::decode(bytes)?;
-        Self::from_parts(meta, &tensors, device)
+        Self::build(meta, tensors, device, format::model_id(bytes))
     }
 
     /// Reads and loads a model file onto [`Device::preferred`]. Allocates and does file I/O.
@@ -197,23 +205,54 @@ impl Listener {
         Self::from_bytes(&read_model_file(path.as_ref())?)
     }
 
-    /// A listener from metadata and weights already in memory (training, tests). Validates both;
-    /// keeps only the encoder's weights. Allocates.
+    /// A listener from metadata and weights already in memory (training, adaptation, tests).
+    /// Validates both; its [`id`](Self::id) is that of the file [`format::encode`] would write.
+    /// Allocates (the encoded file, once, for the id).
     pub fn from_parts(
         meta: ListenerMetadata,
         tensors: &[NamedTensor],
         device: Device,
     ) -> Result<Self, ListenerError> {
+        let id = format::model_id(&format::encode(&meta, tensors)?);
+        Self::build(meta, tensors.to_vec(), device, id)
+    }
+
+    /// A listener from checked parts and its file's id. Allocates.
+    fn build(
+        meta: ListenerMetadata,
+        tensors: Vec<NamedTensor>,
+        device: Device,
+        id: String,
+    ) -> Result<Self, ListenerError> {
         meta.validate()?;
-        format::check_weights(&meta.model, tensors)?;
-        let encoder = Encoder::new(&meta.model, tensors, device)?;
+        format::check_weights(&meta.model, &tensors)?;
+        let encoder = Encoder::new(&meta.model, &tensors, device)?;
         let sequence_len = meta.model.steps * meta.model.n_bands;
         Ok(Self {
             meta,
             encoder,
             sequence_len,
             scratch: vec![0.0; sequence_len],
+            weights: tensors.into(),
+            id,
         })
+    }
+
+    /// Every weight of the model, encoder and decoder, as its file holds them: what adaptation
+    /// starts from. Allocation-free (a shared handle).
+    pub fn weights(&self) -> &Arc<[NamedTensor]> {
+        &self.weights
+    }
+
+    /// The model file's id ([`format::model_id`] of its bytes). Allocation-free.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Where inference runs, as a [`Device`], so that a listener derived from this one (an
+    /// adapted one) runs on the same. Allocation-free.
+    pub fn device(&self) -> Device {
+        self.encoder.device()
     }
 
     /// Size of the embedding.

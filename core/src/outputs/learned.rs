@@ -67,6 +67,106 @@ pub struct LearnedSound {
     /// The mean embedding: what similarity compares against. Its length is the model's
     /// embedding size; a different model makes the sound unusable (similarity 0).
     pub mean: Vec<f32>,
+    /// The cochlear frames the capture heard, so that another listener (an adapted one, or the
+    /// one *Revert* returns to) can embed them again and the sound keeps meaning what the user
+    /// taught. `None` for sounds saved before frames were kept, or learned with too short a
+    /// history. Absent from the saved state when `None`, so older states load unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<CapturedFrames>,
+}
+
+/// The cochlear frames behind a learned sound: the memory's look-back before the capture
+/// ([`DilatedSpec::memory_frames`](crate::dilated::DilatedSpec::memory_frames) − 1 frames), then
+/// one frame per hop of the capture, in dB, oldest first.
+///
+/// Kept at half precision: values are rounded to f16 when captured (below 0.03 dB at any level
+/// Echoic hears, far under what a band's energy varies by hop to hop), so the saved state holds
+/// exactly what is in memory and serialising it again gives the same bytes. The default 2 s
+/// capture at 100 bands and 10 ms hops keeps 327 frames: 131 KB in memory (f32), 65 KB as f16
+/// and 87 KB of base64 text in the saved state; the longest, 10 s, keeps 1,127 frames: 451 KB,
+/// 225 KB and 300 KB.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CapturedFrames {
+    /// Bands per frame: a listener with another band count cannot embed them.
+    pub n_bands: usize,
+    /// `frames × n_bands` energies in dB, each exactly representable as an f16.
+    pub values: Vec<f32>,
+}
+
+impl CapturedFrames {
+    /// Frames of `n_bands` energies (`values.len()` a multiple of it), rounded to f16.
+    /// Allocates the copy.
+    pub fn new(n_bands: usize, values: &[f32]) -> Self {
+        Self {
+            n_bands,
+            values: values
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_f32())
+                .collect(),
+        }
+    }
+
+    /// Frames held. Allocation-free.
+    pub fn frames(&self) -> usize {
+        self.values.len().checked_div(self.n_bands).unwrap_or(0)
+    }
+}
+
+/// The saved form of [`CapturedFrames`]: the band count and base64 of the little-endian f16
+/// values.
+#[derive(Serialize, Deserialize)]
+struct SavedFrames {
+    /// [`CapturedFrames::n_bands`].
+    n_bands: usize,
+    /// Base64 (standard alphabet) of the values as little-endian f16.
+    f16: String,
+}
+
+impl Serialize for CapturedFrames {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        let bytes: Vec<u8> = self
+            .values
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect();
+        SavedFrames {
+            n_bands: self.n_bands,
+            f16: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CapturedFrames {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        use serde::de::Error;
+        let saved = SavedFrames::deserialize(deserializer)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(saved.f16.as_bytes())
+            .map_err(D::Error::custom)?;
+        if bytes.len() % 2 != 0 || saved.n_bands == 0 || (bytes.len() / 2) % saved.n_bands != 0 {
+            return Err(D::Error::custom(format!(
+                "{} bytes of frames are not whole frames of {} bands",
+                bytes.len(),
+                saved.n_bands
+            )));
+        }
+        let values: Vec<f32> = bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(D::Error::custom(
+                "a captured frame holds a non-finite value",
+            ));
+        }
+        Ok(Self {
+            n_bands: saved.n_bands,
+            values,
+        })
+    }
 }
 
 /// A capture in progress. Never saved: a reload cancels learning.
@@ -183,6 +283,7 @@ impl LearnedSounds {
                 learned_unix: 0,
                 count: 0,
                 mean: Vec::with_capacity(self.dim_hint),
+                frames: None,
             },
         });
     }

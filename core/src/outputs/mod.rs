@@ -97,6 +97,9 @@ pub struct OutputEngine {
     learned: LearnedSounds,
     /// Set when a capture finishes, so the owner knows to publish the new saved state.
     learned_changed: bool,
+    /// The learn target whose capture finished and has not been asked for yet, so that the owner
+    /// can attach the frames it heard ([`LearnedSound::frames`]).
+    finished_capture: Option<usize>,
     /// Novelty detector.
     novelty: Novelty,
     /// Summary autocorrelogram.
@@ -121,6 +124,7 @@ impl OutputEngine {
             pca: None,
             learned,
             learned_changed: false,
+            finished_capture: None,
             novelty,
             periodicity: Periodicity::new(config.periodicity, config.hop_seconds),
             shapers: [SlotShaper::new(); N_SLOTS],
@@ -187,6 +191,18 @@ impl OutputEngine {
         std::mem::take(&mut self.learned_changed)
     }
 
+    /// The learn target whose capture finished since the last call, if any. Allocation-free.
+    pub fn take_finished_capture(&mut self) -> Option<usize> {
+        self.finished_capture.take()
+    }
+
+    /// Changes the learned sounds in place (attach a capture's frames, put in the means another
+    /// listener gives) and marks them changed for saving. Allocates only what `change` does.
+    pub fn update_learned(&mut self, change: impl FnOnce(&mut LearnedSounds)) {
+        change(&mut self.learned);
+        self.learned_changed = true;
+    }
+
     /// The latest raw features. Allocation-free.
     pub fn features(&self) -> &Features {
         &self.features
@@ -238,8 +254,9 @@ impl OutputEngine {
                 _ => self.features.axes = [0.0; MAX_AXES],
             }
             self.features.novelty = self.novelty.update(e);
-            if self.learned.observe(e).is_some() {
+            if let Some(target) = self.learned.observe(e) {
                 self.learned_changed = true;
+                self.finished_capture = Some(target);
             }
             self.features.similarity = self.learned.similarity(e, self.pca.as_ref());
         }

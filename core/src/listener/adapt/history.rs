@@ -105,6 +105,14 @@ pub fn frames_needed(spec: &DilatedSpec, stride: usize) -> usize {
     n
 }
 
+/// The dilated buffers (dB, `steps × n_bands` each, laid end to end) the worker builds from
+/// consecutive frames `frames_db`, one per frame once the memory is full (the first ends at frame
+/// [`DilatedSpec::memory_frames`]` − 1`): what a listener embeds when a learned sound's captured
+/// frames are heard again. Allocates the memory and the buffers.
+pub fn dilated_buffers(frames_db: &[f32], n_bands: usize, spec: &DilatedSpec) -> Vec<f32> {
+    sequences(frames_db, n_bands, spec, 1)
+}
+
 /// The dilated buffers (dB, `steps × n_bands` each, laid end to end) of consecutive frames
 /// `frames_db`, built as the worker builds them: every frame through an [`EchoicMemory`] and
 /// [`DilatedSpec::build`], keeping one buffer every `stride` once the memory is full. Allocates

@@ -31,7 +31,9 @@ pub mod saved;
 #[cfg(test)]
 mod tests;
 
-pub use history::{frames_needed, HOLD_OUT_FRACTION, MIN_HELD_OUT_SEQUENCES, MIN_TRAIN_SEQUENCES};
+pub use history::{
+    dilated_buffers, frames_needed, HOLD_OUT_FRACTION, MIN_HELD_OUT_SEQUENCES, MIN_TRAIN_SEQUENCES,
+};
 
 use super::encoder::Device;
 use super::format::{AdaptedFrom, ListenerMetadata, NamedTensor};

@@ -1,15 +1,23 @@
 //! Runs on the worker: each dilated buffer to an embedding, the outputs and the display feed.
 //!
 //! What the worker does with each dilated buffer in the plugin: embed it with the listener, turn
-//! the embedding and the frame into automation values, and send those to the audio thread.
+//! the embedding and the frame into automation values, and send those to the audio thread. It
+//! also keeps the [listening history](history) and runs [*Adapt*](adaptation).
 
-use crate::display::{DisplayFeed, EditorRequest};
+pub mod adaptation;
+pub mod history;
+
+use crate::display::{AdaptAction, DisplayFeed, EditorRequest};
 use crate::frame::Frame;
+use crate::listener::adapt::AdaptConfig;
 use crate::listener::Listener;
+use crate::outputs::learned::CapturedFrames;
 use crate::outputs::learned::LearnedSounds;
 use crate::outputs::slot::SlotConfig;
 use crate::outputs::{OutputConfig, OutputEngine, N_SLOTS};
 use crate::worker::{BufferSink, ListenSettings};
+use adaptation::{AdaptJob, AdaptRequest, AdaptStatus, Finished, JobPriority, ModelRoot};
+use history::FrameHistory;
 use ringbuf::traits::{Consumer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -65,6 +73,8 @@ pub struct ListenerStatus {
     /// Why the model in use has no principal axes to offer (the axis outputs and the map stay at
     /// the middle), for the user. Rewritten only when a model is installed.
     axes_unusable: Mutex<Option<String>>,
+    /// Adaptation's progress and outcome.
+    pub adaptation: AdaptStatus,
 }
 
 impl ListenerStatus {
@@ -110,6 +120,25 @@ pub struct Controls {
     pub learn: [bool; crate::outputs::source::MAX_LEARNED],
     /// Seconds a capture lasts.
     pub learn_seconds: f32,
+    /// The *Adapt* trigger is held (an adaptation starts on its rising edge).
+    pub adapt: bool,
+    /// Minutes of listening history to keep (clamped to
+    /// 1..=[`MAX_HISTORY_MINUTES`](history::MAX_HISTORY_MINUTES)).
+    pub history_minutes: u32,
+}
+
+impl Default for Controls {
+    /// The slots' defaults, no trigger held, the default capture and history lengths.
+    /// Allocation-free.
+    fn default() -> Self {
+        Self {
+            slots: SlotConfig::defaults(),
+            learn: [false; crate::outputs::source::MAX_LEARNED],
+            learn_seconds: crate::outputs::learned::DEFAULT_LEARN_SECONDS,
+            adapt: false,
+            history_minutes: history::DEFAULT_HISTORY_MINUTES,
+        }
+    }
 }
 
 /// The plugin's [`BufferSink`]: listener, outputs and the automation ring.
@@ -138,6 +167,27 @@ pub struct Listening<C: FnMut() -> Controls + Send> {
     /// The editor's feed and requests (clear a learned sound, use another model); `None`
     /// without an editor (tests, command-line tools).
     display: Option<DisplayFeed>,
+    /// The last minutes of valid frames: what *Adapt* learns from and captures keep.
+    history: FrameHistory,
+    /// Per learn target, [`FrameHistory::pushed`] at its capture's first hop.
+    capture_start: [u64; crate::outputs::source::MAX_LEARNED],
+    /// The *Adapt* trigger seen on the previous hop, for edge detection.
+    adapt_held: bool,
+    /// How adaptation runs.
+    adapt_config: AdaptConfig,
+    /// How the adaptation thread is scheduled.
+    job_priority: JobPriority,
+    /// The model the session chose: saved deltas are against it, *Revert* returns to it.
+    /// `None` without a model.
+    root: Option<ModelRoot>,
+    /// The adaptation or revert running, if any.
+    job: Option<AdaptJob>,
+    /// A finished job's result waiting for a capture in progress to end: a capture's mean must
+    /// come from one listener.
+    waiting: Option<Finished>,
+    /// The adapted listener as the saved state keeps it (`None`: the chosen model is in use);
+    /// written when a swap happens.
+    saved_adapted: Arc<Mutex<Option<String>>>,
 }
 
 impl<C: FnMut() -> Controls + Send> Listening<C> {
@@ -169,6 +219,8 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
             .map(|l| l.clone())
             .unwrap_or_else(|e| e.into_inner().clone());
         outputs.set_learned(learned);
+        let root = listener.as_ref().map(ModelRoot::of);
+        let minutes = history::DEFAULT_HISTORY_MINUTES;
         let mut listening = Self {
             listener: None,
             parked: listener,
@@ -181,9 +233,46 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
             status,
             settings: *settings,
             display: None,
+            history: FrameHistory::new(
+                FrameHistory::frames_for(minutes, settings.hop_seconds),
+                settings.n_bands,
+            ),
+            capture_start: [0; crate::outputs::source::MAX_LEARNED],
+            adapt_held: false,
+            adapt_config: AdaptConfig::default(),
+            job_priority: JobPriority::default(),
+            root,
+            job: None,
+            waiting: None,
+            saved_adapted: Arc::default(),
         };
         listening.settings_changed(settings);
         listening
+    }
+
+    /// Sets what adaptation keeps and starts from: `root` is the model the session chose when
+    /// the listener given to [`new`](Self::new) is an adapted one restored from the saved state
+    /// (`None`: that listener is the chosen model itself), and `saved` is the saved state's
+    /// field for the adapted listener. Allocation-free.
+    pub fn with_adaptation(
+        mut self,
+        root: Option<ModelRoot>,
+        saved: Arc<Mutex<Option<String>>>,
+    ) -> Self {
+        self.status.adaptation.set_adapted(root.is_some());
+        if let Some(root) = root {
+            self.root = Some(root);
+        }
+        self.saved_adapted = saved;
+        self
+    }
+
+    /// Sets how adaptation runs and how its thread is scheduled (tests use a quicker one, at
+    /// normal priority). Allocation-free.
+    pub fn with_adapt_config(mut self, config: AdaptConfig, priority: JobPriority) -> Self {
+        self.adapt_config = config;
+        self.job_priority = priority;
+        self
     }
 
     /// Connects the editor: display data is published through `feed` while an editor is open,
@@ -209,6 +298,13 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
         let pca = pca_of(&listener);
         self.status
             .set_axes_unusable(axes_problem(self.outputs.set_pca(pca)));
+        // A new choice of model: adaptation starts over from it.
+        self.job = None;
+        self.waiting = None;
+        self.status.adaptation.set_running(false);
+        self.status.adaptation.set_adapted(false);
+        self.root = Some(ModelRoot::of(&listener));
+        *self.saved_adapted.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.listener = None;
         self.parked = Some(listener);
         let settings = self.settings;
@@ -216,10 +312,10 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
     }
 
     /// Serves the editor's requests: forget learned sounds, install a model it loaded (only the
-    /// newest of several waiting).
+    /// newest of several waiting), cancel or revert adaptation (the last asked).
     fn serve_editor_requests(&mut self) {
         let Some(feed) = &self.display else { return };
-        let mut model = None;
+        let (mut model, mut adaptation) = (None, None);
         while let Some(request) = feed.next_request() {
             match request {
                 EditorRequest::ClearLearned(target) => {
@@ -227,6 +323,7 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
                     feed.clear_done(target);
                 }
                 EditorRequest::UseModel { listener, info } => model = Some((listener, info)),
+                EditorRequest::Adaptation(action) => adaptation = Some(action),
             }
         }
         if let Some((listener, info)) = model {
@@ -235,11 +332,215 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
                 feed.set_model(info);
             }
         }
+        match adaptation {
+            Some(AdaptAction::Cancel) => self.cancel_adaptation(),
+            Some(AdaptAction::Revert) => self.revert(),
+            None => {}
+        }
     }
 
     /// The output engine, for inspection.
     pub fn outputs(&self) -> &OutputEngine {
         &self.outputs
+    }
+
+    /// The listening history, for inspection.
+    pub fn history(&self) -> &FrameHistory {
+        &self.history
+    }
+
+    /// Whether an adaptation or revert is running. Allocation-free.
+    pub fn adapting(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Keeps this hop's frame in the history (valid frames only: a hop of bad audio teaches
+    /// nothing), first resizing the history when the user changed its length. Allocation-free
+    /// except on a resize.
+    fn keep_history(&mut self, frame: &Frame, minutes: u32) {
+        let capacity = FrameHistory::frames_for(minutes, self.settings.hop_seconds);
+        if capacity != self.history.capacity() {
+            self.history = self.history.resized(capacity);
+        }
+        if frame.valid {
+            self.history.push(frame.energies());
+        }
+        let seconds = self.history.len() as f64 * self.settings.hop_seconds;
+        self.status.adaptation.set_history_seconds(seconds as f32);
+    }
+
+    /// Gives the sound whose capture just finished the frames it heard, from the history: the
+    /// capture's frames and the memory's look-back before them. Allocates them.
+    fn keep_capture_frames(&mut self, target: usize) {
+        let captured = self
+            .history
+            .pushed()
+            .saturating_sub(self.capture_start[target]);
+        let look_back = self.settings.spec.memory_frames().saturating_sub(1) as u64;
+        let values = self.history.latest((captured + look_back) as usize);
+        let frames = CapturedFrames::new(self.history.n_bands(), &values);
+        self.outputs.update_learned(|learned| {
+            if let Some(Some(sound)) = learned.sounds.get_mut(target) {
+                sound.frames = Some(frames);
+            }
+        });
+    }
+
+    /// Starts a job on its own thread and says so in the status. Allocates; spawns a thread.
+    fn spawn_job(
+        &mut self,
+        what: String,
+        work: impl FnOnce(&AtomicBool) -> Result<Finished, String> + Send + 'static,
+    ) {
+        let status = &self.status.adaptation;
+        match AdaptJob::spawn(self.job_priority, work) {
+            Ok(job) => {
+                self.job = Some(job);
+                status.set_running(true);
+                status.set_message(Some(what));
+            }
+            Err(error) => status.set_message(Some(format!("could not start a thread: {error}"))),
+        }
+    }
+
+    /// *Adapt*: fine-tunes the listener in use on the history, on an adaptation thread. Says
+    /// why not when it cannot start. Allocates the history's copy.
+    fn start_adaptation(&mut self) {
+        let status = &self.status.adaptation;
+        if self.job.is_some() {
+            status.set_message(Some("Already adapting: cancel first to start over".into()));
+            return;
+        }
+        let (Some(listener), Some(root)) = (&self.listener, &self.root) else {
+            let why = self
+                .status
+                .not_in_use()
+                .unwrap_or_else(|| "no model is loaded".into());
+            status.set_message(Some(format!("Nothing to adapt: {why}")));
+            return;
+        };
+        let seconds = self.history.len() as f64 * self.settings.hop_seconds;
+        let request = AdaptRequest {
+            base_meta: listener.metadata().clone(),
+            base_weights: listener.weights().clone(),
+            base_id: listener.id().to_owned(),
+            root: root.clone(),
+            history: self.history.latest(self.history.len()),
+            settings: self.settings,
+            config: self.adapt_config,
+            learned: self.outputs.learned().clone(),
+        };
+        let shared = self.status.clone();
+        self.spawn_job(
+            format!("Adapting on {seconds:.0} s of history..."),
+            move |cancel| adaptation::run_adaptation(request, &shared.adaptation, cancel),
+        );
+    }
+
+    /// *Revert*: back to the model the session chose, on the adaptation thread (the learned
+    /// sounds are embedded again there). Cancels an adaptation in progress. Allocates.
+    pub fn revert(&mut self) {
+        self.cancel_adaptation();
+        let status = &self.status.adaptation;
+        let Some(root) = self.root.clone().filter(|_| status.adapted()) else {
+            status.set_message(Some(
+                "Nothing to revert: the listener in use is the chosen model".into(),
+            ));
+            return;
+        };
+        let learned = self.outputs.learned().clone();
+        let spec = self.settings.spec;
+        self.spawn_job(
+            format!("Reverting to \"{}\"...", root.meta.name),
+            move |_| adaptation::run_revert(&root, &learned, &spec),
+        );
+    }
+
+    /// *Cancel*: stops the job (waiting at most [`adaptation::STOP_WAIT`]); the listener in use
+    /// stays. Allocation-free.
+    pub fn cancel_adaptation(&mut self) {
+        if self.job.take().is_some() || self.waiting.take().is_some() {
+            let status = &self.status.adaptation;
+            status.set_running(false);
+            status.set_message(Some("Cancelled: the listener in use is unchanged".into()));
+        }
+    }
+
+    /// Takes a finished job's result, and swaps it in at this hop boundary unless a capture is
+    /// running (then at the first hop after it). Allocates only on the swap.
+    fn poll_job(&mut self) {
+        if let Some(outcome) = self.job.as_mut().and_then(AdaptJob::take) {
+            self.job = None;
+            self.status.adaptation.set_running(false);
+            match outcome {
+                Ok(finished) => self.waiting = Some(finished),
+                Err(why) => self.status.adaptation.set_message(Some(why)),
+            }
+        }
+        if self.outputs.learned().learning().is_none() {
+            if let Some(finished) = self.waiting.take() {
+                self.swap(finished);
+            }
+        }
+    }
+
+    /// Puts a job's listener in use, keeping the outputs' smoothing so that no CC jumps further
+    /// than its slot allows (the novelty statistics restart: they belong to the old embedding
+    /// space); the learned sounds take their means under the new listener. Allocates.
+    fn swap(&mut self, finished: Finished) {
+        let Finished {
+            listener,
+            relearned,
+            mut stale,
+            saved,
+            message,
+        } = finished;
+        self.status
+            .set_axes_unusable(axes_problem(self.outputs.set_pca(pca_of(&listener))));
+        let spec = self.settings.spec;
+        self.outputs.update_learned(|learned| {
+            for (target, sound) in learned.sounds.iter_mut().enumerate() {
+                let Some(sound) = sound else { continue };
+                let ready = relearned
+                    .iter()
+                    .find(|r| r.target == target && r.learned_unix == sound.learned_unix);
+                let mean = match ready {
+                    Some(r) => Some(r.mean.clone()),
+                    // Learned while the job ran: embedded here, once.
+                    None => sound
+                        .frames
+                        .as_ref()
+                        .and_then(|f| adaptation::reembed(&listener, f, &spec)),
+                };
+                match mean {
+                    Some(mean) => sound.mean = mean,
+                    None if !stale.contains(&sound.name) => stale.push(sound.name.clone()),
+                    None => {}
+                }
+            }
+        });
+        let status = &self.status.adaptation;
+        status.set_adapted(saved.is_some());
+        *self.saved_adapted.lock().unwrap_or_else(|e| e.into_inner()) = saved;
+        let note = if stale.is_empty() {
+            message
+        } else {
+            format!(
+                "{message}. {} kept no frames to hear again: learn again to follow the new \
+                 listener",
+                stale.join(", ")
+            )
+        };
+        status.set_message(Some(note));
+        if let Some(feed) = &self.display {
+            let mut info = feed.model_info();
+            info.name = listener.metadata().name.clone();
+            feed.set_model(info);
+        }
+        self.listener = None;
+        self.parked = Some(listener);
+        let settings = self.settings;
+        self.settings_changed(&settings);
     }
 }
 
@@ -287,6 +588,11 @@ pub fn incompatibility(listener: &Listener, settings: &ListenSettings) -> Option
 
 impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
     fn settings_changed(&mut self, settings: &ListenSettings) {
+        if *settings != self.settings {
+            // Frames heard with another layout mean something else to a listener.
+            let capacity = self.history.capacity();
+            self.history = FrameHistory::new(capacity, settings.n_bands);
+        }
         self.settings = *settings;
         let model = self.listener.take().or_else(|| self.parked.take());
         let Some(model) = model else { return };
@@ -308,9 +614,16 @@ impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
         for (target, (&held, was)) in controls.learn.iter().zip(&mut self.learn_held).enumerate() {
             if held && !*was {
                 self.outputs.start_learning(target, controls.learn_seconds);
+                self.capture_start[target] = self.history.pushed();
             }
             *was = held;
         }
+        self.keep_history(frame, controls.history_minutes);
+        if controls.adapt && !self.adapt_held {
+            self.start_adaptation();
+        }
+        self.adapt_held = controls.adapt;
+        self.poll_job();
         let embedding = match &mut self.listener {
             Some(listener) if frame.valid && !warming_up => {
                 let start = Instant::now();
@@ -349,6 +662,9 @@ impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
             sample_pos: frame.sample_pos,
             values,
         });
+        if let Some(target) = self.outputs.take_finished_capture() {
+            self.keep_capture_frames(target);
+        }
         if self.outputs.take_learned_changed() {
             let learned = self.outputs.learned().clone();
             *self.saved_learned.lock().unwrap_or_else(|e| e.into_inner()) = learned;
@@ -357,14 +673,16 @@ impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
 }
 
 #[cfg(test)]
+mod adapt_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outputs::source::MAX_LEARNED;
 
     /// The shipped model with the variance of its first principal axis set to 0: the metadata
     /// is still valid, the axes are not.
     fn model_with_unusable_axes() -> Listener {
-        let mut bytes = include_bytes!("../../models/echoic-default.safetensors").to_vec();
+        let mut bytes = crate::listener::DEFAULT_MODEL.to_vec();
         let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
         let key = r#"\"explained_variance\":["#;
@@ -385,11 +703,7 @@ mod tests {
         let settings = listener.metadata().features.to_settings();
         let status = Arc::new(ListenerStatus::default());
         let (cc, _cc_rx) = cc_ring();
-        let controls = || Controls {
-            slots: SlotConfig::defaults(),
-            learn: [false; MAX_LEARNED],
-            learn_seconds: 2.0,
-        };
+        let controls = Controls::default;
         let mut listening = Listening::new(
             Ok(listener),
             &settings,
@@ -425,11 +739,7 @@ mod tests {
             Err("no model".into()),
             &settings,
             cc,
-            || Controls {
-                slots: SlotConfig::defaults(),
-                learn: [false; MAX_LEARNED],
-                learn_seconds: 2.0,
-            },
+            Controls::default,
             Arc::default(),
             status.clone(),
         );

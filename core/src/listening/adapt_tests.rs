@@ -1,0 +1,379 @@
+//! *Adapt*, *Cancel* and *Revert* through the real pipeline: audio into the cochlea, frames
+//! through the worker into [`Listening`] with the shipped model.
+
+use super::adaptation::{self, AdaptJob, Finished, JobPriority, STOP_WAIT};
+use super::*;
+use crate::cochlea::Cochlea;
+use crate::listener::adapt::saved;
+use crate::outputs::slot::smoothing_coefficient;
+use crate::pipeline::AudioFront;
+use crate::ring::frame_ring;
+use crate::worker::{Worker, WorkerStatus};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+const RATE: f64 = 48_000.0;
+
+/// What a test holds of one instance.
+struct Rig {
+    front: AudioFront,
+    worker: Worker<Listening<Box<dyn FnMut() -> Controls + Send>>>,
+    cc: CcReceiver,
+    status: Arc<ListenerStatus>,
+    saved: Arc<Mutex<Option<String>>>,
+    learned: Arc<Mutex<LearnedSounds>>,
+    adapt: Arc<AtomicBool>,
+    learn: Arc<AtomicBool>,
+    /// Every hop's slot values so far.
+    values: Vec<[f32; crate::outputs::N_SLOTS]>,
+    /// Samples played so far, for the test signal's phase.
+    played: usize,
+}
+
+fn shipped() -> Listener {
+    Listener::from_bytes(crate::listener::DEFAULT_MODEL).unwrap()
+}
+
+/// A quick adaptation: two epochs, so that a test takes seconds.
+fn quick() -> AdaptConfig {
+    AdaptConfig {
+        max_epochs: 2,
+        ..AdaptConfig::default()
+    }
+}
+
+fn rig(config: AdaptConfig) -> Rig {
+    let listener = shipped();
+    let settings = listener.metadata().features.to_settings();
+    let (tx, rx) = frame_ring(512);
+    let cochlea = Cochlea::new(settings.cochlea_config(RATE)).unwrap();
+    let (front, swap) = AudioFront::new(cochlea, tx);
+    let (cc_tx, cc) = cc_ring();
+    let status = Arc::new(ListenerStatus::default());
+    let (saved, learned) = (Arc::default(), Arc::default());
+    let (adapt, learn) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (a, l) = (adapt.clone(), learn.clone());
+    let controls: Box<dyn FnMut() -> Controls + Send> = Box::new(move || {
+        let mut controls = Controls {
+            adapt: a.load(Ordering::Relaxed),
+            ..Controls::default()
+        };
+        controls.learn[0] = l.load(Ordering::Relaxed);
+        controls
+    });
+    let listening = Listening::new(
+        Ok(listener),
+        &settings,
+        cc_tx,
+        controls,
+        Arc::clone(&learned),
+        status.clone(),
+    )
+    .with_adaptation(None, Arc::clone(&saved))
+    .with_adapt_config(config, JobPriority::Normal);
+    let worker = Worker::new(
+        rx,
+        swap,
+        RATE,
+        settings,
+        listening,
+        Arc::new(WorkerStatus::default()),
+    );
+    Rig {
+        front,
+        worker,
+        cc,
+        status,
+        saved,
+        learned,
+        adapt,
+        learn,
+        values: Vec::new(),
+        played: 0,
+    }
+}
+
+/// A second of a signal that changes every half second: harmonic tones at several pitches,
+/// noise bursts and silence, so that the history has sounds to tell apart. `silent` plays
+/// digital silence instead.
+fn second(start: usize, silent: bool) -> Vec<f32> {
+    let mut noise = crate::rng::SplitMix64(start as u64 + 1);
+    (start..start + RATE as usize)
+        .map(|i| {
+            if silent {
+                return 0.0;
+            }
+            let t = i as f64 / RATE;
+            let segment = (t * 2.0) as usize % 5;
+            let f0 = [110.0, 220.0, 330.0, 0.0, 660.0][segment];
+            let v = match segment {
+                3 => (noise.next_f64() - 0.5) * 0.4,
+                _ => (1..6)
+                    .map(|h| (std::f64::consts::TAU * f0 * h as f64 * t).sin() * 0.2 / h as f64)
+                    .sum(),
+            };
+            v as f32
+        })
+        .collect()
+}
+
+impl Rig {
+    /// Plays `seconds` of the test signal (or silence) and lets the worker take every frame,
+    /// a quarter of a second at a time so that the automation ring never overflows.
+    fn play(&mut self, seconds: usize, silent: bool) {
+        for _ in 0..seconds {
+            let audio = second(self.played, silent);
+            self.played += audio.len();
+            for quarter in audio.chunks(audio.len() / 4) {
+                self.front.process(&[quarter]);
+                self.worker.drain();
+                while let Some(hop) = self.cc.recv() {
+                    self.values.push(hop.values);
+                }
+            }
+        }
+    }
+
+    /// Plays until no job runs (and its result, if any, has been swapped in), at most `limit`.
+    fn play_until_settled(&mut self, limit: Duration) {
+        let start = Instant::now();
+        while self.worker.sink().adapting() || self.worker.sink().waiting.is_some() {
+            assert!(
+                start.elapsed() < limit,
+                "the job did not finish within {limit:?}"
+            );
+            self.play(1, false);
+        }
+    }
+
+    /// Holds *Adapt* for a second of the signal (or of silence).
+    fn press_adapt(&mut self, silent: bool) {
+        self.adapt.store(true, Ordering::Relaxed);
+        self.play(1, silent);
+        self.adapt.store(false, Ordering::Relaxed);
+    }
+
+    fn message(&self) -> String {
+        self.status.adaptation.message().unwrap_or_default()
+    }
+
+    fn sound(&self) -> LearnedSound {
+        self.learned.lock().unwrap().sounds[0]
+            .clone()
+            .expect("sound 1 is learned")
+    }
+}
+
+use crate::outputs::learned::{LearnedSound, LearnedSounds};
+
+#[test]
+fn adapt_swaps_in_a_model_that_keeps_learned_sounds_and_ccs_smooth_and_revert_undoes_it() {
+    let mut rig = rig(quick());
+    rig.play(4, false);
+    rig.learn.store(true, Ordering::Relaxed);
+    rig.play(3, false); // a 2 s capture
+    rig.learn.store(false, Ordering::Relaxed);
+    rig.play(18, false);
+    let before = rig.sound();
+    let frames = before.frames.clone().expect("the capture kept its frames");
+    let memory = rig.worker.sink().settings.spec.memory_frames();
+    assert_eq!(frames.n_bands, 100);
+    assert_eq!(
+        frames.frames(),
+        200 + memory - 1,
+        "2 s of hops and the look-back"
+    );
+
+    let hops_before = rig.values.len();
+    rig.press_adapt(false);
+    assert!(rig.status.adaptation.running(), "{}", rig.message());
+    rig.play_until_settled(Duration::from_secs(300));
+    let message = rig.message();
+    assert!(message.starts_with("Adapted on"), "{message}");
+    assert!(rig.status.adaptation.adapted());
+    let (loss_before, loss_best) = rig.status.adaptation.losses();
+    assert!(
+        loss_before > 0.0 && loss_best <= loss_before,
+        "{loss_before} {loss_best}"
+    );
+
+    // The saved form rebuilds the adapted model against the base.
+    let base = shipped();
+    let text = rig
+        .saved
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the adapted model is saved");
+    let (meta, tensors) = saved::decode(&text, base.id(), base.weights()).unwrap();
+    assert!(meta.name.ends_with("(adapted)"), "{}", meta.name);
+    let adapted = Listener::from_parts(meta, &tensors, base.device()).unwrap();
+
+    // The learned sound now means its frames under the adapted listener.
+    let after = rig.sound();
+    let expected =
+        adaptation::reembed(&adapted, &frames, &rig.worker.sink().settings.spec).unwrap();
+    let distance = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f32>()
+            .sqrt()
+    };
+    let norm = after.mean.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(
+        distance(&after.mean, &expected) < 1e-3 * norm,
+        "re-embedded mean off by {}",
+        distance(&after.mean, &expected)
+    );
+    assert!(
+        distance(&after.mean, &before.mean) > 1e-4 * norm,
+        "the mean moved"
+    );
+
+    // No slot ever moved further in one hop than its smoothing allows, swap included.
+    let hop = rig.worker.sink().settings.hop_seconds;
+    let bound = 1.0 - smoothing_coefficient(crate::outputs::slot::DEFAULT_SMOOTHING_MS, hop);
+    for (k, pair) in rig.values[hops_before..].windows(2).enumerate() {
+        for (slot, (now, next)) in pair[0].iter().zip(&pair[1]).take(3).enumerate() {
+            let step = (next - now).abs();
+            assert!(step <= bound + 1e-6, "hop {k}, slot {slot}: {step} > {bound}");
+        }
+    }
+
+    // Revert: the chosen model again, and the sound's mean under it.
+    rig.worker.sink_mut().revert();
+    rig.play_until_settled(Duration::from_secs(60));
+    assert!(rig.message().starts_with("Reverted"), "{}", rig.message());
+    assert!(!rig.status.adaptation.adapted());
+    assert_eq!(*rig.saved.lock().unwrap(), None);
+    let reverted = rig.sound();
+    let expected = adaptation::reembed(&base, &frames, &rig.worker.sink().settings.spec).unwrap();
+    assert!(distance(&reverted.mean, &expected) < 1e-5 * norm);
+    // Heard again from f16 frames, the sound is where the live capture put it.
+    assert!(
+        distance(&reverted.mean, &before.mean) < 0.05 * norm,
+        "{} vs {norm}",
+        distance(&reverted.mean, &before.mean)
+    );
+}
+
+#[test]
+fn adapting_on_silence_or_too_little_history_says_why_and_changes_nothing() {
+    let mut rig = rig(quick());
+    rig.play(2, false);
+    rig.press_adapt(false);
+    rig.play_until_settled(Duration::from_secs(30));
+    assert!(rig.message().contains("too short"), "{}", rig.message());
+    assert!(!rig.status.adaptation.adapted());
+
+    let mut rig = self::rig(quick());
+    rig.play(20, true);
+    rig.press_adapt(true);
+    rig.play_until_settled(Duration::from_secs(30));
+    assert!(
+        rig.message().contains("silent or constant"),
+        "{}",
+        rig.message()
+    );
+    assert!(!rig.status.adaptation.adapted());
+    assert_eq!(*rig.saved.lock().unwrap(), None);
+
+    // Revert with nothing adapted says so.
+    rig.worker.sink_mut().revert();
+    assert!(
+        rig.message().starts_with("Nothing to revert"),
+        "{}",
+        rig.message()
+    );
+}
+
+#[test]
+fn cancel_and_drop_return_promptly_and_keep_the_listener() {
+    let slow = AdaptConfig {
+        max_epochs: 50,
+        patience: 50,
+        ..AdaptConfig::default()
+    };
+    let mut rig = rig(slow);
+    rig.play(20, false);
+    rig.press_adapt(false);
+    rig.play(1, false);
+    assert!(rig.worker.sink().adapting());
+    let start = Instant::now();
+    rig.worker.sink_mut().cancel_adaptation();
+    assert!(start.elapsed() < STOP_WAIT + Duration::from_millis(50));
+    assert!(rig.message().starts_with("Cancelled"), "{}", rig.message());
+    assert!(!rig.status.adaptation.running());
+    assert!(!rig.status.adaptation.adapted());
+
+    // Dropping the instance mid-adaptation (deactivation) returns well within 100 ms.
+    rig.press_adapt(false);
+    rig.play(1, false);
+    assert!(rig.worker.sink().adapting());
+    let start = Instant::now();
+    drop(rig);
+    assert!(
+        start.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn changing_the_bands_while_adapting_is_harmless() {
+    let mut rig = rig(quick());
+    rig.play(20, false);
+    rig.press_adapt(false);
+    let settings = rig.worker.sink().settings;
+    let fewer = ListenSettings {
+        n_bands: 64,
+        ..settings
+    };
+    rig.worker.apply(fewer);
+    rig.play(2, false);
+    assert!(
+        rig.worker.sink().history().len() <= 200,
+        "the history restarted"
+    );
+    rig.play_until_settled(Duration::from_secs(300));
+    // The adapted model cannot serve 64 bands: it waits, refused, like any model would.
+    assert!(rig.status.refused());
+    rig.worker.apply(settings);
+    rig.play(1, false);
+    assert!(!rig.status.refused(), "{:?}", rig.status.not_in_use());
+}
+
+#[test]
+fn the_job_runs_at_the_lowest_priority() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut job = AdaptJob::spawn(
+        JobPriority::Lowest,
+        move |_cancel: &AtomicBool| -> Result<Finished, String> {
+            #[cfg(target_os = "linux")]
+            // SAFETY: reads the calling thread's own policy.
+            let policy = unsafe { libc::sched_getscheduler(0) };
+            #[cfg(not(target_os = "linux"))]
+            let policy = 0;
+            tx.send(policy).unwrap();
+            Err("done".into())
+        },
+    )
+    .unwrap();
+    let policy = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    #[cfg(target_os = "linux")]
+    assert_eq!(policy, libc::SCHED_IDLE);
+    let _ = policy;
+    let start = Instant::now();
+    loop {
+        if let Some(outcome) = job.take() {
+            assert_eq!(outcome.err().as_deref(), Some("done"));
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
