@@ -4,7 +4,8 @@
 use echoic_core::cochlea::Cochlea;
 use echoic_core::denormals::flush_subnormals;
 use echoic_core::display::{EditorLink, ModelInfo, ModelSource};
-use echoic_core::listener::Listener;
+use echoic_core::listener::{adapt, Listener};
+use echoic_core::listening::adaptation::ModelRoot;
 use echoic_core::listening::{cc_ring, CcReceiver, ListenerStatus, Listening};
 use echoic_core::outputs::cc::{BlockTiming, CcEmitter};
 use echoic_core::outputs::N_SLOTS;
@@ -146,7 +147,7 @@ impl Plugin for Echoic {
         let (front, swap) = AudioFront::new(cochlea, sender);
         let status = self.shared.worker.clone();
         status.clear();
-        let (listener, model) = self.load_model();
+        let (listener, root, model) = self.load_model();
         let feed = self.shared.link.new_feed();
         feed.set_model(model);
         let (cc_tx, cc_rx) = cc_ring();
@@ -159,6 +160,7 @@ impl Plugin for Echoic {
             self.params.learned.clone(),
             self.shared.listener.clone(),
         )
+        .with_adaptation(root, self.params.adapted.clone())
         .with_display(feed);
         let worker = Worker::new(receiver, swap, sample_rate, settings, sink, status);
         let params = self.params.clone();
@@ -240,11 +242,55 @@ impl Plugin for Echoic {
 }
 
 impl Echoic {
+    /// The listener to use at activation: the adapted one saved with the session, rebuilt
+    /// against the chosen model ([`Self::load_chosen_model`]), with that model as its root; or
+    /// the chosen model itself when nothing was adapted or the saved adaptation cannot be
+    /// rebuilt (the status says why; the saved text is kept, so that the base's return brings it
+    /// back). Runs at activation, on the main thread: file I/O and allocation are fine here.
+    fn load_model(&self) -> (Result<Listener, String>, Option<ModelRoot>, ModelInfo) {
+        let (chosen, mut info) = self.load_chosen_model();
+        let saved = self
+            .params
+            .adapted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (Ok(base), Some(text)) = (&chosen, saved) else {
+            return (chosen, None, info);
+        };
+        let restored = adapt::saved::decode(&text, base.id(), base.weights())
+            .map_err(|e| e.to_string())
+            .and_then(|(meta, tensors)| {
+                Listener::from_parts(meta, &tensors, base.device()).map_err(|e| e.to_string())
+            });
+        match restored {
+            Ok(adapted) => {
+                let root = ModelRoot::of(base);
+                let info = ModelInfo {
+                    note: info.note.take(),
+                    ..ModelInfo::of(&adapted, info.source.clone())
+                };
+                (Ok(adapted), Some(root), info)
+            }
+            Err(why) => {
+                let note = format!(
+                    "the adapted listener saved with this session could not be restored ({why}); \
+                     using \"{}\" as it is",
+                    base.metadata().name
+                );
+                info.note = Some(match info.note.take() {
+                    Some(earlier) => format!("{earlier}; {note}"),
+                    None => note,
+                });
+                (chosen, None, info)
+            }
+        }
+    }
+
     /// Loads the model the editor chose (saved in the state), or the built-in one when none was
     /// chosen or the file is gone or broken: the model (or why there is none) and what the
-    /// editor's status says about it. Runs at activation, on the main thread: file I/O and
-    /// allocation are fine here.
-    fn load_model(&self) -> (Result<Listener, String>, ModelInfo) {
+    /// editor's status says about it. File I/O; allocates.
+    fn load_chosen_model(&self) -> (Result<Listener, String>, ModelInfo) {
         let chosen = self
             .params
             .model_path

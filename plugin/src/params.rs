@@ -4,6 +4,7 @@
 use crate::saved_state::StateNotes;
 use crate::slot_params::SlotParams;
 use echoic_core::dilated::{DilatedSpec, Dilation, Pooling};
+use echoic_core::listening::history::{DEFAULT_HISTORY_MINUTES, MAX_HISTORY_MINUTES};
 use echoic_core::listening::Controls;
 use echoic_core::outputs::learned::LearnedSounds;
 use echoic_core::outputs::source::MAX_LEARNED;
@@ -59,6 +60,17 @@ pub struct EchoicParams {
     #[id = "learn-seconds"]
     pub learn_seconds: FloatParam,
 
+    /// *Adapt*: turning it on fine-tunes the listener on the listening history, in the
+    /// background. A parameter so that a host can automate it; the editor's Adapt button
+    /// presses it.
+    #[id = "adapt"]
+    pub adapt: BoolParam,
+
+    /// Minutes of listening history kept for *Adapt*. It sizes a buffer (2.4 MB a minute at
+    /// the default bands and hop), so it is not automatable.
+    #[id = "history-minutes"]
+    pub history_minutes: IntParam,
+
     /// The eight automation outputs.
     #[nested(array, group = "Outputs")]
     pub slots: [SlotParams; echoic_core::outputs::N_SLOTS],
@@ -73,6 +85,12 @@ pub struct EchoicParams {
     /// to the built-in model (the editor says so).
     #[persist = "model-path"]
     pub model_path: Arc<Mutex<Option<String>>>,
+
+    /// The adapted listener in use, as a delta against the chosen model
+    /// (`listener::adapt::saved`); `None` when the chosen model itself is in use. Saved so that
+    /// a session reopens with what *Adapt* learned. The worker writes it at each swap.
+    #[persist = "adapted-listener"]
+    pub adapted: Arc<Mutex<Option<String>>>,
 
     /// The editor window's logical size, `[width, height]`. Saved here because the editor's own
     /// state (`EguiEditorState`) is not serialisable; the editor opens at this size and writes
@@ -128,6 +146,8 @@ impl EchoicParams {
             slots: std::array::from_fn(|i| self.slots[i].config()),
             learn: std::array::from_fn(|j| self.learn[j].learn.value()),
             learn_seconds: self.learn_seconds.value(),
+            adapt: self.adapt.value(),
+            history_minutes: self.history_minutes.value().max(1) as u32,
         }
     }
 
@@ -303,9 +323,21 @@ impl Default for EchoicParams {
             )
             .with_unit(" s")
             .with_step_size(0.1),
+            adapt: BoolParam::new("Adapt", false),
+            history_minutes: IntParam::new(
+                "History",
+                DEFAULT_HISTORY_MINUTES as i32,
+                IntRange::Linear {
+                    min: 1,
+                    max: MAX_HISTORY_MINUTES as i32,
+                },
+            )
+            .with_unit(" min")
+            .non_automatable(),
             slots: std::array::from_fn(SlotParams::new),
             learned: Arc::new(Mutex::new(LearnedSounds::default())),
             model_path: Arc::new(Mutex::new(None)),
+            adapted: Arc::new(Mutex::new(None)),
             editor_size: Arc::new(Mutex::new(crate::editor::DEFAULT_SIZE)),
             state_notes: Arc::new(Mutex::new(StateNotes::default())),
         }

@@ -16,6 +16,7 @@
 //! host is told the load failed.
 
 use crate::params::EchoicParams;
+use echoic_core::listener::adapt::saved;
 use echoic_core::outputs::learned::LearnedSounds;
 use nice_plug::params::internals::ParamPtr;
 use nice_plug::plugin::ParamValue;
@@ -40,6 +41,14 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
         serde_json::from_str::<Option<String>>(s)
             .map(drop)
             .map_err(|e| e.to_string())
+    }),
+    ("adapted-listener", |s| {
+        match serde_json::from_str::<Option<String>>(s).map_err(|e| e.to_string())? {
+            Some(text) => saved::base_id_of(&text)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
     }),
     ("editor-size", |s| {
         serde_json::from_str::<[u32; 2]>(s)
