@@ -325,6 +325,11 @@ impl EditorLink {
         });
     }
 
+    /// Asks the worker to cancel or revert adaptation. Allocates the queue entry.
+    pub fn request_adaptation(&self, action: AdaptAction) {
+        self.send(EditorRequest::Adaptation(action));
+    }
+
     /// Asks the worker to forget learned sound `target`. Allocates the queue entry.
     pub fn request_clear(&self, target: usize) {
         if let Some(asked) = self.clears_asked.get(target) {
