@@ -551,6 +551,46 @@ mod tests {
     }
 
     #[test]
+    fn captured_frames_are_saved_exactly_and_damage_is_refused() {
+        let mut learned = LearnedSounds::new(0.01);
+        learned.start_learning(1, 0.02);
+        learned.observe(&[0.5, -0.5]);
+        learned.observe(&[0.5, -0.5]);
+        let values: Vec<f32> = (0..30).map(|i| -100.0 + i as f32 * 3.3337).collect();
+        let frames = CapturedFrames::new(3, &values);
+        assert_eq!(frames.frames(), 10);
+        // Rounded to f16 when captured: within half a unit in the last place of f16.
+        for (&kept, &heard) in frames.values.iter().zip(&values) {
+            assert!(
+                (kept - heard).abs() <= heard.abs() * 2f32.powi(-11),
+                "{kept} {heard}"
+            );
+        }
+        learned.sounds[1].as_mut().unwrap().frames = Some(frames.clone());
+        let bytes = learned.to_json();
+        let loaded = LearnedSounds::from_json(&bytes).unwrap();
+        assert_eq!(loaded.sounds[1].as_ref().unwrap().frames, Some(frames));
+        assert_eq!(loaded.to_json(), bytes, "saving again gives the same bytes");
+        // A sound saved before frames were kept loads without them.
+        let text = String::from_utf8(bytes).unwrap();
+        let start = text.find(",\"frames\"").unwrap();
+        let end = text[start..].find('}').unwrap() + start + 1;
+        let old = format!("{}{}", &text[..start], &text[end..]);
+        let loaded = LearnedSounds::from_json(old.as_bytes()).unwrap();
+        assert_eq!(loaded.sounds[1].as_ref().unwrap().frames, None);
+        // Frames that are not whole frames, or not base64, are refused.
+        for bad in [r#""n_bands":4"#, r#""n_bands":0"#] {
+            let damaged = text.replace(r#""n_bands":3"#, bad);
+            assert!(
+                LearnedSounds::from_json(damaged.as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
+        let damaged = text.replace(r#""f16":""#, r#""f16":"*"#);
+        assert!(LearnedSounds::from_json(damaged.as_bytes()).is_err());
+    }
+
+    #[test]
     fn saved_state_is_byte_reproducible() {
         let mut rng = Rng::new(3);
         let mut learned = LearnedSounds::new(0.01);
