@@ -6,17 +6,20 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::adaptation::scenarios::{evaluate_adaptation, ScenarioConfig};
+use crate::adaptation::scenarios::ScenarioConfig;
 use crate::corpus::{build_corpus, CorpusConfig};
-use crate::evaluation::EvalReport;
-use crate::train::model::Autoencoder;
 use crate::train::{train, Augmentation, Objective, ProgressDrawTarget, TrainConfig};
 use clap::{CommandFactory, Parser, Subcommand};
 use echoic_core::listener::adapt::AdaptConfig;
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::lstm::Optimiser;
 use echoic_core::listener::{Activation, Level, Listener, ModelConfig};
-use echoic_core::outputs::learned::DEFAULT_LEARN_SECONDS;
+
+mod adapt;
+mod report;
+
+use adapt::{adapt_eval, adapt_files};
+use report::eval;
 
 /// Echoic's offline tools.
 #[derive(Debug, Parser)]
@@ -333,7 +336,9 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 /// The model file a tool uses: the file given, or the one built into the plugin.
-fn model_bytes(path: Option<&PathBuf>) -> anyhow::Result<std::borrow::Cow<'static, [u8]>> {
+pub(super) fn model_bytes(
+    path: Option<&PathBuf>,
+) -> anyhow::Result<std::borrow::Cow<'static, [u8]>> {
     Ok(match path {
         Some(path) => echoic_core::listener::read_model_file(path)?.into(),
         None => echoic_core::listener::DEFAULT_MODEL.into(),
@@ -394,310 +399,6 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         errors.is_empty() || !done.is_empty(),
         "no input could be read"
     );
-    Ok(())
-}
-
-/// Runs `echoic eval`: evaluates the model and prints the report (and writes it as JSON when
-/// asked). Allocates; reads the clips.
-fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let bytes = model_bytes(args.model.as_ref())?;
-    let listener = Listener::from_bytes(&bytes)?;
-    let autoencoder = Autoencoder::from_bytes(&bytes)?;
-    let bar = indicatif::ProgressBar::new_spinner();
-    let report = crate::evaluation::evaluate(&listener, &autoencoder, &args.dir, |path| {
-        bar.set_message(path.display().to_string());
-        bar.tick();
-    })?;
-    bar.finish_and_clear();
-    println!(
-        "model: {} (embeddings on {}, reconstructions by the {})",
-        listener.metadata().name,
-        listener.device_name(),
-        autoencoder.runner()
-    );
-    println!(
-        "classes: {:?} clips {:?}",
-        report.classes, report.clips_per_class
-    );
-    print_sources(&report, &args.dir);
-    print_reconstruction(&report);
-    print_sound_type(&report);
-    print_learned_sounds(&report);
-    print_axes(&report);
-    for error in &report.errors {
-        eprintln!("error: {error}");
-    }
-    if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-        println!("report: {}", path.display());
-    }
-    Ok(())
-}
-
-/// Prints where the clips' sources came from, which leave-one-source-out depends on.
-/// Allocates the line.
-fn print_sources(report: &EvalReport, dir: &std::path::Path) {
-    if !report.manifest_found {
-        println!(
-            "sources: no manifest.csv beside {}: every clip is its own source \
-             (leave-one-source-out is leave-one-clip-out)",
-            dir.display()
-        );
-        return;
-    }
-    println!(
-        "sources: from the manifest, {:?} per class{}",
-        report.sources_per_class,
-        match report.clips_without_source {
-            0 => String::new(),
-            n => format!(" ({n} clips not listed, each its own source)"),
-        }
-    );
-}
-
-/// Prints the reconstruction metrics, in dB and in the model's units. Allocation-free.
-fn print_reconstruction(report: &EvalReport) {
-    let r = &report.reconstruction;
-    println!(
-        "reconstruction over {} frames: MSE {:.2} dB², R² {:.3}, peak-band accuracy {:.1} %",
-        r.frames,
-        r.mse_db2,
-        r.r_squared,
-        100.0 * r.peak_band_accuracy
-    );
-    let m = &report.reconstruction_model_units;
-    println!(
-        "  in model units: R² {:.3}, peak-band accuracy {:.1} % (the original Listener's metric)",
-        m.r_squared,
-        100.0 * m.peak_band_accuracy
-    );
-}
-
-/// Prints the 5-NN sound-type table: clip-level CV and leave-one-source-out per representation.
-/// Allocation-free.
-fn print_sound_type(report: &EvalReport) {
-    println!("5-NN sound type on clip means   dims  5-fold CV  leave-source-out");
-    let rows = [
-        ("mean spectrum", report.knn_mean_spectrum),
-        ("dilated buffer", report.knn_dilated_buffer),
-        ("embedding", report.knn_embedding),
-    ];
-    for (i, (name, cv)) in rows.into_iter().enumerate() {
-        println!(
-            "  {name:<28} {:5}  {cv:9.3}  {:16.3}",
-            report.dims[i], report.knn_leave_source_out[i]
-        );
-    }
-}
-
-/// A table cell: the value to three decimals, or a dash when there is none. Allocates.
-fn cell(value: Option<f64>) -> String {
-    value.map_or_else(|| "–".to_string(), |v| format!("{v:.3}"))
-}
-
-/// Prints the learned-sound ROC-AUC table: mean and per class, over all other clips and over
-/// other sources only, for the baseline and the model. Allocates the cells.
-fn print_learned_sounds(report: &EvalReport) {
-    let header: String = report
-        .classes
-        .iter()
-        .map(|c| format!(" {:>8.8}", c))
-        .collect();
-    let title = format!(
-        "learned sound ROC-AUC ({DEFAULT_LEARN_SECONDS} s capture, {} hops)",
-        report.usable_hops
-    );
-    println!("{title:<46}{:>6}{header}", "mean");
-    let representations = [
-        (
-            "mean spectrum (PCA of these frames)",
-            &report.learned_sound_mean_spectrum,
-        ),
-        (
-            "embedding (the model's PCA)",
-            &report.learned_sound_embedding,
-        ),
-    ];
-    for (name, auc) in representations {
-        let Some(auc) = auc else {
-            println!("  {name}: no usable principal axes");
-            continue;
-        };
-        println!(
-            "  {name}: {} teachers, {} with less than a capture",
-            auc.teachers, auc.short_captures
-        );
-        let variants = [
-            ("all other clips", auc.mean, &auc.per_class),
-            (
-                "other sources only",
-                auc.leave_source_out,
-                &auc.leave_source_out_per_class,
-            ),
-        ];
-        for (variant, mean, per_class) in variants {
-            let classes: String = per_class
-                .iter()
-                .map(|&v| format!(" {:>8}", cell(v)))
-                .collect();
-            println!("    {variant:<41} {:>6}{classes}", cell(mean));
-        }
-    }
-}
-
-/// Prints the Pearson correlations of the first principal axes with level, spectral centroid
-/// and periodicity, for the model and the baseline. Allocates the cells.
-fn print_axes(report: &EvalReport) {
-    println!("principal axis vs. hop feature (Pearson r)  loudness  centroid  periodicity");
-    let representations = [
-        ("embedding", &report.axes_embedding),
-        ("mean spectrum", &report.axes_mean_spectrum),
-    ];
-    for (name, axes) in representations {
-        if axes.is_empty() {
-            println!("  {name}: no usable principal axes");
-        }
-        for (i, axis) in axes.iter().enumerate() {
-            println!(
-                "  {:<41} {:>8}  {:>8}  {:>11}",
-                format!("{name} axis {}", i + 1),
-                cell(axis.loudness),
-                cell(axis.centroid),
-                cell(axis.periodicity)
-            );
-        }
-    }
-}
-
-/// Runs `echoic adapt`: the files' history, adaptation with a progress bar, the model file.
-/// Allocates; reads and writes files.
-fn adapt_files(args: AdaptArgs) -> anyhow::Result<()> {
-    use crate::adaptation::{adapt_model, history_of_files, write_model};
-    let bytes = model_bytes(args.model.as_ref())?;
-    let (meta, _) = echoic_core::listener::format::decode(&bytes)?;
-    let files = crate::embed::audio_files(&args.inputs)?;
-    let (history, failures) = history_of_files(&files, args.rate, &meta.features.to_settings());
-    for (path, error) in &failures {
-        eprintln!("skipped {}: {error}", path.display());
-    }
-    let bar = if args.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(1000)
-    };
-    bar.set_style(indicatif::ProgressStyle::with_template(
-        "{bar:40} {percent:>3}% {elapsed} {msg}",
-    )?);
-    let adapted = adapt_model(&bytes, &history, &args.params.config(), |p| {
-        bar.set_position((p.fraction * 1000.0) as u64);
-        bar.set_message(format!(
-            "epoch {}, held-out loss {:.5}",
-            p.epoch, p.held_out_loss
-        ));
-    })?;
-    bar.finish_and_clear();
-    write_model(&adapted, &args.out)?;
-    let r = &adapted.report;
-    println!(
-        "{}: {} adapted on {:.1} s of {} files ({} + {} held-out sequences): held-out loss \
-         {:.5} -> {:.5}, {} epochs, best {} ({:?}), {:.1} s",
-        args.out.display(),
-        meta.name,
-        r.history_seconds,
-        files.len() - failures.len(),
-        r.train_sequences,
-        r.held_out_sequences,
-        r.held_out_before,
-        r.held_out_after,
-        r.epochs,
-        r.best_epoch,
-        r.stop,
-        r.seconds
-    );
-    Ok(())
-}
-
-/// Runs `echoic adapt-eval` and prints its figures. Allocates; reads files; runs ffmpeg.
-fn adapt_eval(args: AdaptEvalArgs) -> anyhow::Result<()> {
-    let bytes = model_bytes(args.model.as_ref())?;
-    let cfg = ScenarioConfig {
-        data: args.data,
-        eval_dir: (!args.no_general).then_some(args.eval),
-        history_seconds: args.history_seconds,
-        clips_per_class: args.clips_per_class,
-        adapt: args.params.config(),
-        ..ScenarioConfig::default()
-    };
-    println!("adaptation: {:?}", cfg.adapt);
-    let result = evaluate_adaptation(&bytes, &cfg, |line| eprintln!("{line}"))?;
-    for s in &result.scenarios {
-        let r = &s.report;
-        println!(
-            "{}: {} clips of {:?}; adapted on {:.1} s ({} + {} held-out sequences) in {:.1} s on \
-             one thread: held-out loss {:.5} -> {:.5}, {} epochs, best {} ({:?})",
-            s.name,
-            s.clips,
-            s.classes,
-            s.history_seconds,
-            r.train_sequences,
-            r.held_out_sequences,
-            r.seconds,
-            r.held_out_before,
-            r.held_out_after,
-            r.epochs,
-            r.best_epoch,
-            r.stop
-        );
-        println!("  learned-sound ROC-AUC          mean  other sources  per class");
-        let chosen = if s.refit_axes {
-            &s.refitted_axes
-        } else {
-            &s.base_axes
-        };
-        for (name, auc) in [
-            ("before", &s.before),
-            ("axes refitted only", &s.axes_only),
-            ("adapted, base axes", &s.base_axes),
-            ("adapted, axes refitted", &s.refitted_axes),
-        ] {
-            let classes: String = auc
-                .per_class
-                .iter()
-                .map(|&v| format!(" {}", cell(v)))
-                .collect();
-            println!(
-                "    {name:<26} {}  {:>13} {classes}",
-                cell(auc.mean),
-                cell(auc.leave_source_out)
-            );
-        }
-        if let (Some(before), Some(after)) = (s.before.mean, chosen.mean) {
-            let axes = if s.refit_axes { "refitted" } else { "base" };
-            println!(
-                "  AUC change, adapted with {axes} axes: {:+.3}",
-                after - before
-            );
-        }
-    }
-    if let Some(before) = &result.general_before {
-        println!("general figures on the evaluation set   5-NN CV  5-NN other sources  AUC  AUC other sources");
-        let row = |name: &str, r: &EvalReport| {
-            let auc = r.learned_sound_embedding.as_ref();
-            println!(
-                "  {name:<37} {:7.3}  {:18.3}  {}  {:>17}",
-                r.knn_embedding,
-                r.knn_leave_source_out[2],
-                cell(auc.and_then(|a| a.mean)),
-                cell(auc.and_then(|a| a.leave_source_out))
-            );
-        };
-        row("base", before);
-        for s in &result.scenarios {
-            if let Some(general) = &s.general {
-                row(&format!("adapted on {}", s.name), general);
-            }
-        }
-    }
     Ok(())
 }
 
