@@ -240,7 +240,10 @@ fn adapt_swaps_in_a_model_that_keeps_learned_sounds_and_ccs_smooth_and_revert_un
     for (k, pair) in rig.values[hops_before..].windows(2).enumerate() {
         for (slot, (now, next)) in pair[0].iter().zip(&pair[1]).take(3).enumerate() {
             let step = (next - now).abs();
-            assert!(step <= bound + 1e-6, "hop {k}, slot {slot}: {step} > {bound}");
+            assert!(
+                step <= bound + 1e-6,
+                "hop {k}, slot {slot}: {step} > {bound}"
+            );
         }
     }
 
