@@ -1,6 +1,7 @@
-//! The controls panel: the listening parameters, the selected output slot's parameters and the
-//! model chooser. Everything works with the mouse alone: sliders are dragged (double-click
-//! resets), switches and the model list are clicked.
+//! The controls panel: the listening parameters, the selected output slot's parameters, what
+//! Echoic keeps of what it heard (learn length, history) and the model chooser. Everything works
+//! with the mouse alone: sliders are dragged (double-click resets), switches and the model list
+//! are clicked.
 
 use super::models::{ModelChooser, ModelEntry};
 use super::plot;
@@ -14,14 +15,22 @@ use nice_plug_egui::widgets::ParamSlider;
 /// Width of a parameter slider.
 const SLIDER: f32 = 64.0;
 
-/// A parameter row: its name, then a slider (or a switch for a boolean).
-fn slider_row<P: Param>(ui: &mut Ui, param: &P, setter: &ParamSetter) {
+/// Height of the row of learn length and history under the slot's columns.
+const MEMORY_ROW: f32 = 24.0;
+
+/// A parameter's name, then its slider (two cells of a grid row, or two widgets of a line).
+fn param_cell<P: Param>(ui: &mut Ui, param: &P, setter: &ParamSetter) {
     ui.label(
         RichText::new(param.name())
             .color(theme::TEXT_DIM)
             .size(11.5),
     );
     ui.add(ParamSlider::for_param(param, setter).with_width(SLIDER));
+}
+
+/// A parameter row: its name, then a slider.
+fn slider_row<P: Param>(ui: &mut Ui, param: &P, setter: &ParamSetter) {
+    param_cell(ui, param, setter);
     ui.end_row();
 }
 
@@ -77,6 +86,12 @@ pub fn show(
         egui::vec2(slot_w, content.height()),
     );
     let model_rect = Rect::from_min_max(pos2(slot_b.right() + gap, content.top()), content.max);
+    // What is kept of what was heard, on one row under the slot's columns (the listening column
+    // has no room for more rows at the default size).
+    let memory_rect = Rect::from_min_max(
+        pos2(slot_a.left(), content.bottom() - MEMORY_ROW),
+        pos2(slot_b.right(), content.bottom()),
+    );
 
     if let Some(setter) = setter {
         ui.scope_builder(UiBuilder::new().max_rect(listen_rect), |ui| {
@@ -93,7 +108,6 @@ pub fn show(
                     slider_row(ui, &params.dilation, setter);
                     slider_row(ui, &params.dilation_kind, setter);
                     slider_row(ui, &params.pooling, setter);
-                    slider_row(ui, &params.learn_seconds, setter);
                 });
         });
         let slot = &params.slots[selected_slot];
@@ -126,6 +140,13 @@ pub fn show(
                     slider_row(ui, &slot.rise_ms, setter);
                     slider_row(ui, &slot.fall_ms, setter);
                 });
+        });
+        ui.scope_builder(UiBuilder::new().max_rect(memory_rect), |ui| {
+            ui.horizontal(|ui| {
+                param_cell(ui, &params.learn_seconds, setter);
+                ui.add_space(10.0);
+                param_cell(ui, &params.history_minutes, setter);
+            });
         });
     }
 

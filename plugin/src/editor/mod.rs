@@ -15,6 +15,11 @@
 //! plugin state, because `EguiEditorState` cannot be serialised or resized from outside; the
 //! editor writes the size back whenever the window is resized.
 //!
+//! # Adapt
+//! The [`adapt`] panel presses the `adapt` parameter (its rising edge starts fine-tuning on the
+//! worker's listening history, off the worker) and sends *Cancel* and *Revert* as requests; it
+//! shows what the worker reports in `ListenerStatus::adaptation`.
+//!
 //! # Model choice
 //! The chooser lists `.safetensors` files (see [`models`]); a chosen model is loaded on a helper
 //! thread, handed to the worker, which installs it between two hops, and its path is saved in the
@@ -25,6 +30,7 @@
 //! With `ECHOIC_EDITOR_PROBE=<file>` in the environment the editor describes itself in that file
 //! for the window tests; see [`probe`].
 
+mod adapt;
 mod controls;
 mod history;
 mod map;
@@ -284,6 +290,8 @@ pub struct EchoicEditor {
     learn_names: [String; MAX_LEARNED],
     /// The learn and clear buttons.
     learn: outputs::LearnButtons,
+    /// The Adapt panel's state: its held trigger and where its buttons are.
+    adapt: adapt::AdaptPanel,
     /// The output slot whose parameters the controls show.
     selected_slot: usize,
     /// The model chooser.
@@ -292,7 +300,8 @@ pub struct EchoicEditor {
     stats: stats::FrameStats,
     /// The test probe, if the environment asks for one.
     probe: Option<probe::Probe>,
-    /// Where the panels were drawn this frame, in logical points, for the probe.
+    /// Where the panels (and the Adapt panel's buttons and progress bar) were drawn this frame,
+    /// in logical points, for the probe.
     rects: Vec<(&'static str, Rect)>,
     /// Where the model list's entries were drawn this frame, for the probe.
     model_rects: Vec<(String, Rect)>,
@@ -317,6 +326,7 @@ impl EchoicEditor {
             model_generation: u64::MAX,
             learn_names: std::array::from_fn(|j| format!("Sound {}", j + 1)),
             learn: outputs::LearnButtons::default(),
+            adapt: adapt::AdaptPanel::default(),
             selected_slot: 0,
             chooser: models::ModelChooser::default(),
             stats: stats::FrameStats::default(),
@@ -386,6 +396,8 @@ impl EchoicEditor {
         let setter = setter.as_ref();
         if let Some(setter) = setter {
             self.learn.release(&self.params, setter, &self.history);
+            self.adapt
+                .release(&self.params, setter, &self.shared.listener.adaptation);
         }
         if let Some(outcome) = self.chooser.poll(&self.shared.link) {
             self.model_loaded(outcome, setter);
@@ -444,19 +456,27 @@ impl EchoicEditor {
 
         let learn_h = 4.0 * 28.0 + plot::TITLE_HEIGHT + 16.0;
         let outputs_h = 8.0 * 22.0 + plot::TITLE_HEIGHT + 16.0;
-        let map_h = (right.height() - learn_h - outputs_h - 2.0 * gap).max(120.0);
+        let adapt_h = adapt::HEIGHT;
+        let map_h = (right.height() - learn_h - outputs_h - adapt_h - 3.0 * gap).max(120.0);
         let map_rect = Rect::from_min_size(right.min, egui::vec2(right.width(), map_h));
         let out_rect = Rect::from_min_size(
             pos2(right.left(), map_rect.bottom() + gap),
             egui::vec2(right.width(), outputs_h),
         );
-        let learn_rect = Rect::from_min_max(pos2(right.left(), out_rect.bottom() + gap), right.max);
+        let learn_rect = Rect::from_min_size(
+            pos2(right.left(), out_rect.bottom() + gap),
+            egui::vec2(right.width(), learn_h),
+        );
+        let adapt_rect =
+            Rect::from_min_max(pos2(right.left(), learn_rect.bottom() + gap), right.max);
 
-        let hop = if self.history.hops > 0 {
-            self.history.state.settings.hop_seconds
+        // The settings the views show: the worker's once it has published, else the parameters'.
+        let settings = if self.history.hops > 0 {
+            self.history.state.settings
         } else {
-            self.params.listen_settings().hop_seconds
-        } as f32;
+            self.params.listen_settings()
+        };
+        let hop = settings.hop_seconds as f32;
         self.rects.clear();
         let r = scroll::cochleagram(ui, coch, &mut self.history, &self.axis, hop);
         self.rects.push(("cochleagram", r));
@@ -483,6 +503,23 @@ impl EchoicEditor {
             &self.history,
             &self.learn_names,
         );
+        self.adapt.show(
+            ui,
+            adapt_rect,
+            &self.params,
+            setter,
+            &self.shared.listener.adaptation,
+            &self.shared.link,
+            &settings,
+        );
+        let rects = self.adapt.rects;
+        self.rects.push(("adapt", rects.panel));
+        self.rects.push(("adapt_button", rects.adapt));
+        self.rects.push(("adapt_cancel", rects.cancel));
+        self.rects.push(("adapt_revert", rects.revert));
+        if let Some(bar) = rects.progress {
+            self.rects.push(("adapt_progress", bar));
+        }
         let outcome = controls::show(
             ui,
             ctrl,
