@@ -3,6 +3,9 @@
 //! - The CLAP editor embedded in the test host's X11 window while real recordings play through
 //!   the plugin in real time: the panels must show live data, and the cochleagram and the map
 //!   must differ between music and speech. Resizing must reach the saved state.
+//! - *Adapt* from the embedded editor: a click on its button fine-tunes the listener on what
+//!   played, with progress shown; the learned sound keeps telling its sound from another after
+//!   the swap, and Revert undoes it.
 //! - The standalone application: a click on a learn button (a synthetic X event) must put the
 //!   learned sound's marker on the map, and a click on clear must take it away again.
 //!
@@ -13,7 +16,9 @@
 use echoic_host_tests::gui::{
     centre, screenshot_dir, EmbeddedEditor, Probe, Screenshot, XServer, X11,
 };
-use echoic_host_tests::{recording, state_bytes, state_document, AudioConfig, EchoicHost};
+use echoic_host_tests::{
+    recording, state_bytes, state_document, AudioConfig, EchoicHost, MidiMessage,
+};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -855,5 +860,251 @@ fn extreme_settings_are_fitted_and_the_banner_names_what_changed() {
         .save_png(&screenshot_dir().join("clap-settings-adjusted.png"))
         .unwrap();
     editor.close(&mut host);
+    host.deactivate();
+}
+
+/// The last value sent on controller `cc` (channel 1) before sample `at`, i.e. the value a
+/// mapped parameter holds there; 0 before any.
+fn held_cc(midi: &[MidiMessage], cc: u8, at: u64) -> f32 {
+    midi.iter()
+        .rfind(|m| m.data[0] == 0xB0 && m.data[1] == cc && m.sample < at)
+        .map_or(0.0, |m| f32::from(m.data[2]) / 127.0)
+}
+
+/// The adapted listener the saved state holds, if any (its `adapted-listener` field is stored
+/// as the JSON of an `Option<String>`).
+fn saved_adapted_listener(host: &mut EchoicHost) -> Option<String> {
+    let saved = state_json(&host.save_state().unwrap());
+    let field = saved["fields"]["adapted-listener"].as_str()?;
+    serde_json::from_str::<Option<String>>(field).unwrap()
+}
+
+/// What a saved adapted listener records of its adaptation: decoded against the shipped model,
+/// the built-in one it was adapted from.
+fn adaptation_of(saved: &str) -> echoic_core::listener::format::AdaptedFrom {
+    let shipped = std::fs::read(
+        echoic_host_tests::bundle::workspace_root()
+            .join("models")
+            .join("echoic-default.safetensors"),
+    )
+    .unwrap();
+    let base = echoic_core::listener::Listener::from_bytes(&shipped).unwrap();
+    let (meta, _) = echoic_core::listener::adapt::saved::decode(saved, base.id(), base.weights())
+        .expect("the saved adapted listener decodes against the built-in model");
+    meta.provenance
+        .adapted_from
+        .expect("an adapted listener says what it was adapted from")
+}
+
+/// *Adapt* from the embedded editor while recordings play in real time: a click on the Adapt
+/// button (a synthetic X event) after ~30 s of music and speech shows a progress bar, the adapted
+/// listener is swapped in (its name says so, the saved state keeps it), the learned music still
+/// reads high on its similarity output and the speech low, and Revert undoes it.
+///
+/// Real time matters here besides the editor: the adaptation thread runs at the OS's lowest
+/// priority, so a test that kept the cores busy would starve it.
+#[test]
+fn embedded_editor_adapts_and_the_learned_sound_stays_on_its_sound() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = XServer::start().expect("an X server");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let probe_path = dir.join("probe-clap-adapt.json");
+    let _ = std::fs::remove_file(&probe_path);
+    let _env = EnvGuard::set(&[
+        ("DISPLAY", server.display().as_ref()),
+        ("ECHOIC_EDITOR_PROBE", probe_path.as_os_str()),
+    ]);
+    let (music, rate) = recording("music_armygeddon.wav");
+    let (speech, _) = recording("speech_june.wav");
+    let mut embedded: Option<EmbeddedEditor> = None;
+    let mut host = EchoicHost::new().unwrap();
+    // Slot 4 follows the similarity to learned sound 1 on CC 23.
+    const CC: u8 = 23;
+    let params = host.params().unwrap();
+    let slot_4 = |name: &str| {
+        params
+            .iter()
+            .find(|p| p.name == name && p.module.contains("Outputs 4"))
+            .unwrap_or_else(|| panic!("no {name} in slot 4"))
+            .id
+    };
+    host.set_param(slot_4("On"), 1.0).unwrap();
+    host.set_param(slot_4("Source"), 8.0).unwrap(); // SAVED_SOURCES[8] = similarity to sound 1
+    host.activate(AudioConfig::new(rate, BLOCK as u32, 1))
+        .unwrap();
+    let editor = embedded
+        .insert(EmbeddedEditor::open(&mut host, server.display()).expect("the editor opens"));
+    Probe::wait(&probe_path, Duration::from_secs(20), |p| {
+        p.stat("frames") > 0.0
+    })
+    .expect("the editor draws");
+    let mut midi = Vec::new();
+    // Plays a sound, keeps its MIDI, and returns the similarity held at its end.
+    let mut listen = |host: &mut EchoicHost, editor: &mut EmbeddedEditor, sound: &[f32]| {
+        play(host, Some(editor), sound);
+        midi.extend(host.take_midi());
+        held_cc(&midi, CC, host.frames_processed())
+    };
+
+    // History: music and speech in turn. Sound 1 is learned on the third music, clicked 1.5 s
+    // in (once the echoic memory is full of it); the capture takes the next 2 s.
+    // The history ends with speech: adaptation judges its epochs on the last tenth of the
+    // history, and the model has more to learn about this speech than about this music, so the
+    // tuned weights do change (on a music ending the first epochs need not beat the base, and
+    // then the base's weights are kept, which would make the checks after the swap prove
+    // nothing).
+    for sound in [&music, &speech, &music, &speech] {
+        listen(&mut host, editor, sound);
+    }
+    let split = (1.5 * rate) as usize;
+    listen(&mut host, editor, &music[..split]);
+    let probe = Probe::read(&probe_path).unwrap();
+    let (x, y) = centre(probe.learn_button(0).unwrap());
+    editor.x11.click(editor.parent, x, y).unwrap();
+    listen(&mut host, editor, &music[split..]);
+    let music_before = listen(&mut host, editor, &music);
+    let speech_before = listen(&mut host, editor, &speech);
+    let probe = Probe::wait(&probe_path, Duration::from_secs(5), |p| {
+        p.learned(0) && p.rect("adapt_button").is_some()
+    })
+    .expect("sound 1 is learned and the Adapt panel is drawn");
+    let heard = host.frames_processed() as f64 / rate;
+    println!(
+        "before adapting: {heard:.1} s heard; similarity to sound 1 held {speech_before:.2} on \
+         speech, {music_before:.2} on the music"
+    );
+    assert!(heard >= 20.0);
+    let panel = probe.rect("adapt").unwrap();
+    let idle_panel = editor.screenshot().unwrap().crop(panel);
+
+    // Adapt, while the recordings go on playing in turn, in quarter seconds.
+    let tape: Vec<f32> = [&speech[..], &music[..]].concat();
+    let quarter = (0.25 * rate) as usize;
+    let mut position = 0;
+    let (x, y) = centre(probe.rect("adapt_button").unwrap());
+    editor.x11.click(editor.parent, x, y).unwrap();
+    let clicked = Instant::now();
+    let (mut bar_seen, mut progress_seen, mut swapped) = (None, None, None);
+    while clicked.elapsed() < Duration::from_secs(120) {
+        if position + quarter > tape.len() {
+            position = 0;
+        }
+        listen(&mut host, editor, &tape[position..position + quarter]);
+        position += quarter;
+        let p = Probe::read(&probe_path).unwrap();
+        if let Some(bar) = p.rect("adapt_progress") {
+            bar_seen.get_or_insert(clicked.elapsed());
+            if progress_seen.is_none() {
+                // The bar has filled some way: the shot shows progress, not just a bar.
+                let shot = editor.screenshot().unwrap();
+                let filled = shot.crop(bar).count_near(ACCENT, 40);
+                if filled > 20 {
+                    let diff = shot.crop(panel).mean_abs_diff(&idle_panel);
+                    println!(
+                        "progress bar at {:.1} s: {filled} filled pixels; the panel differs from \
+                         before by {diff:.1}",
+                        clicked.elapsed().as_secs_f32()
+                    );
+                    assert!(diff > 1.0, "the Adapt panel looks as before ({diff:.1})");
+                    shot.save_png(&dir.join("clap-adapting.png")).unwrap();
+                    progress_seen = Some(clicked.elapsed());
+                }
+            }
+        }
+        if p.0["model"]
+            .as_str()
+            .is_some_and(|m| m.contains("(adapted)"))
+        {
+            swapped = Some((clicked.elapsed(), p));
+            break;
+        }
+    }
+    let Some((swap_time, adapted)) = swapped else {
+        let _ = editor
+            .screenshot()
+            .map(|shot| shot.save_png(&dir.join("clap-adapt-failed.png")));
+        panic!(
+            "no adapted listener within 120 s of the click (progress bar seen: {bar_seen:?}): {:?}",
+            Probe::read(&probe_path)
+        );
+    };
+    println!(
+        "Adapt clicked after {heard:.1} s of listening: progress bar after {:.1} s, swapped in \
+         after {:.1} s as {}",
+        bar_seen.unwrap_or_default().as_secs_f32(),
+        swap_time.as_secs_f32(),
+        adapted.0["model"]
+    );
+    assert!(
+        progress_seen.is_some(),
+        "no progress was seen while adapting (bar first seen at {bar_seen:?})"
+    );
+    let saved =
+        saved_adapted_listener(&mut host).expect("the saved state has the adapted listener");
+    let from = adaptation_of(&saved);
+    println!(
+        "saved adapted listener: {} characters; adapted on {:.1} s, held-out loss {:.5} -> {:.5}, \
+         epoch {} of {}",
+        saved.len(),
+        from.history_seconds,
+        from.held_out_before,
+        from.held_out_after,
+        from.best_epoch,
+        from.epochs
+    );
+    assert!(
+        from.history_seconds >= 20.0,
+        "adapted on {:.1} s of history only",
+        from.history_seconds
+    );
+    assert!(
+        from.best_epoch > 0 && from.held_out_after < from.held_out_before,
+        "adaptation kept the base's weights, so what follows would not test a changed listener: \
+         {from:?}"
+    );
+
+    // The learned sound followed the listener: its similarity still tells the music from speech.
+    let speech_after = listen(&mut host, editor, &speech);
+    let music_after = listen(&mut host, editor, &music);
+    let shot = editor.screenshot().unwrap();
+    shot.save_png(&dir.join("clap-adapted.png")).unwrap();
+    let probe = Probe::read(&probe_path).unwrap();
+    println!(
+        "after adapting: similarity to sound 1 held {speech_after:.2} on speech, \
+         {music_after:.2} on the music; sound 1 at {} on the map",
+        probe.0["learned_on_map"][0]
+    );
+    assert!(probe.learned(0), "sound 1 was lost: {probe:?}");
+    assert!(
+        music_after > 0.6,
+        "the learned music reads {music_after:.2} after adapting"
+    );
+    assert!(
+        speech_after < 0.3,
+        "speech reads {speech_after:.2} on the music's similarity after adapting"
+    );
+
+    // Revert: the model chosen again, and nothing adapted left in the state.
+    let (x, y) = centre(probe.rect("adapt_revert").unwrap());
+    editor.x11.click(editor.parent, x, y).unwrap();
+    let clicked = Instant::now();
+    let mut reverted = None;
+    while clicked.elapsed() < Duration::from_secs(30) {
+        listen(&mut host, editor, &music[..quarter]);
+        let p = Probe::read(&probe_path).unwrap();
+        if p.0["model"].as_str() == Some("echoic-default")
+            && saved_adapted_listener(&mut host).is_none()
+        {
+            reverted = Some(clicked.elapsed());
+            break;
+        }
+    }
+    let reverted = reverted.expect("Revert goes back to the chosen model");
+    println!("reverted after {:.1} s", reverted.as_secs_f32());
+
+    if let Some(editor) = embedded.take() {
+        editor.close(&mut host);
+    }
     host.deactivate();
 }
