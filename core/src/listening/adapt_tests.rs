@@ -380,3 +380,19 @@ fn the_job_runs_at_the_lowest_priority() {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+#[test]
+fn an_adaptation_that_learns_nothing_swaps_nothing() {
+    // A learning rate of 0: no epoch can beat the listener in use on the held-out part.
+    let mut rig = rig(AdaptConfig {
+        learning_rate: 0.0,
+        max_epochs: 1,
+        ..AdaptConfig::default()
+    });
+    rig.play(20, false);
+    rig.press_adapt(false);
+    rig.play_until_settled(Duration::from_secs(60));
+    assert!(rig.message().starts_with("No change"), "{}", rig.message());
+    assert!(!rig.status.adaptation.adapted());
+    assert_eq!(*rig.saved.lock().unwrap(), None);
+}

@@ -359,7 +359,9 @@ pub struct AdaptRequest {
 }
 
 /// The adaptation job's work (see the module documentation): fine-tune, build, re-embed,
-/// encode for saving. Allocates; runs for seconds to a minute.
+/// encode for saving. When no epoch beat the listener in use on the held-out part, nothing is
+/// swapped: the outcome is then the message saying so (as an `Err`, like every outcome that
+/// leaves the listener as it is). Allocates; runs for seconds to a minute.
 pub fn run_adaptation(
     request: AdaptRequest,
     status: &AdaptStatus,
@@ -375,6 +377,14 @@ pub fn run_adaptation(
         |progress| status.report(&progress),
     )
     .map_err(|e| e.to_string())?;
+    let r = &adapted.report;
+    if r.best_epoch == 0 {
+        return Err(format!(
+            "No change: on {:.0} s of history no epoch beat the listener in use on the held-out \
+             part (loss {:.5}), so it stays as it is ({} epochs, {:.1} s)",
+            r.history_seconds, r.held_out_before, r.epochs, r.seconds
+        ));
+    }
     if let Some(from) = &mut adapted.metadata.provenance.adapted_from {
         from.id = Some(request.base_id.clone());
     }
@@ -390,25 +400,17 @@ pub fn run_adaptation(
     )
     .map_err(|e| format!("the adapted listener could not be encoded for saving: {e}"))?;
     let r = &adapted.report;
-    let change = 100.0 * (r.held_out_after / r.held_out_before - 1.0);
-    let message = if r.best_epoch == 0 {
-        format!(
-            "Adapted on {:.0} s of history: no epoch beat the current listener on the held-out \
-             part (loss {:.5}), so it is kept as it is ({} epochs, {:.1} s)",
-            r.history_seconds, r.held_out_before, r.epochs, r.seconds
-        )
-    } else {
-        format!(
-            "Adapted on {:.0} s of history: held-out loss {:.5} -> {:.5} ({change:+.0} %), \
-             epoch {} of {}, {:.1} s",
-            r.history_seconds,
-            r.held_out_before,
-            r.held_out_after,
-            r.best_epoch,
-            r.epochs,
-            r.seconds
-        )
-    };
+    let message = format!(
+        "Adapted on {:.0} s of history: held-out loss {:.5} -> {:.5} ({:+.0} %), epoch {} of \
+         {}, {:.1} s",
+        r.history_seconds,
+        r.held_out_before,
+        r.held_out_after,
+        100.0 * (r.held_out_after / r.held_out_before - 1.0),
+        r.best_epoch,
+        r.epochs,
+        r.seconds
+    );
     Ok(Finished {
         listener,
         relearned,
