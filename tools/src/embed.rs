@@ -35,18 +35,21 @@ pub struct EmbeddedFile {
     pub mean: Vec<f32>,
 }
 
-/// Audio files under `inputs` (files are taken as they are; folders are searched recursively for
-/// wav, flac, ogg and mp3), sorted. Allocates; reads directories.
+/// Audio files under `inputs`, in the order given: a file is taken as it is, a folder is searched
+/// recursively for wav, flac, ogg and mp3 and its files come sorted by path (so that `echoic
+/// adapt` hears files in the order the user named them). Allocates; reads directories.
 pub fn audio_files(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            collect(input, &mut files)?;
+            let mut found = Vec::new();
+            collect(input, &mut found)?;
+            found.sort();
+            files.extend(found);
         } else {
             files.push(input.clone());
         }
     }
-    files.sort();
     Ok(files)
 }
 
@@ -181,4 +184,31 @@ pub fn embed_all(
     }
     std::fs::write(out_dir.join("summary.csv"), csv)?;
     Ok((done, errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_keep_the_order_given_and_folders_come_sorted() {
+        let dir = std::env::temp_dir().join(format!("echoic-audio-files-{}", std::process::id()));
+        let folder = dir.join("kit");
+        std::fs::create_dir_all(folder.join("deeper")).unwrap();
+        for name in ["b.wav", "a.flac", "notes.txt", "deeper/c.ogg"] {
+            std::fs::write(folder.join(name), b"").unwrap();
+        }
+        let named = dir.join("z.wav");
+        let found = audio_files(&[named.clone(), folder.clone()]).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            found,
+            vec![
+                named,
+                folder.join("a.flac"),
+                folder.join("b.wav"),
+                folder.join("deeper/c.ogg"),
+            ]
+        );
+    }
 }
