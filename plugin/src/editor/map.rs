@@ -153,9 +153,15 @@ pub fn show(ui: &Ui, rect: Rect, history: &History, learn_names: &[String; MAX_L
             theme::title(),
             theme::PLOT,
         );
+        // The name goes on the side with more room, so that a marker near an edge keeps it.
+        let (label_at, align) = if at.x > plot_rect.center().x {
+            (pos2(at.x - 14.0, at.y - 8.0), Align2::RIGHT_BOTTOM)
+        } else {
+            (pos2(at.x + 14.0, at.y - 8.0), Align2::LEFT_BOTTOM)
+        };
         clip.text(
-            pos2(at.x + 14.0, at.y - 8.0),
-            Align2::LEFT_BOTTOM,
+            label_at,
+            align,
             &learn_names[j],
             theme::small(),
             colour,
