@@ -35,7 +35,7 @@ pub use host::{
     AudioConfig, EchoicHost, MidiMessage, ParamInfo, PortConfig, ProcessedSignal, TimedParam,
     OUTPUT_POISON,
 };
-pub use signal::{passed_through, recording, test_signal};
+pub use signal::{passed_through, recording, resampled, test_signal};
 pub use state::{state_bytes, state_document, state_frame};
 
 /// Re-exported so that users (e.g. a future editor-embedding host) name the same versions.

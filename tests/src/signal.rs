@@ -110,6 +110,31 @@ pub fn recording(name: &str) -> (Vec<f32>, f64) {
     (samples, rate)
 }
 
+/// `samples` at `from` Hz resampled to `to` Hz by linear interpolation, for playing the
+/// fixtures (22.05 kHz) at a host's rate. Linear interpolation leaves faint images of the
+/// content mirrored about the old Nyquist frequency (above 11 kHz for the fixtures), beyond
+/// Echoic's highest band; what the cochlea hears is the recording.
+pub fn resampled(samples: &[f32], from: f64, to: f64) -> Vec<f32> {
+    assert!(
+        from > 0.0 && to > 0.0,
+        "rates must be positive: {from} -> {to}"
+    );
+    if samples.is_empty() {
+        return Vec::new();
+    }
+    let frames = (samples.len() as f64 * to / from).round() as usize;
+    let last = samples.len() - 1;
+    (0..frames)
+        .map(|i| {
+            let t = i as f64 * from / to;
+            let k = (t.floor() as usize).min(last);
+            let frac = (t - k as f64) as f32;
+            let next = samples[(k + 1).min(last)];
+            samples[k] + frac * (next - samples[k])
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +157,14 @@ mod tests {
         assert!(a[1].contains(&-1.0));
         let rms = (a[0].iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / 24_000.0).sqrt();
         assert!(rms > 0.1, "rms {rms}");
+    }
+
+    #[test]
+    fn resampling_keeps_the_samples_on_the_shared_grid_and_interpolates_between() {
+        let x = [0.0f32, 1.0, -1.0, 0.5];
+        let up = resampled(&x, 1.0, 2.0);
+        assert_eq!(up, [0.0, 0.5, 1.0, 0.0, -1.0, -0.25, 0.5, 0.5]);
+        assert_eq!(resampled(&x, 2.0, 1.0), [0.0, -1.0]);
+        assert!(resampled(&[], 22_050.0, 48_000.0).is_empty());
     }
 }
