@@ -44,9 +44,11 @@ const FIELD_CHECKS: &[(&str, FieldCheck)] = &[
     }),
     ("adapted-listener", |s| {
         match serde_json::from_str::<Option<String>>(s).map_err(|e| e.to_string())? {
-            Some(text) => saved::base_id_of(&text)
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            // The errors name the field, as the note around them already does.
+            Some(text) => saved::base_id_of(&text).map(drop).map_err(|e| {
+                e.to_string()
+                    .replacen("the saved adapted listener ", "it ", 1)
+            }),
             None => Ok(()),
         }
     }),

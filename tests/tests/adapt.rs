@@ -17,6 +17,8 @@
 //!
 //! Needs the debug bundle: `cargo xtask bundle echoic` (or `ECHOIC_BUNDLE_DIR`).
 
+use echoic_core::listener::adapt::saved;
+use echoic_core::listener::{Listener, DEFAULT_MODEL};
 use echoic_host_tests::gui::{EmbeddedEditor, Probe, XServer};
 use echoic_host_tests::{
     passed_through, recording, resampled, state_bytes, state_document, AudioConfig, EchoicHost,
@@ -283,70 +285,27 @@ fn adapted_text(doc: &serde_json::Value) -> Option<String> {
     serde_json::from_str::<Option<String>>(field).expect("the field is a JSON string or null")
 }
 
-/// Standard base64 (with padding) to bytes; `None` on anything else.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    for quad in bytes.chunks(4) {
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        let mut n = 0u32;
-        for &c in &quad[..4 - pad] {
-            n = n << 6 | value(c)?;
-        }
-        n <<= 6 * pad as u32;
-        out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
-    }
-    Some(out)
-}
-
 /// What a saved adapted listener says of itself: the `adapted_from` provenance of its metadata
-/// (history, held-out losses, epochs, the epoch kept), and of its `adapted − base` deltas how
-/// many are not zero, out of how many. Reads the container of `listener::adapt::saved` (magic,
-/// version, length, base id, metadata, then per tensor its name, shape, count and deltas).
+/// (history, held-out losses, epochs, the epoch kept), and how many of its weights differ from
+/// the shipped model's, out of how many. Rebuilt by the plugin's own reader
+/// (`listener::adapt::saved`) against the shipped model, so it also checks that the text is
+/// whole and names that base.
 fn adapted_summary(text: &str) -> (serde_json::Value, usize, usize) {
-    let bytes = base64_decode(text).expect("the adapted listener is base64");
-    let mut at = 0;
-    let mut take = |n: usize| {
-        let part = &bytes[at..at + n];
-        at += n;
-        part
-    };
-    let u32_at = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap()) as usize;
-    assert_eq!(take(8), b"ECHOADPT");
-    take(4 + 8);
-    let id_len = u32_at(take(4));
-    take(id_len);
-    let meta_len = u32_at(take(4));
-    let meta: serde_json::Value = serde_json::from_slice(take(meta_len)).unwrap();
-    let tensors = u32_at(take(4));
-    let (mut nonzero, mut total) = (0, 0);
-    for _ in 0..tensors {
-        let name_len = u32_at(take(4));
-        take(name_len);
-        let rank = u32_at(take(4));
-        take(8 * rank);
-        let count = u32_at(take(4));
-        let deltas = take(2 * count);
-        total += count;
-        nonzero += deltas
-            .chunks(2)
-            .filter(|d| u16::from_le_bytes([d[0], d[1]]) & 0x7fff != 0)
+    let base = Listener::from_bytes(DEFAULT_MODEL).unwrap();
+    let (meta, tensors) = saved::decode(text, base.id(), base.weights())
+        .expect("the saved adapted listener rebuilds against the shipped model");
+    let (mut changed, mut total) = (0, 0);
+    for (adapted, base) in tensors.iter().zip(base.weights().iter()) {
+        total += adapted.data.len();
+        changed += adapted
+            .data
+            .iter()
+            .zip(&base.data)
+            .filter(|(a, b)| a != b)
             .count();
     }
-    (meta["provenance"]["adapted_from"].clone(), nonzero, total)
+    let from = serde_json::to_value(&meta.provenance.adapted_from).unwrap();
+    (from, changed, total)
 }
 
 /// The plugin's adaptation threads alive now (`echoic-adapt`, one per running job).
