@@ -159,13 +159,7 @@ pub fn show(ui: &Ui, rect: Rect, history: &History, learn_names: &[String; MAX_L
         } else {
             (pos2(at.x + 14.0, at.y - 8.0), Align2::LEFT_BOTTOM)
         };
-        clip.text(
-            label_at,
-            align,
-            &learn_names[j],
-            theme::small(),
-            colour,
-        );
+        clip.text(label_at, align, &learn_names[j], theme::small(), colour);
     }
 
     if let Some(at) = present_at {
