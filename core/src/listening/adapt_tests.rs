@@ -96,24 +96,39 @@ fn rig(config: AdaptConfig) -> Rig {
     }
 }
 
-/// A second of a signal that changes every half second: harmonic tones at several pitches,
-/// noise bursts and silence, so that the history has sounds to tell apart. `silent` plays
-/// digital silence instead.
-fn second(start: usize, silent: bool) -> Vec<f32> {
+/// What a test plays.
+#[derive(Clone, Copy, PartialEq)]
+enum Signal {
+    /// A signal that changes every half second: harmonic tones at several pitches and noise
+    /// bursts, so that the history has sounds to tell apart.
+    Mix,
+    /// Digital silence.
+    Silence,
+    /// One steady 440 Hz sine.
+    Sine,
+}
+
+/// A second of `signal` from sample `start`.
+fn second(start: usize, signal: Signal) -> Vec<f32> {
     let mut noise = crate::rng::SplitMix64(start as u64 + 1);
     (start..start + RATE as usize)
         .map(|i| {
-            if silent {
-                return 0.0;
-            }
             let t = i as f64 / RATE;
-            let segment = (t * 2.0) as usize % 5;
-            let f0 = [110.0, 220.0, 330.0, 0.0, 660.0][segment];
-            let v = match segment {
-                3 => (noise.next_f64() - 0.5) * 0.4,
-                _ => (1..6)
-                    .map(|h| (std::f64::consts::TAU * f0 * h as f64 * t).sin() * 0.2 / h as f64)
-                    .sum(),
+            let v = match signal {
+                Signal::Silence => 0.0,
+                Signal::Sine => (std::f64::consts::TAU * 440.0 * t).sin() * 0.3,
+                Signal::Mix => {
+                    let segment = (t * 2.0) as usize % 5;
+                    let f0 = [110.0, 220.0, 330.0, 0.0, 660.0][segment];
+                    match segment {
+                        3 => (noise.next_f64() - 0.5) * 0.4,
+                        _ => (1..6)
+                            .map(|h| {
+                                (std::f64::consts::TAU * f0 * h as f64 * t).sin() * 0.2 / h as f64
+                            })
+                            .sum(),
+                    }
+                }
             };
             v as f32
         })
@@ -121,11 +136,11 @@ fn second(start: usize, silent: bool) -> Vec<f32> {
 }
 
 impl Rig {
-    /// Plays `seconds` of the test signal (or silence) and lets the worker take every frame,
-    /// a quarter of a second at a time so that the automation ring never overflows.
-    fn play(&mut self, seconds: usize, silent: bool) {
+    /// Plays `seconds` of `signal` and lets the worker take every frame, a quarter of a second
+    /// at a time so that the automation ring never overflows.
+    fn play(&mut self, seconds: usize, signal: Signal) {
         for _ in 0..seconds {
-            let audio = second(self.played, silent);
+            let audio = second(self.played, signal);
             self.played += audio.len();
             for quarter in audio.chunks(audio.len() / 4) {
                 self.front.process(&[quarter]);
@@ -145,14 +160,14 @@ impl Rig {
                 start.elapsed() < limit,
                 "the job did not finish within {limit:?}"
             );
-            self.play(1, false);
+            self.play(1, Signal::Mix);
         }
     }
 
-    /// Holds *Adapt* for a second of the signal (or of silence).
-    fn press_adapt(&mut self, silent: bool) {
+    /// Holds *Adapt* for a second of `signal`.
+    fn press_adapt(&mut self, signal: Signal) {
         self.adapt.store(true, Ordering::Relaxed);
-        self.play(1, silent);
+        self.play(1, signal);
         self.adapt.store(false, Ordering::Relaxed);
     }
 
@@ -172,11 +187,11 @@ use crate::outputs::learned::{LearnedSound, LearnedSounds};
 #[test]
 fn adapt_swaps_in_a_model_that_keeps_learned_sounds_and_ccs_smooth_and_revert_undoes_it() {
     let mut rig = rig(quick());
-    rig.play(4, false);
+    rig.play(4, Signal::Mix);
     rig.learn.store(true, Ordering::Relaxed);
-    rig.play(3, false); // a 2 s capture
+    rig.play(3, Signal::Mix); // a 2 s capture
     rig.learn.store(false, Ordering::Relaxed);
-    rig.play(18, false);
+    rig.play(18, Signal::Mix);
     let before = rig.sound();
     let frames = before.frames.clone().expect("the capture kept its frames");
     let memory = rig.worker.sink().settings.spec.memory_frames();
@@ -188,7 +203,7 @@ fn adapt_swaps_in_a_model_that_keeps_learned_sounds_and_ccs_smooth_and_revert_un
     );
 
     let hops_before = rig.values.len();
-    rig.press_adapt(false);
+    rig.press_adapt(Signal::Mix);
     assert!(rig.status.adaptation.running(), "{}", rig.message());
     rig.play_until_settled(Duration::from_secs(300));
     let message = rig.message();
@@ -265,17 +280,17 @@ fn adapt_swaps_in_a_model_that_keeps_learned_sounds_and_ccs_smooth_and_revert_un
 }
 
 #[test]
-fn adapting_on_silence_or_too_little_history_says_why_and_changes_nothing() {
+fn adapting_on_silence_a_sine_or_too_little_history_is_harmless() {
     let mut rig = rig(quick());
-    rig.play(2, false);
-    rig.press_adapt(false);
+    rig.play(2, Signal::Mix);
+    rig.press_adapt(Signal::Mix);
     rig.play_until_settled(Duration::from_secs(30));
     assert!(rig.message().contains("too short"), "{}", rig.message());
     assert!(!rig.status.adaptation.adapted());
 
     let mut rig = self::rig(quick());
-    rig.play(20, true);
-    rig.press_adapt(true);
+    rig.play(20, Signal::Silence);
+    rig.press_adapt(Signal::Silence);
     rig.play_until_settled(Duration::from_secs(30));
     assert!(
         rig.message().contains("silent or constant"),
@@ -292,6 +307,26 @@ fn adapting_on_silence_or_too_little_history_says_why_and_changes_nothing() {
         "{}",
         rig.message()
     );
+
+    // One steady sine: whatever adaptation makes of it, a message and a listener that still
+    // embeds, never a crash.
+    let mut rig = self::rig(quick());
+    rig.play(20, Signal::Sine);
+    rig.press_adapt(Signal::Sine);
+    rig.play_until_settled(Duration::from_secs(60));
+    let message = rig.message();
+    assert!(
+        message.starts_with("Adapted on") || message.starts_with("No change"),
+        "{message}"
+    );
+    let hops = rig.values.len();
+    rig.play(1, Signal::Mix);
+    assert!(!rig.status.refused(), "{:?}", rig.status.not_in_use());
+    assert_eq!(
+        rig.values.len(),
+        hops + 100,
+        "every hop still reaches the outputs"
+    );
 }
 
 #[test]
@@ -302,9 +337,9 @@ fn cancel_and_drop_return_promptly_and_keep_the_listener() {
         ..AdaptConfig::default()
     };
     let mut rig = rig(slow);
-    rig.play(20, false);
-    rig.press_adapt(false);
-    rig.play(1, false);
+    rig.play(20, Signal::Mix);
+    rig.press_adapt(Signal::Mix);
+    rig.play(1, Signal::Mix);
     assert!(rig.worker.sink().adapting());
     let start = Instant::now();
     rig.worker.sink_mut().cancel_adaptation();
@@ -314,8 +349,8 @@ fn cancel_and_drop_return_promptly_and_keep_the_listener() {
     assert!(!rig.status.adaptation.adapted());
 
     // Dropping the instance mid-adaptation (deactivation) returns well within 100 ms.
-    rig.press_adapt(false);
-    rig.play(1, false);
+    rig.press_adapt(Signal::Mix);
+    rig.play(1, Signal::Mix);
     assert!(rig.worker.sink().adapting());
     let start = Instant::now();
     drop(rig);
@@ -329,15 +364,15 @@ fn cancel_and_drop_return_promptly_and_keep_the_listener() {
 #[test]
 fn changing_the_bands_while_adapting_is_harmless() {
     let mut rig = rig(quick());
-    rig.play(20, false);
-    rig.press_adapt(false);
+    rig.play(20, Signal::Mix);
+    rig.press_adapt(Signal::Mix);
     let settings = rig.worker.sink().settings;
     let fewer = ListenSettings {
         n_bands: 64,
         ..settings
     };
     rig.worker.apply(fewer);
-    rig.play(2, false);
+    rig.play(2, Signal::Mix);
     assert!(
         rig.worker.sink().history().len() <= 200,
         "the history restarted"
@@ -346,7 +381,7 @@ fn changing_the_bands_while_adapting_is_harmless() {
     // The adapted model cannot serve 64 bands: it waits, refused, like any model would.
     assert!(rig.status.refused());
     rig.worker.apply(settings);
-    rig.play(1, false);
+    rig.play(1, Signal::Mix);
     assert!(!rig.status.refused(), "{:?}", rig.status.not_in_use());
 }
 
@@ -389,8 +424,8 @@ fn an_adaptation_that_learns_nothing_swaps_nothing() {
         max_epochs: 1,
         ..AdaptConfig::default()
     });
-    rig.play(20, false);
-    rig.press_adapt(false);
+    rig.play(20, Signal::Mix);
+    rig.press_adapt(Signal::Mix);
     rig.play_until_settled(Duration::from_secs(60));
     assert!(rig.message().starts_with("No change"), "{}", rig.message());
     assert!(!rig.status.adaptation.adapted());
