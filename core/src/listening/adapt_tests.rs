@@ -205,6 +205,7 @@ fn adapt_swaps_in_a_model_that_keeps_learned_sounds_and_ccs_smooth_and_revert_un
     let hops_before = rig.values.len();
     rig.press_adapt(Signal::Mix);
     assert!(rig.status.adaptation.running(), "{}", rig.message());
+    assert!(!rig.status.adaptation.reverting());
     rig.play_until_settled(Duration::from_secs(300));
     let message = rig.message();
     assert!(message.starts_with("Adapted on"), "{message}");
@@ -264,7 +265,9 @@ fn adapt_swaps_in_a_model_that_keeps_learned_sounds_and_ccs_smooth_and_revert_un
 
     // Revert: the chosen model again, and the sound's mean under it.
     rig.worker.sink_mut().revert();
+    assert!(rig.status.adaptation.reverting(), "the job running is the revert");
     rig.play_until_settled(Duration::from_secs(60));
+    assert!(!rig.status.adaptation.reverting());
     assert!(rig.message().starts_with("Reverted"), "{}", rig.message());
     assert!(!rig.status.adaptation.adapted());
     assert_eq!(*rig.saved.lock().unwrap(), None);

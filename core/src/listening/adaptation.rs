@@ -35,6 +35,8 @@ pub const STOP_WAIT: Duration = Duration::from_millis(50);
 pub struct AdaptStatus {
     /// A job (adapt or revert) is running.
     running: AtomicBool,
+    /// The job running is a revert, which has no progress to show.
+    reverting: AtomicBool,
     /// Share of the job's most work done, 0..1 (f32 bits).
     progress_bits: AtomicU32,
     /// The held-out loss of the model the job started from (f32 bits; 0 until measured).
@@ -53,6 +55,11 @@ impl AdaptStatus {
     /// Whether a job is running. Allocation-free.
     pub fn running(&self) -> bool {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Whether the job running is a revert (it has no progress or losses). Allocation-free.
+    pub fn reverting(&self) -> bool {
+        self.running() && self.reverting.load(Ordering::Relaxed)
     }
 
     /// The running job's progress, 0..1. Allocation-free.
@@ -90,8 +97,11 @@ impl AdaptStatus {
         *self.message.lock().unwrap_or_else(|e| e.into_inner()) = text;
     }
 
-    /// Marks a job started or ended; a start clears the progress and losses. Allocation-free.
-    pub(super) fn set_running(&self, running: bool) {
+    /// Marks a job started (saying whether it is a revert) or ended; a start clears the progress
+    /// and losses. Allocation-free.
+    pub(super) fn set_running(&self, running: bool, reverting: bool) {
+        self.reverting
+            .store(running && reverting, Ordering::Relaxed);
         if running {
             self.progress_bits.store(0, Ordering::Relaxed);
             self.loss_before_bits.store(0, Ordering::Relaxed);

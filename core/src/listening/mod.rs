@@ -301,7 +301,7 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
         // A new choice of model: adaptation starts over from it.
         self.job = None;
         self.waiting = None;
-        self.status.adaptation.set_running(false);
+        self.status.adaptation.set_running(false, false);
         self.status.adaptation.set_adapted(false);
         self.root = Some(ModelRoot::of(&listener));
         *self.saved_adapted.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -390,13 +390,14 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
     fn spawn_job(
         &mut self,
         what: String,
+        reverting: bool,
         work: impl FnOnce(&AtomicBool) -> Result<Finished, String> + Send + 'static,
     ) {
         let status = &self.status.adaptation;
         match AdaptJob::spawn(self.job_priority, work) {
             Ok(job) => {
                 self.job = Some(job);
-                status.set_running(true);
+                status.set_running(true, reverting);
                 status.set_message(Some(what));
             }
             Err(error) => status.set_message(Some(format!("could not start a thread: {error}"))),
@@ -433,6 +434,7 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
         let shared = self.status.clone();
         self.spawn_job(
             format!("Adapting on {seconds:.0} s of history..."),
+            false,
             move |cancel| adaptation::run_adaptation(request, &shared.adaptation, cancel),
         );
     }
@@ -452,6 +454,7 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
         let spec = self.settings.spec;
         self.spawn_job(
             format!("Reverting to \"{}\"...", root.meta.name),
+            true,
             move |_| adaptation::run_revert(&root, &learned, &spec),
         );
     }
@@ -461,7 +464,7 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
     pub fn cancel_adaptation(&mut self) {
         if self.job.take().is_some() || self.waiting.take().is_some() {
             let status = &self.status.adaptation;
-            status.set_running(false);
+            status.set_running(false, false);
             status.set_message(Some("Cancelled: the listener in use is unchanged".into()));
         }
     }
@@ -471,7 +474,7 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
     fn poll_job(&mut self) {
         if let Some(outcome) = self.job.as_mut().and_then(AdaptJob::take) {
             self.job = None;
-            self.status.adaptation.set_running(false);
+            self.status.adaptation.set_running(false, false);
             match outcome {
                 Ok(finished) => self.waiting = Some(finished),
                 Err(why) => self.status.adaptation.set_message(Some(why)),

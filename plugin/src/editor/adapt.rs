@@ -26,11 +26,6 @@ use std::time::{Duration, Instant};
 /// the job is seen running, or after this long (a job that could not start never runs).
 const ADAPT_HOLD: Duration = Duration::from_millis(400);
 
-/// After *Revert* is clicked, how long the panel waits for the revert job to show as running
-/// before it stops treating a running job as the revert (the worker serves the request at its
-/// next hop).
-const REVERT_WAIT: Duration = Duration::from_secs(2);
-
 /// Height of the button row.
 const ROW: f32 = 22.0;
 
@@ -78,9 +73,6 @@ impl Default for AdaptRects {
 pub struct AdaptPanel {
     /// When the editor turned the Adapt trigger on, until it turns it off again.
     held_since: Option<Instant>,
-    /// When *Revert* was clicked: a job running soon after is the revert, which has no progress
-    /// to show.
-    revert_asked: Option<Instant>,
     /// The history *Adapt* needs at least, in seconds, and the settings it was worked out for.
     needed: Option<(ListenSettings, f32)>,
     /// The last outcome read: kept, because the status gives none while the worker writes a
@@ -152,14 +144,7 @@ impl AdaptPanel {
     ) {
         let content = plot::panel(ui, rect, "Adapt", "fine-tune the listener on what it heard");
         let running = status.running();
-        if !running
-            && self
-                .revert_asked
-                .is_some_and(|t| t.elapsed() >= REVERT_WAIT)
-        {
-            self.revert_asked = None;
-        }
-        let reverting = running && self.revert_asked.is_some();
+        let reverting = status.reverting();
         let adapted = status.adapted();
 
         // The buttons, then the history held.
@@ -208,7 +193,6 @@ impl AdaptPanel {
                 setter.set_parameter(param, true);
                 setter.end_set_parameter(param);
                 self.held_since = Some(Instant::now());
-                self.revert_asked = None;
             }
         }
         let mut cancel_ui = ui.new_child(UiBuilder::new().max_rect(cancel_rect));
@@ -232,7 +216,6 @@ impl AdaptPanel {
             .clicked()
         {
             link.request_adaptation(AdaptAction::Revert);
-            self.revert_asked = Some(Instant::now());
         }
 
         let held = status.history_seconds();
