@@ -265,7 +265,10 @@ fn adapt_swaps_in_a_model_that_keeps_learned_sounds_and_ccs_smooth_and_revert_un
 
     // Revert: the chosen model again, and the sound's mean under it.
     rig.worker.sink_mut().revert();
-    assert!(rig.status.adaptation.reverting(), "the job running is the revert");
+    assert!(
+        rig.status.adaptation.reverting(),
+        "the job running is the revert"
+    );
     rig.play_until_settled(Duration::from_secs(60));
     assert!(!rig.status.adaptation.reverting());
     assert!(rig.message().starts_with("Reverted"), "{}", rig.message());
