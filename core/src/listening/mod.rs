@@ -197,7 +197,7 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
         listener: Result<Listener, String>,
         settings: &ListenSettings,
         cc: HeapProd<CcFrame>,
-        controls: C,
+        mut controls: C,
         saved_learned: Arc<Mutex<LearnedSounds>>,
         status: Arc<ListenerStatus>,
     ) -> Self {
@@ -220,7 +220,8 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
             .unwrap_or_else(|e| e.into_inner().clone());
         outputs.set_learned(learned);
         let root = listener.as_ref().map(ModelRoot::of);
-        let minutes = history::DEFAULT_HISTORY_MINUTES;
+        // The history is sized here, at activation, for the length the controls ask for now.
+        let minutes = controls().history_minutes;
         let mut listening = Self {
             listener: None,
             parked: listener,
@@ -731,6 +732,24 @@ mod tests {
         assert!(!status.refused());
         assert_eq!(status.not_in_use(), None);
         assert_eq!(status.axes_unusable(), Some(why));
+    }
+
+    #[test]
+    fn the_history_is_sized_at_construction_for_the_minutes_asked() {
+        let (cc, _cc_rx) = cc_ring();
+        let listening = Listening::new(
+            Err("no model".into()),
+            &ListenSettings::default(),
+            cc,
+            || Controls {
+                history_minutes: 5,
+                ..Controls::default()
+            },
+            Arc::default(),
+            Arc::default(),
+        );
+        // 5 minutes of 10 ms hops, before any hop has run.
+        assert_eq!(listening.history().capacity(), 30_000);
     }
 
     #[test]
