@@ -130,6 +130,21 @@ impl Pca {
         }
         n
     }
+
+    /// The rows that [`whiten`](Self::whiten) dots a centred embedding with: each of the
+    /// [`n_axes`](Self::n_axes) axes divided by the square root of its variance, end to end
+    /// (`n_axes × dim`). Training reads distances in the whitened space through them. Allocates.
+    pub fn whitening(&self) -> Vec<f32> {
+        self.axes
+            .iter()
+            .zip(&self.explained_variance)
+            .take(self.n_axes())
+            .flat_map(|(axis, &var)| {
+                let root = var.max(f32::MIN_POSITIVE).sqrt();
+                axis.iter().map(move |a| a / root)
+            })
+            .collect()
+    }
 }
 
 /// Fits the top `k` (at most [`MAX_AXES`] and `dim`) principal axes of `n` embeddings of

@@ -34,6 +34,7 @@
 //! ```
 
 pub mod adapt;
+pub mod augment;
 #[cfg(feature = "candle")]
 pub mod candle;
 pub mod config;

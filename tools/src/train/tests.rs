@@ -152,7 +152,7 @@ fn relative_error(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn engine_gradients_match_candle_autograd() {
     use candle_core::{Device, Tensor};
-    use echoic_core::listener::lstm::{Contrast, Example, Network, Workspace};
+    use echoic_core::listener::lstm::{Contrast, Example, Geometry, Network, Workspace};
     let mut worst = 0.0f64;
     // Plain reconstruction; a denoising target with per-value weights; and that with the
     // contrastive loss on the embeddings of pairs.
@@ -166,6 +166,16 @@ fn engine_gradients_match_candle_autograd() {
             Some(Contrast {
                 weight: 0.3,
                 temperature: 0.5,
+                geometry: Geometry::Cosine,
+            }),
+        ),
+        (
+            Activation::Tanh,
+            false,
+            Some(Contrast {
+                weight: 0.3,
+                temperature: 0.5,
+                geometry: Geometry::Whitened,
             }),
         ),
     ] {
@@ -209,14 +219,25 @@ fn engine_gradients_match_candle_autograd() {
             errors = (errors * tensor(w)).unwrap();
         }
         let mut loss = errors.mean_all().unwrap();
+        // Three whitening rows for the whitened contrast: any rows will do for the gradient.
+        let latent = cfg.latent_dim();
+        let whitening: Vec<f32> = (0..3 * latent)
+            .map(|_| (rng.normal() * 0.5) as f32)
+            .collect();
         if let Some(c) = contrast {
-            loss = (loss + candle_contrastive_loss(&net.encode(&tensor(&x)).unwrap(), c)).unwrap();
+            let e = net.encode(&tensor(&x)).unwrap();
+            let contrastive = match c.geometry {
+                Geometry::Cosine => candle_contrastive_loss(&e, c),
+                Geometry::Whitened => candle_whitened_contrastive_loss(&e, &whitening, c),
+            };
+            loss = (loss + contrastive).unwrap();
         }
         let grads = loss.backward().unwrap();
         let data = varmap.data().lock().unwrap();
 
         let network = Network::new(&cfg, &weights).unwrap();
         let mut workspace = Workspace::new(&network, b);
+        workspace.set_whitening(whitening.clone());
         let example = Example {
             input: &x,
             target: &target,
@@ -289,6 +310,42 @@ fn candle_contrastive_loss(
     let mask = Tensor::from_slice(&mask, (b, b), &Device::Cpu).unwrap();
     let partners = Tensor::from_slice(&partners, (b, b), &Device::Cpu).unwrap();
     let log_p = candle_nn::ops::log_softmax(&(similarity + mask).unwrap(), 1).unwrap();
+    ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(contrast.weight) / b as f64))
+        .unwrap()
+}
+
+/// The whitened contrastive loss written with candle's tensor operations, the reference for the
+/// engine's: `weight · mean ℓ` with `ℓᵢ = −log softmax_{j≠i}(sᵢⱼ/τ)[partner]`,
+/// `sᵢⱼ = −‖P(eᵢ − eⱼ)‖² / 2k` for the `k` rows of `P` in `whitening`, partners 0–1, 2–3, …
+fn candle_whitened_contrastive_loss(
+    embeddings: &candle_core::Tensor,
+    whitening: &[f32],
+    contrast: echoic_core::listener::lstm::Contrast,
+) -> candle_core::Tensor {
+    use candle_core::{Device, Tensor};
+    let (b, h) = embeddings.dims2().unwrap();
+    let k = whitening.len() / h;
+    let p = Tensor::from_slice(whitening, (k, h), &Device::Cpu).unwrap();
+    let z = embeddings.matmul(&p.t().unwrap()).unwrap();
+    let squares = z.sqr().unwrap().sum_keepdim(1).unwrap();
+    let d2 = ((z.matmul(&z.t().unwrap()).unwrap() * -2.0)
+        .unwrap()
+        .broadcast_add(&squares)
+        .unwrap()
+        .broadcast_add(&squares.t().unwrap()))
+    .unwrap();
+    let logits = (d2 * (-1.0 / (2.0 * k as f64 * f64::from(contrast.temperature)))).unwrap();
+    let mut mask = vec![0.0f32; b * b];
+    let mut partners = vec![0.0f32; b * b];
+    for i in 0..b {
+        mask[i * b + i] = -1e4;
+        if i / 2 * 2 + 1 < b {
+            partners[i * b + (i ^ 1)] = 1.0;
+        }
+    }
+    let mask = Tensor::from_slice(&mask, (b, b), &Device::Cpu).unwrap();
+    let partners = Tensor::from_slice(&partners, (b, b), &Device::Cpu).unwrap();
+    let log_p = candle_nn::ops::log_softmax(&(logits + mask).unwrap(), 1).unwrap();
     ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(contrast.weight) / b as f64))
         .unwrap()
 }

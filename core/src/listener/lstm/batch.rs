@@ -71,6 +71,22 @@ pub struct Contrast {
     pub weight: f32,
     /// The temperature `τ`: smaller values punish near misses harder.
     pub temperature: f32,
+    /// Which similarity `sᵢⱼ` the loss sharpens.
+    pub geometry: Geometry,
+}
+
+/// The similarity between two embeddings that a [`Contrast`] works in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Geometry {
+    /// The cosine of the raw embeddings (SimCLR's choice).
+    #[default]
+    Cosine,
+    /// Minus the plugin's normalised squared distance in whitened principal coordinates,
+    /// `sᵢⱼ = −‖P(eᵢ − eⱼ)‖² / 2k`, where `P`'s `k` rows are the axes divided by the root of
+    /// their variance ([`Workspace::set_whitening`]): the geometry the learned-sound similarity
+    /// reads (see `outputs::learned`), so that what the loss separates is what the user sees
+    /// separated.
+    Whitened,
 }
 
 impl<'a> Example<'a> {
@@ -96,6 +112,125 @@ impl<'a> Example<'a> {
     }
 }
 
+/// NT-Xent over the cosines of the `b` embeddings `e` (`b × h`): adds `dℓ/de`, scaled for a
+/// batch of `total`, to `d` and returns `weight · Σ ℓᵢ`. Allocation-free.
+fn cosine_contrast(e: &[f32], d: &mut [f32], b: usize, h: usize, c: Contrast, total: usize) -> f64 {
+    let tau = c.temperature;
+    let norm = |i: usize| -> f32 {
+        e[i * h..][..h]
+            .iter()
+            .map(|v| v * v)
+            .sum::<f32>()
+            .sqrt()
+            .max(1e-12)
+    };
+    let cosine = |i: usize, j: usize| -> f32 {
+        let dot: f32 = e[i * h..][..h]
+            .iter()
+            .zip(&e[j * h..][..h])
+            .map(|(x, y)| x * y)
+            .sum();
+        dot / (norm(i) * norm(j))
+    };
+    // dL/dz for the unit vectors z = e/‖e‖, accumulated into `d`, then projected.
+    let scale = c.weight / total as f32;
+    let loss = softmax_pairs(
+        b,
+        |i, j| cosine(i, j) / tau,
+        |i, j, g| {
+            let g = scale * g / tau;
+            // s_ij = z_i·z_j: z_j reaches z_i's gradient and z_i reaches z_j's.
+            let (ni, nj) = (norm(i), norm(j));
+            for k in 0..h {
+                d[i * h + k] += g * e[j * h + k] / nj;
+                d[j * h + k] += g * e[i * h + k] / ni;
+            }
+        },
+    );
+    // Through the normalisation: de = (dz − z (z·dz)) / ‖e‖.
+    for i in 0..b {
+        let ni = norm(i);
+        let row = &mut d[i * h..][..h];
+        let along: f32 = row
+            .iter()
+            .zip(&e[i * h..][..h])
+            .map(|(g, x)| g * x / ni)
+            .sum();
+        for (g, x) in row.iter_mut().zip(&e[i * h..][..h]) {
+            *g = (*g - x / ni * along) / ni;
+        }
+    }
+    f64::from(c.weight) * loss
+}
+
+/// NT-Xent over `sᵢⱼ = −‖zᵢ − zⱼ‖² / 2k` of the `b` whitened embeddings `z` (`b × k`): sets
+/// `dz` to `dℓ/dz`, scaled for a batch of `total`, and returns `weight · Σ ℓᵢ`.
+/// Allocation-free.
+fn whitened_contrast(
+    z: &[f32],
+    dz: &mut [f32],
+    b: usize,
+    k: usize,
+    c: Contrast,
+    total: usize,
+) -> f64 {
+    dz.fill(0.0);
+    let tau = c.temperature;
+    let norm = 1.0 / (2 * k) as f32;
+    let similarity = |i: usize, j: usize| -> f32 {
+        -norm
+            * z[i * k..][..k]
+                .iter()
+                .zip(&z[j * k..][..k])
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>()
+    };
+    let scale = c.weight / total as f32;
+    let loss = softmax_pairs(
+        b,
+        |i, j| similarity(i, j) / tau,
+        |i, j, g| {
+            // ∂sᵢⱼ/∂zᵢ = −(zᵢ − zⱼ)/k = −∂sᵢⱼ/∂zⱼ.
+            let g = scale * g / tau * 2.0 * norm;
+            for r in 0..k {
+                let diff = z[i * k + r] - z[j * k + r];
+                dz[i * k + r] -= g * diff;
+                dz[j * k + r] += g * diff;
+            }
+        },
+    );
+    f64::from(c.weight) * loss
+}
+
+/// The NT-Xent sum over the pairs (0 with 1, 2 with 3, …) of `b` sequences with logits
+/// `logit(i, j)`: returns `Σᵢ ℓᵢ` and calls `gradient(i, j, ∂ℓᵢ/∂logitᵢⱼ)` for every `j ≠ i`.
+/// An odd last sequence is only a negative. Allocation-free.
+fn softmax_pairs(
+    b: usize,
+    logit: impl Fn(usize, usize) -> f32,
+    mut gradient: impl FnMut(usize, usize, f32),
+) -> f64 {
+    let mut loss = 0.0f64;
+    for i in 0..b / 2 * 2 {
+        let partner = i ^ 1;
+        // Softmax over j ≠ i, in two passes (max, then sum).
+        let top = (0..b)
+            .filter(|&j| j != i)
+            .map(|j| logit(i, j))
+            .fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = (0..b)
+            .filter(|&j| j != i)
+            .map(|j| (logit(i, j) - top).exp())
+            .sum();
+        loss += f64::from(top + sum.ln() - logit(i, partner));
+        for j in (0..b).filter(|&j| j != i) {
+            let p = (logit(i, j) - top).exp() / sum;
+            gradient(i, j, p - f32::from(u8::from(j == partner)));
+        }
+    }
+    loss
+}
+
 /// The buffers of one batch shape (see the module documentation).
 #[derive(Clone, Debug)]
 pub struct Workspace {
@@ -116,6 +251,13 @@ pub struct Workspace {
     /// The contrastive loss's gradient with respect to the embeddings, `B × latent`; all zero
     /// when the batch has no [`Contrast`].
     d_embedding: Vec<f32>,
+    /// The rows of `P` of a [`Geometry::Whitened`] contrast, `k × latent`; empty until
+    /// [`set_whitening`](Self::set_whitening).
+    whitening: Vec<f32>,
+    /// The whitened embeddings `P·e` of the loaded batch, `B × k`.
+    whitened: Vec<f32>,
+    /// The contrastive loss's gradient with respect to `whitened`, `B × k`.
+    d_whitened: Vec<f32>,
     /// One tape per layer held by the network.
     tapes: Vec<Tape>,
     /// Pre-activation gradients of the current layer, `T × B × 4H`.
@@ -153,6 +295,9 @@ impl Workspace {
             weights: vec![0.0; t * b * cfg.n_bands],
             weighted: false,
             d_embedding: vec![0.0; b * cfg.latent_dim()],
+            whitening: Vec::new(),
+            whitened: Vec::new(),
+            d_whitened: Vec::new(),
             tapes: layers
                 .iter()
                 .map(|l| Tape {
@@ -173,8 +318,25 @@ impl Workspace {
     /// Grows the buffers when `b` sequences do not fit. Allocates only then.
     fn reserve(&mut self, net: &Network, b: usize) {
         if b > self.capacity || self.tapes.len() != net.layer_count() {
+            let whitening = std::mem::take(&mut self.whitening);
             *self = Self::new(net, b.max(self.capacity));
+            self.set_whitening(whitening);
         }
+    }
+
+    /// Sets the rows of `P` that a [`Geometry::Whitened`] contrast measures with: `k` rows of
+    /// the embedding's length, each a principal axis divided by the root of its variance
+    /// ([`Pca::whitening`](crate::pca::Pca::whitening)). Allocates the batch's whitened
+    /// coordinates.
+    pub fn set_whitening(&mut self, rows: Vec<f32>) {
+        let latent = self.d_embedding.len() / self.capacity;
+        assert!(
+            latent > 0 && rows.len().is_multiple_of(latent),
+            "whitening rows must be whole embeddings"
+        );
+        self.whitened = vec![0.0; self.capacity * (rows.len() / latent)];
+        self.d_whitened = self.whitened.clone();
+        self.whitening = rows;
     }
 
     /// Copies `b` batch-major sequences (`b × T × n_bands`) into the time-major input.
@@ -276,68 +438,34 @@ impl Workspace {
         let e = last_step(&self.tapes[encoder - 1], self.steps, b, h);
         let d = &mut self.d_embedding[..b * h];
         d.fill(0.0);
-        let pairs = b / 2 * 2;
-        if pairs < 2 {
+        if b < 2 {
             return 0.0;
         }
-        let tau = contrast.temperature;
-        let norm = |i: usize| -> f32 {
-            e[i * h..][..h]
-                .iter()
-                .map(|v| v * v)
-                .sum::<f32>()
-                .sqrt()
-                .max(1e-12)
-        };
-        let cosine = |i: usize, j: usize| -> f32 {
-            let dot: f32 = e[i * h..][..h]
-                .iter()
-                .zip(&e[j * h..][..h])
-                .map(|(x, y)| x * y)
-                .sum();
-            dot / (norm(i) * norm(j))
-        };
-        // dL/dz for the unit vectors z = e/‖e‖, accumulated into `d`, then projected.
-        let scale = contrast.weight / total as f32;
-        let mut loss = 0.0f64;
-        for i in 0..pairs {
-            let partner = i ^ 1;
-            // Softmax over j ≠ i of s_ij/τ, in two passes (max, then sum).
-            let top = (0..b)
-                .filter(|&j| j != i)
-                .map(|j| cosine(i, j) / tau)
-                .fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = (0..b)
-                .filter(|&j| j != i)
-                .map(|j| (cosine(i, j) / tau - top).exp())
-                .sum();
-            loss += f64::from(top + sum.ln() - cosine(i, partner) / tau);
-            let (ni, zi) = (norm(i), i * h);
-            for j in (0..b).filter(|&j| j != i) {
-                let p = (cosine(i, j) / tau - top).exp() / sum;
-                let g = scale * (p - f32::from(u8::from(j == partner))) / tau;
-                // s_ij = z_i·z_j: z_j reaches z_i's gradient and z_i reaches z_j's.
-                let nj = norm(j);
-                for k in 0..h {
-                    d[zi + k] += g * e[j * h + k] / nj;
-                    d[j * h + k] += g * e[zi + k] / ni;
+        match contrast.geometry {
+            Geometry::Cosine => cosine_contrast(e, d, b, h, contrast, total),
+            Geometry::Whitened => {
+                let p = &self.whitening;
+                let k = p.len() / h;
+                assert!(k > 0, "a whitened contrast needs Workspace::set_whitening");
+                let z = &mut self.whitened[..b * k];
+                for (zi, ei) in z.chunks_exact_mut(k).zip(e.chunks_exact(h)) {
+                    for (v, row) in zi.iter_mut().zip(p.chunks_exact(h)) {
+                        *v = row.iter().zip(ei).map(|(a, x)| a * x).sum();
+                    }
                 }
+                let dz = &mut self.d_whitened[..b * k];
+                let loss = whitened_contrast(z, dz, b, k, contrast, total);
+                // Back through P: de_i = Pᵀ dz_i.
+                for (di, dzi) in d.chunks_exact_mut(h).zip(dz.chunks_exact(k)) {
+                    for (row, &g) in p.chunks_exact(h).zip(dzi) {
+                        for (dv, &a) in di.iter_mut().zip(row) {
+                            *dv += g * a;
+                        }
+                    }
+                }
+                loss
             }
         }
-        // Through the normalisation: de = (dz − z (z·dz)) / ‖e‖.
-        for i in 0..b {
-            let ni = norm(i);
-            let row = &mut d[i * h..][..h];
-            let along: f32 = row
-                .iter()
-                .zip(&e[i * h..][..h])
-                .map(|(g, x)| g * x / ni)
-                .sum();
-            for (g, x) in row.iter_mut().zip(&e[i * h..][..h]) {
-                *g = (*g - x / ni * along) / ni;
-            }
-        }
-        f64::from(contrast.weight) * loss
     }
 
     /// The gradient vector [`gradients`](Self::gradients) wrote.

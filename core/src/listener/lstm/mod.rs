@@ -51,7 +51,7 @@ mod trainer;
 #[cfg(test)]
 mod tests;
 
-pub use batch::{Contrast, Example, Workspace};
+pub use batch::{Contrast, Example, Geometry, Workspace};
 pub use network::Network;
 pub(crate) use single::SingleEncoder;
 pub use trainer::{Optimiser, Trainer, TrainerConfig, ADAGRAD_INITIAL_ACCUMULATOR, MAX_THREADS};

@@ -146,6 +146,14 @@ impl Trainer {
         });
     }
 
+    /// Sets the whitening rows of a [`Geometry::Whitened`](super::Geometry::Whitened) contrast
+    /// in every workspace (see [`Workspace::set_whitening`]). Allocates.
+    pub fn set_whitening(&mut self, rows: &[f32]) {
+        for workspace in &mut self.workspaces {
+            workspace.set_whitening(rows.to_vec());
+        }
+    }
+
     /// The weights.
     pub fn network(&self) -> &Network {
         &self.net
