@@ -368,6 +368,29 @@ fn cancel_and_drop_return_promptly_and_keep_the_listener() {
 }
 
 #[test]
+fn a_new_hop_sizes_the_history_for_the_same_minutes() {
+    let mut rig = rig(quick());
+    rig.play(1, Signal::Mix);
+    let settings = rig.worker.sink().settings;
+    let minutes = Controls::default().history_minutes;
+    let capacity = |hop| FrameHistory::frames_for(minutes, hop);
+    assert_eq!(
+        rig.worker.sink().history().capacity(),
+        capacity(settings.hop_seconds)
+    );
+    let slower = ListenSettings {
+        hop_seconds: 2.0 * settings.hop_seconds,
+        ..settings
+    };
+    rig.worker.apply(slower);
+    assert_eq!(
+        rig.worker.sink().history().capacity(),
+        capacity(slower.hop_seconds),
+        "the ring holds {minutes} minutes at the new hop"
+    );
+}
+
+#[test]
 fn changing_the_bands_while_adapting_is_harmless() {
     let mut rig = rig(quick());
     rig.play(20, Signal::Mix);

@@ -169,6 +169,9 @@ pub struct Listening<C: FnMut() -> Controls + Send> {
     display: Option<DisplayFeed>,
     /// The last minutes of valid frames: what *Adapt* learns from and captures keep.
     history: FrameHistory,
+    /// The History length `history` is sized for, minutes: a change of hop resizes the ring
+    /// once, straight to these minutes at the new hop.
+    history_minutes: u32,
     /// Per learn target, [`FrameHistory::pushed`] at its capture's first hop.
     capture_start: [u64; crate::outputs::source::MAX_LEARNED],
     /// The *Adapt* trigger seen on the previous hop, for edge detection.
@@ -238,6 +241,7 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
                 FrameHistory::frames_for(minutes, settings.hop_seconds),
                 settings.n_bands,
             ),
+            history_minutes: minutes,
             capture_start: [0; crate::outputs::source::MAX_LEARNED],
             adapt_held: false,
             adapt_config: AdaptConfig::default(),
@@ -359,9 +363,10 @@ impl<C: FnMut() -> Controls + Send> Listening<C> {
     /// nothing), first resizing the history when the user changed its length. Allocation-free
     /// except on a resize.
     fn keep_history(&mut self, frame: &Frame, minutes: u32) {
-        let capacity = FrameHistory::frames_for(minutes, self.settings.hop_seconds);
-        if capacity != self.history.capacity() {
+        if minutes != self.history_minutes {
+            let capacity = FrameHistory::frames_for(minutes, self.settings.hop_seconds);
             self.history = self.history.resized(capacity);
+            self.history_minutes = minutes;
         }
         if frame.valid {
             self.history.push(frame.energies());
@@ -593,8 +598,9 @@ pub fn incompatibility(listener: &Listener, settings: &ListenSettings) -> Option
 impl<C: FnMut() -> Controls + Send> BufferSink for Listening<C> {
     fn settings_changed(&mut self, settings: &ListenSettings) {
         if *settings != self.settings {
-            // Frames heard with another layout mean something else to a listener.
-            let capacity = self.history.capacity();
+            // Frames heard with another layout mean something else to a listener; the ring is
+            // sized for the same minutes at the new hop.
+            let capacity = FrameHistory::frames_for(self.history_minutes, settings.hop_seconds);
             self.history = FrameHistory::new(capacity, settings.n_bands);
         }
         self.settings = *settings;
