@@ -67,7 +67,8 @@ impl AdaptStatus {
         f32::from_bits(self.progress_bits.load(Ordering::Relaxed))
     }
 
-    /// Held-out loss before and the best so far (normalised units²); 0 until measured.
+    /// Held-out loss before and the best so far ([`AdaptReport::held_out_before`](crate::listener::adapt::AdaptReport::held_out_before)); 0 until
+    /// measured.
     /// Allocation-free.
     pub fn losses(&self) -> (f32, f32) {
         (

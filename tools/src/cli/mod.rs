@@ -10,7 +10,7 @@ use crate::adaptation::scenarios::ScenarioConfig;
 use crate::corpus::{build_corpus, CorpusConfig};
 use crate::train::{train, Augmentation, Objective, ProgressDrawTarget, TrainConfig};
 use clap::{CommandFactory, Parser, Subcommand};
-use echoic_core::listener::adapt::AdaptConfig;
+use echoic_core::listener::adapt::{AdaptConfig, AdaptContrast};
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::lstm::Optimiser;
 use echoic_core::listener::{Activation, Level, Listener, ModelConfig};
@@ -76,6 +76,28 @@ pub struct AdaptParams {
     /// Refit the principal axes on the history's embeddings instead of keeping the base's.
     #[arg(long)]
     pub refit_axes: bool,
+    /// Weight of the contrastive loss in the whitened geometry; 0 adapts on reconstruction
+    /// alone.
+    #[arg(long, default_value_t = AdaptContrast::default().weight)]
+    pub contrast_weight: f32,
+    /// The contrastive loss's temperature.
+    #[arg(long, default_value_t = AdaptContrast::default().temperature)]
+    pub contrast_temperature: f32,
+    /// A moment's second view is a kept buffer up to this many later.
+    #[arg(long, default_value_t = AdaptContrast::default().reach)]
+    pub contrast_reach: usize,
+    /// Largest spectral tilt of a view, ± dB.
+    #[arg(long, default_value_t = AdaptContrast::default().augmentation.tilt_db)]
+    pub contrast_tilt_db: f32,
+    /// Largest band shift of a view, ± bands.
+    #[arg(long, default_value_t = AdaptContrast::default().augmentation.band_shift)]
+    pub contrast_band_shift: usize,
+    /// Chance that a view gets another moment of the history mixed in as a quiet background.
+    #[arg(long, default_value_t = AdaptContrast::default().augmentation.background_probability)]
+    pub contrast_background: f32,
+    /// Seed of the shuffles and the views.
+    #[arg(long, default_value_t = AdaptConfig::default().seed)]
+    pub seed: u64,
 }
 
 impl AdaptParams {
@@ -89,7 +111,18 @@ impl AdaptParams {
             patience: self.patience,
             stride: self.stride,
             refit_axes: self.refit_axes,
-            ..AdaptConfig::default()
+            contrast: (self.contrast_weight > 0.0).then_some(AdaptContrast {
+                weight: self.contrast_weight,
+                temperature: self.contrast_temperature,
+                reach: self.contrast_reach,
+                augmentation: Augmentation {
+                    tilt_db: self.contrast_tilt_db,
+                    band_shift: self.contrast_band_shift,
+                    background_probability: self.contrast_background,
+                    ..AdaptContrast::default().augmentation
+                },
+            }),
+            seed: self.seed,
         }
     }
 }

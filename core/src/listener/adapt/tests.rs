@@ -244,3 +244,114 @@ fn cancelling_stops_at_the_next_minibatch() {
     );
     assert!(matches!(result, Err(AdaptError::Cancelled)) && !called);
 }
+
+/// `frames` frames of sounds held for 30 frames each, every one a random spectrum (±10 dB about
+/// a rising one), with 4 dB of noise in every band of every frame: what a moment is, and what
+/// only changes from frame to frame.
+fn held_sounds(frames: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64(seed);
+    let mut shape = [0.0f32; 8];
+    let mut db = Vec::with_capacity(frames * 8);
+    for f in 0..frames {
+        if f % 30 == 0 {
+            shape.iter_mut().enumerate().for_each(|(b, v)| {
+                *v = -60.0 + 3.0 * b as f32 + 20.0 * (rng.next_f64() as f32 - 0.5);
+            });
+        }
+        db.extend(shape.iter().map(|v| v + 4.0 * rng.normal() as f32));
+    }
+    db
+}
+
+/// The whitened embeddings (`k` each) of every dilated buffer of `db`, heard by the model.
+fn whitened(meta: &ListenerMetadata, tensors: &[NamedTensor], db: &[f32]) -> (Vec<f32>, usize) {
+    let spec = meta.features.spec;
+    let sequence = spec.steps * 8;
+    let buffers = meta
+        .normalisation
+        .applied(&history::sequences(db, 8, &spec, 1), sequence);
+    let net = Network::new(&meta.model, tensors).unwrap();
+    let latent = meta.model.latent_dim();
+    let pca = meta.pca.as_ref().unwrap();
+    let k = pca.n_axes();
+    let mut w = [0.0; MAX_AXES];
+    let embeddings = embed(&net, &buffers, 64);
+    let out = embeddings
+        .chunks_exact(latent)
+        .flat_map(|e| {
+            pca.whiten(e, &mut w);
+            w[..k].to_vec()
+        })
+        .collect();
+    (out, k)
+}
+
+/// How near the model's whitened embeddings put moments 20 ms apart, against moments chosen
+/// at random from `db`: the ratio of the mean squared distances. What the contrast asks of
+/// a history is that this be small: a moment's neighbour is its partner, every other moment a
+/// rival.
+fn neighbour_ratio(meta: &ListenerMetadata, tensors: &[NamedTensor], db: &[f32]) -> f64 {
+    let (w, k) = whitened(meta, tensors, db);
+    let n = w.len() / k;
+    let d2 = |i: usize, j: usize| -> f64 {
+        w[i * k..][..k]
+            .iter()
+            .zip(&w[j * k..][..k])
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum()
+    };
+    let mut rng = SplitMix64(99);
+    let (mut near, mut far) = (0.0, 0.0);
+    for i in 0..n - 2 {
+        near += d2(i, i + 2);
+        far += d2(i, rng.below(n));
+    }
+    near / far
+}
+
+#[test]
+fn the_contrast_draws_a_moments_views_together_in_the_similaritys_distance() {
+    let (mut meta, tensors, settings) = small_model(11);
+    // Principal axes from a broad "corpus" of random spectra, as a shipped model has them.
+    let corpus: Vec<f32> = {
+        let mut rng = SplitMix64(12);
+        (0..2000 * 8)
+            .map(|_| -90.0 + 80.0 * rng.next_f64() as f32)
+            .collect()
+    };
+    let spec = meta.features.spec;
+    let buffers = meta
+        .normalisation
+        .applied(&history::sequences(&corpus, 8, &spec, 1), spec.steps * 8);
+    let net = Network::new(&meta.model, &tensors).unwrap();
+    meta.pca = Some(pca::fit(&embed(&net, &buffers, 64), meta.model.latent_dim(), 4).unwrap());
+
+    let history = held_sounds(1200, 13);
+    let model = (meta, tensors, settings);
+    let cfg = AdaptConfig {
+        max_epochs: 10,
+        patience: 10,
+        ..quick()
+    };
+    let contrasted = run(&model, &history, &cfg).unwrap();
+    let redrawn = run(
+        &model,
+        &history,
+        &AdaptConfig {
+            contrast: None,
+            ..cfg
+        },
+    )
+    .unwrap();
+    let before = neighbour_ratio(&model.0, &model.1, &history);
+    let after = neighbour_ratio(&contrasted.metadata, &contrasted.tensors, &history);
+    let reconstruction_only = neighbour_ratio(&redrawn.metadata, &redrawn.tensors, &history);
+    assert!(contrasted.report.best_epoch > 0, "{:?}", contrasted.report);
+    // The base's axes are kept: the contrast worked in them.
+    assert_eq!(contrasted.metadata.pca, model.0.pca);
+    assert!(
+        after < 0.85 * before.min(reconstruction_only),
+        "neighbour/random distance: base {before:.3}, contrast {after:.3}, reconstruction \
+         only {reconstruction_only:.3}"
+    );
+}
