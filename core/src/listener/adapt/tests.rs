@@ -331,6 +331,7 @@ fn the_contrast_draws_a_moments_views_together_in_the_similaritys_distance() {
     let cfg = AdaptConfig {
         max_epochs: 10,
         patience: 10,
+        contrast: Some(AdaptContrast::default()),
         ..quick()
     };
     let contrasted = run(&model, &history, &cfg).unwrap();
