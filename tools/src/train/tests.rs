@@ -287,7 +287,6 @@ fn candle_contrastive_loss(
     embeddings: &candle_core::Tensor,
     contrast: echoic_core::listener::lstm::Contrast,
 ) -> candle_core::Tensor {
-    use candle_core::{Device, Tensor};
     let (b, _) = embeddings.dims2().unwrap();
     let norms = embeddings
         .sqr()
@@ -297,21 +296,8 @@ fn candle_contrastive_loss(
         .sqrt()
         .unwrap();
     let z = embeddings.broadcast_div(&norms).unwrap();
-    let similarity =
-        (z.matmul(&z.t().unwrap()).unwrap() / f64::from(contrast.temperature)).unwrap();
-    let mut mask = vec![0.0f32; b * b];
-    let mut partners = vec![0.0f32; b * b];
-    for i in 0..b {
-        mask[i * b + i] = -1e4;
-        if i / 2 * 2 + 1 < b {
-            partners[i * b + (i ^ 1)] = 1.0;
-        }
-    }
-    let mask = Tensor::from_slice(&mask, (b, b), &Device::Cpu).unwrap();
-    let partners = Tensor::from_slice(&partners, (b, b), &Device::Cpu).unwrap();
-    let log_p = candle_nn::ops::log_softmax(&(similarity + mask).unwrap(), 1).unwrap();
-    ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(contrast.weight) / b as f64))
-        .unwrap()
+    let logits = (z.matmul(&z.t().unwrap()).unwrap() / f64::from(contrast.temperature)).unwrap();
+    candle_nt_xent(&logits, b, contrast.weight)
 }
 
 /// The whitened contrastive loss written with candle's tensor operations, the reference for the
@@ -335,6 +321,13 @@ fn candle_whitened_contrastive_loss(
         .broadcast_add(&squares.t().unwrap()))
     .unwrap();
     let logits = (d2 * (-1.0 / (2.0 * k as f64 * f64::from(contrast.temperature)))).unwrap();
+    candle_nt_xent(&logits, b, contrast.weight)
+}
+
+/// `weight · mean ℓ` over the `b × b` `logits`, `ℓᵢ = −log softmax_{j≠i}(logitsᵢⱼ)[partner]`,
+/// partners 0–1, 2–3, … (an odd last row only a negative): the part both references share.
+fn candle_nt_xent(logits: &candle_core::Tensor, b: usize, weight: f32) -> candle_core::Tensor {
+    use candle_core::{Device, Tensor};
     let mut mask = vec![0.0f32; b * b];
     let mut partners = vec![0.0f32; b * b];
     for i in 0..b {
@@ -346,8 +339,7 @@ fn candle_whitened_contrastive_loss(
     let mask = Tensor::from_slice(&mask, (b, b), &Device::Cpu).unwrap();
     let partners = Tensor::from_slice(&partners, (b, b), &Device::Cpu).unwrap();
     let log_p = candle_nn::ops::log_softmax(&(logits + mask).unwrap(), 1).unwrap();
-    ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(contrast.weight) / b as f64))
-        .unwrap()
+    ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(weight) / b as f64)).unwrap()
 }
 
 /// Every training option together (relative level, augmentation, masking, peak weights,
