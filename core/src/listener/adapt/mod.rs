@@ -310,9 +310,10 @@ pub fn adapt(
     // The contrast needs the whitened axes it measures in; a model without them adapts on
     // reconstruction alone.
     let latent = meta.model.latent_dim();
+    // The views are made from the dB buffers, which only the contrast keeps.
     let contrast = cfg.contrast.and_then(|c| {
         let pca = meta.pca.as_ref().filter(|p| p.validate(latent).is_ok())?;
-        Some((c, pca.whitening()))
+        Some((c, pca.whitening(), train_db))
     });
     let batch = match contrast {
         // Whole pairs.
@@ -329,7 +330,7 @@ pub fn adapt(
     };
     let mut trainer = Trainer::new(net, trainer_cfg, batch);
     trainer.anchor(base.clone(), cfg.anchor);
-    let loss_contrast = contrast.as_ref().map(|(c, rows)| {
+    let loss_contrast = contrast.as_ref().map(|(c, rows, _)| {
         trainer.set_whitening(rows);
         eval.set_whitening(rows.clone());
         Contrast {
@@ -362,7 +363,7 @@ pub fn adapt(
                 return Err(AdaptError::Cancelled);
             }
             let b = match &contrast {
-                Some((c, _)) => {
+                Some((c, _, train_db)) => {
                     for (pair, &s) in inputs.chunks_exact_mut(2 * sequence).zip(chosen) {
                         let partner = (s + rng.below(c.reach + 1)).min(n_train - 1);
                         for (dst, from) in pair.chunks_exact_mut(sequence).zip([s, partner]) {
