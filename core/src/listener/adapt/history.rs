@@ -20,6 +20,10 @@ pub const MIN_HELD_OUT_SEQUENCES: usize = 8;
 /// A band whose values span less than this (dB) over the whole history does not vary.
 const CONSTANT_DB: f32 = 1e-3;
 
+/// A frame whose loudest band is this far (dB) below the history's loudest frame is a pause: the
+/// sound before it and the sound after it are taken to be two sounds.
+pub const PAUSE_BELOW_PEAK_DB: f32 = 40.0;
+
 /// Refuses a history heard with other features than the model's: its frames would mean
 /// something else to the network. Allocates only the error.
 pub(super) fn check_features(
@@ -88,6 +92,36 @@ fn kept(frames: usize, memory_frames: usize, stride: usize) -> usize {
         .div_ceil(stride.max(1))
 }
 
+/// For each buffer that [`sequences`] keeps from `frames_db` at `stride`, the last kept buffer
+/// reached from it without a pause ([`PAUSE_BELOW_PEAK_DB`]) among the frames between their
+/// newest frames: how far one sound runs on. A buffer whose newest frame is a pause reaches
+/// only itself. Allocates the result.
+pub(super) fn sound_runs(
+    frames_db: &[f32],
+    n_bands: usize,
+    spec: &DilatedSpec,
+    stride: usize,
+) -> Vec<usize> {
+    let stride = stride.max(1);
+    let peak = |frame: &[f32]| frame.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let peaks: Vec<f32> = frames_db.chunks_exact(n_bands).map(peak).collect();
+    let loudest = peaks.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let pause = |frame: usize| peaks[frame] < loudest - PAUSE_BELOW_PEAK_DB;
+    let memory = spec.memory_frames();
+    let n = kept(peaks.len(), memory, stride);
+    let newest = |i: usize| memory - 1 + i * stride;
+    let mut runs = vec![0; n];
+    let mut end = n.saturating_sub(1);
+    for i in (0..n).rev() {
+        let next = if i + 1 < n { newest(i + 1) } else { newest(i) };
+        if pause(newest(i)) || (newest(i) + 1..=next).any(pause) {
+            end = i;
+        }
+        runs[i] = end;
+    }
+    runs
+}
+
 /// The fewest frames a history needs for [`MIN_TRAIN_SEQUENCES`] and
 /// [`MIN_HELD_OUT_SEQUENCES`] at this spec and stride. Allocation-free.
 pub fn frames_needed(spec: &DilatedSpec, stride: usize) -> usize {
@@ -150,6 +184,35 @@ pub(super) fn sequences(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sounds_run_stops_at_the_next_pause() {
+        let spec = DilatedSpec {
+            steps: 4,
+            ..DilatedSpec::default()
+        };
+        let n_bands = 2;
+        // Loud frames, a pause at frame 14 (60 dB down), loud again, a quiet frame 30 dB down at
+        // 20 (not a pause), and a pause at the end.
+        let frames: Vec<f32> = (0..30)
+            .flat_map(|i| match i {
+                14 | 27.. => [-70.0, -80.0],
+                20 => [-40.0, -45.0],
+                _ => [-10.0, -20.0 - i as f32 * 0.1],
+            })
+            .collect();
+        let stride = 2;
+        let runs = sound_runs(&frames, n_bands, &spec, stride);
+        let sequence = spec.steps * n_bands;
+        assert_eq!(
+            runs.len(),
+            sequences(&frames, n_bands, &spec, stride).len() / sequence
+        );
+        // Kept buffers end at frames 7, 9, …, 29: the first four run up to the one ending at 13;
+        // the pause at 14 lies before the one ending at 15; frame 20 is no pause; buffers from
+        // the one ending at 27 end on pauses.
+        assert_eq!(runs, [3, 3, 3, 3, 9, 9, 9, 9, 9, 9, 10, 11]);
+    }
 
     #[test]
     fn sequences_are_the_workers_buffers_and_the_counts_agree() {

@@ -40,6 +40,7 @@ mod tests;
 
 pub use history::{
     dilated_buffers, frames_needed, HOLD_OUT_FRACTION, MIN_HELD_OUT_SEQUENCES, MIN_TRAIN_SEQUENCES,
+    PAUSE_BELOW_PEAK_DB,
 };
 
 use super::augment::Augmentation;
@@ -119,14 +120,16 @@ pub struct AdaptContrast {
     /// Its temperature.
     pub temperature: f32,
     /// The second view is a kept buffer up to this many later (0: the same buffer), so that a
-    /// sound's moments a little apart count as one sound.
+    /// sound's moments a little apart count as one sound; never past a pause in the history
+    /// (a frame [`PAUSE_BELOW_PEAK_DB`] below its loudest), so
+    /// that two sounds heard one after the other do not.
     pub reach: usize,
     /// How each view is changed (in dB, before normalisation).
     pub augmentation: Augmentation,
 }
 
 impl Default for AdaptContrast {
-    /// Weight 0.05, temperature 0.1, the partner up to two kept buffers (100 ms) later, each
+    /// Weight 0.05, temperature 0.1, the partner up to twenty kept buffers (1 s) later, each
     /// view tilted by up to ±3 dB, shifted by up to one band, and one in four given a quiet
     /// background (−30 to −15 dB) from elsewhere in the history. Level is left alone: the
     /// model's relative level already ignores it. Chosen with `echoic adapt-eval` (see
@@ -135,7 +138,7 @@ impl Default for AdaptContrast {
         Self {
             weight: 0.05,
             temperature: 0.1,
-            reach: 2,
+            reach: 20,
             augmentation: Augmentation {
                 tilt_db: 3.0,
                 band_shift: 1,
@@ -313,7 +316,8 @@ pub fn adapt(
     // The views are made from the dB buffers, which only the contrast keeps.
     let contrast = cfg.contrast.and_then(|c| {
         let pca = meta.pca.as_ref().filter(|p| p.validate(latent).is_ok())?;
-        Some((c, pca.whitening(), train_db))
+        let runs = history::sound_runs(&history_db[..split], n_bands, &spec, stride);
+        Some((c, pca.whitening(), train_db, runs))
     });
     let batch = match contrast {
         // Whole pairs.
@@ -330,7 +334,7 @@ pub fn adapt(
     };
     let mut trainer = Trainer::new(net, trainer_cfg, batch);
     trainer.anchor(base.clone(), cfg.anchor);
-    let loss_contrast = contrast.as_ref().map(|(c, rows, _)| {
+    let loss_contrast = contrast.as_ref().map(|(c, rows, ..)| {
         trainer.set_whitening(rows);
         eval.set_whitening(rows.clone());
         Contrast {
@@ -363,9 +367,9 @@ pub fn adapt(
                 return Err(AdaptError::Cancelled);
             }
             let b = match &contrast {
-                Some((c, _, train_db)) => {
+                Some((c, _, train_db, runs)) => {
                     for (pair, &s) in inputs.chunks_exact_mut(2 * sequence).zip(chosen) {
-                        let partner = (s + rng.below(c.reach + 1)).min(n_train - 1);
+                        let partner = (s + rng.below(c.reach + 1)).min(runs[s]);
                         for (dst, from) in pair.chunks_exact_mut(sequence).zip([s, partner]) {
                             view.copy_from_slice(&train_db[from * sequence..][..sequence]);
                             c.augmentation.apply(&mut view, n_bands, &mut rng, |rng| {
