@@ -76,9 +76,9 @@ pub struct AdaptParams {
     /// Refit the principal axes on the history's embeddings instead of keeping the base's.
     #[arg(long)]
     pub refit_axes: bool,
-    /// Weight of the contrastive loss in the whitened geometry (0.05 is the measured choice);
-    /// 0, the default, adapts on reconstruction alone.
-    #[arg(long, default_value_t = 0.0)]
+    /// Weight of the contrastive loss in the whitened geometry; 0 adapts on reconstruction
+    /// alone.
+    #[arg(long, default_value_t = AdaptContrast::default().weight)]
     pub contrast_weight: f32,
     /// The contrastive loss's temperature.
     #[arg(long, default_value_t = AdaptContrast::default().temperature)]

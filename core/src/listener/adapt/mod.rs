@@ -13,12 +13,13 @@
 //! 3. minibatches of AdamW run on the calling thread (the [`Trainer`] on one thread), with an
 //!    L2-SP penalty towards the starting weights ([`Trainer::anchor`]) so that a short or
 //!    one-sided history cannot pull the model far. The loss is the reconstruction error plus,
-//!    when asked, a contrastive loss ([`AdaptContrast`]): each minibatch holds two augmented
+//!    by default, a contrastive loss ([`AdaptContrast`]): each minibatch holds two augmented
 //!    views of each of its moments, and each view's embedding, whitened on the model's
-//!    principal axes, should lie nearer its partner than every other moment. That loss works in
-//!    the distance the learned-sound similarity reads, so it teaches the listener to tell this
-//!    history's sounds apart where the user sees it; reconstruction alone only taught it to
-//!    redraw them (see [`AdaptConfig::contrast`]);
+//!    principal axes, should lie nearer its partner (a moment up to a second later in the same
+//!    run of sound) than every other moment. That loss works in the distance the
+//!    learned-sound similarity reads, so it teaches the listener to tell this history's sounds
+//!    apart where the user sees it; reconstruction alone only taught it to redraw them (see
+//!    [`AdaptConfig::contrast`]);
 //! 4. the held-out loss (the same loss, the views neighbouring buffers without augmentation)
 //!    is measured before training and after each epoch; the best epoch's
 //!    weights are kept (the base's when none is better), and training stops after
@@ -91,20 +92,23 @@ pub struct AdaptConfig {
     /// Seed of the minibatch shuffles: with the history, it reproduces a run.
     pub seed: u64,
     /// A contrastive loss beside reconstruction, in the learned-sound similarity's whitened
-    /// geometry; `None` fine-tunes on reconstruction alone. Off by default, for now: measured
-    /// with `echoic adapt-eval` (three minutes of drum one-shots or of prompts in five
-    /// languages, learned-sound ROC-AUC on other kits or prompts), reconstruction alone
-    /// changed the AUC by −0.004 (drums) and +0.001 (languages), while
-    /// [`AdaptContrast::default`] raised it by +0.067 and +0.158 (`--seed 1`: +0.046/+0.153,
-    /// `--seed 2`: +0.051/+0.149), at a cost of 0.017 to 0.026 on the general set's 5-NN
-    /// between sources. But it spreads every moment of the history apart, the same sound's
-    /// included, so the similarity's fixed scale (`outputs::learned`) no longer fits: in the
-    /// editor test a learned piece of music read 0.04 on that music after adapting (0.96
-    /// before). The ranking improves; the reading does not. Until the similarity's scale
-    /// follows an adapted listener, the contrast is for `echoic adapt --contrast-weight`.
-    /// Tried and not kept (seeds 0–2): weight 0.02–0.03, temperature 0.3, a partner up to six
-    /// buffers away, a batch of 64, an anchor of 1e-3, at most four epochs, and pairing only
-    /// sounding moments.
+    /// geometry ([`AdaptContrast::default`]); `None` fine-tunes on reconstruction alone, as does
+    /// a model without principal axes. Measured with `echoic adapt-eval` (three minutes of drum
+    /// one-shots or of prompts in five languages, learned-sound ROC-AUC on other kits or
+    /// prompts) over three seeds, this seed first: reconstruction alone changed the AUC by
+    /// −0.004 (drums) and +0.001 (languages); the contrast raised it by +0.071, +0.035, +0.065
+    /// (drums) and +0.226, +0.187, +0.159 (languages). The general set's 5-NN between sources
+    /// (0.791 before) read 0.788, 0.779, 0.794 after adapting on drums and 0.753, 0.762, 0.762
+    /// after adapting on languages.
+    ///
+    /// How far a moment's partner may lie decides what one sound is, and the editor test
+    /// decided it: with partners at most 100 ms apart the loss pushed even one piece of music's
+    /// moments apart, and a learned piece of music read 0.04 on that music after adapting
+    /// (0.96 before); with partners up to 0.5 s apart, 0.52; up to 1 s apart within one run of
+    /// sound ([`AdaptContrast::reach`]), 0.69, with speech at 0.09. Without the pause bound a
+    /// 1 s reach pairs one drum hit with the next and gained nothing on drums (+0.001). Tried
+    /// and not kept (seeds 0–2): weight 0.02–0.03, temperature 0.3, a batch of 64, an anchor
+    /// of 1e-3, at most four epochs.
     pub contrast: Option<AdaptContrast>,
 }
 
@@ -161,7 +165,7 @@ impl Default for AdaptConfig {
             stride: 5,
             refit_axes: false,
             seed: 0x000e_c01c,
-            contrast: None,
+            contrast: Some(AdaptContrast::default()),
         }
     }
 }
