@@ -113,8 +113,7 @@ pub(super) fn sound_runs(
     let mut runs = vec![0; n];
     let mut end = n.saturating_sub(1);
     for i in (0..n).rev() {
-        let next = if i + 1 < n { newest(i + 1) } else { newest(i) };
-        if pause(newest(i)) || (newest(i) + 1..=next).any(pause) {
+        if (newest(i)..=newest((i + 1).min(n - 1))).any(pause) {
             end = i;
         }
         runs[i] = end;
