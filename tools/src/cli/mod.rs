@@ -98,6 +98,9 @@ pub struct AdaptParams {
     /// Seed of the shuffles and the views.
     #[arg(long, default_value_t = AdaptConfig::default().seed)]
     pub seed: u64,
+    /// Share of the change from the starting weights that is kept, 0..=1.
+    #[arg(long, default_value_t = AdaptConfig::default().blend)]
+    pub blend: f32,
 }
 
 impl AdaptParams {
@@ -123,6 +126,7 @@ impl AdaptParams {
                 },
             }),
             seed: self.seed,
+            blend: self.blend,
         }
     }
 }

@@ -88,7 +88,8 @@ fn run(
     )
 }
 
-/// A quick recipe for the small model.
+/// A quick recipe for the small model, keeping the whole change so that the tests see what
+/// training did (the blend has its own test).
 fn quick() -> AdaptConfig {
     AdaptConfig {
         learning_rate: 3e-3,
@@ -97,6 +98,7 @@ fn quick() -> AdaptConfig {
         max_epochs: 6,
         patience: 6,
         stride: 1,
+        blend: 1.0,
         ..AdaptConfig::default()
     }
 }
@@ -162,6 +164,30 @@ fn a_larger_anchor_keeps_the_weights_nearer_the_start() {
     let (held, held_report) = moved(30.0);
     assert!(free > 0.0 && free_report.best_epoch > 0, "{free_report:?}");
     assert!(held < 0.5 * free, "{held} vs {free} ({held_report:?})");
+}
+
+#[test]
+fn blend_keeps_that_share_of_the_change() {
+    let model = small_model(3);
+    let history = two_sounds(600, 4);
+    let blended = |blend| run(&model, &history, &AdaptConfig { blend, ..quick() }).unwrap();
+    let (whole, part, none) = (blended(1.0), blended(0.3), blended(0.0));
+    assert!(whole.report.best_epoch > 0, "{:?}", whole.report);
+    // Every weight of the partial blend lies 30 % of the way from the base to the whole
+    // adaptation's (the same seed trains the same steps).
+    for ((p, w), w0) in part.tensors.iter().zip(&whole.tensors).zip(&model.1) {
+        for ((&p, &w), &w0) in p.data.iter().zip(&w.data).zip(&w0.data) {
+            assert!((p - (w0 + 0.3 * (w - w0))).abs() <= 1e-6, "{p} {w} {w0}");
+        }
+    }
+    // The held-out loss is the blend's own: between the base's and the whole adaptation's.
+    let r = &part.report;
+    assert!(r.held_out_after < r.held_out_before, "{r:?}");
+    assert!(r.held_out_after > whole.report.held_out_after, "{r:?}");
+    // Nothing kept is the base itself.
+    assert_eq!(distance(&none.tensors, &model.1), 0.0);
+    assert_eq!(none.report.best_epoch, 0);
+    assert_eq!(none.report.held_out_after, none.report.held_out_before);
 }
 
 #[test]
