@@ -477,8 +477,8 @@ pub fn adapt(
 
 /// The held-out loss of `net` over the normalised sequences `x`, `batch` at a time: the mean
 /// squared reconstruction error, plus `contrast`'s loss when there is one (neighbouring
-/// sequences paired as two views); `Cancelled` once `cancel` is set. Allocates one batch of
-/// reconstructions.
+/// sequences paired as two views), from forward passes alone; `Cancelled` once `cancel` is
+/// set. Allocation-free once `workspace` holds `batch` sequences.
 fn held_out_loss(
     net: &Network,
     workspace: &mut Workspace,
@@ -488,28 +488,17 @@ fn held_out_loss(
     cancel: &AtomicBool,
 ) -> Result<f64, AdaptError> {
     let sequence = net.config().steps * net.config().n_bands;
-    let mut out = vec![0.0; batch * sequence];
     let mut sse = 0.0f64;
     for chunk in x.chunks(batch * sequence) {
         if cancel.load(Ordering::Relaxed) {
             return Err(AdaptError::Cancelled);
         }
         let b = chunk.len() / sequence;
-        if contrast.is_some() {
-            let example = Example {
-                contrast,
-                ..Example::plain(chunk)
-            };
-            sse += workspace.gradients_for(net, example, b, b);
-            continue;
-        }
-        let out = &mut out[..chunk.len()];
-        workspace.reconstruct(net, chunk, b, out);
-        sse += chunk
-            .iter()
-            .zip(out.iter())
-            .map(|(&a, &b)| f64::from(a - b).powi(2))
-            .sum::<f64>();
+        let example = Example {
+            contrast,
+            ..Example::plain(chunk)
+        };
+        sse += workspace.loss_for(net, example, b, b);
     }
     Ok(sse / x.len() as f64)
 }

@@ -402,6 +402,27 @@ impl Workspace {
         b: usize,
         total: usize,
     ) -> f64 {
+        let contrastive = self.forward_for(net, example, b, total);
+        let sse = self.squared_error(net, b);
+        self.backward(net, b, total);
+        sse + contrastive
+    }
+
+    /// The loss [`gradients_for`](Self::gradients_for) returns, from the forward pass alone:
+    /// [`grads`](Self::grads) is left as it was. For held-out losses. Allocation-free once the
+    /// workspace holds `b` sequences.
+    ///
+    /// # Panics
+    /// If the network holds no decoder, or a slice is too short.
+    pub fn loss_for(&mut self, net: &Network, example: Example, b: usize, total: usize) -> f64 {
+        let contrastive = self.forward_for(net, example, b, total);
+        self.squared_error(net, b) + contrastive
+    }
+
+    /// Loads `example` and runs it forward, with the contrast's gradient on the embeddings set
+    /// (zero without a contrast); returns the contrastive loss in squared-error units,
+    /// `weight · Σ ℓᵢ · T · n_bands`, so that the callers' mean is `mse + weight · mean ℓ`.
+    fn forward_for(&mut self, net: &Network, example: Example, b: usize, total: usize) -> f64 {
         assert!(net.has_decoder(), "training needs the decoder");
         self.load(net, example.input, b);
         let (t_steps, n) = (self.steps, net.config().n_bands);
@@ -416,7 +437,6 @@ impl Workspace {
             swap_major(w, &mut self.weights, b, t_steps, n);
         }
         self.forward(net, b, net.layer_count());
-        let sequence = t_steps * n;
         let contrastive = match example.contrast {
             Some(contrast) => self.contrast(net, contrast, b, total),
             None => {
@@ -424,8 +444,23 @@ impl Workspace {
                 0.0
             }
         };
-        // In squared-error units, so that the caller's mean is `mse + weight · mean ℓ`.
-        self.backward(net, b, total) + contrastive * sequence as f64
+        contrastive * (t_steps * n) as f64
+    }
+
+    /// The sum of (weighted) squared errors of the loaded batch's output against its target.
+    fn squared_error(&self, net: &Network, b: usize) -> f64 {
+        let values = self.steps * b * net.config().n_bands;
+        let y = &self.tapes[net.layer_count() - 1].h[..values];
+        let errors = y.iter().zip(&self.target[..values]).map(|(&y, &x)| y - x);
+        if self.weighted {
+            let weights = &self.weights[..values];
+            errors
+                .zip(weights)
+                .map(|(e, &w)| f64::from(w * e * e))
+                .sum()
+        } else {
+            errors.map(|e| f64::from(e * e)).sum()
+        }
     }
 
     /// The contrastive loss of the loaded batch's embeddings (see [`Contrast`]): sets
@@ -496,9 +531,9 @@ impl Workspace {
         }
     }
 
-    /// Backward through every layer after [`forward`](Self::forward); returns the sum of
-    /// (weighted) squared errors against the loaded target.
-    fn backward(&mut self, net: &Network, b: usize, total: usize) -> f64 {
+    /// Backward through every layer after [`forward`](Self::forward), from the (weighted)
+    /// squared errors against the loaded target and the embeddings' own gradient.
+    fn backward(&mut self, net: &Network, b: usize, total: usize) {
         let Workspace {
             steps,
             isa,
@@ -521,20 +556,15 @@ impl Workspace {
         let layers = net.layer_count();
         // The loss: mean over the whole batch's values; its gradient for these sequences.
         let scale = 2.0 / (total * t_steps * n) as f32;
-        let mut sse = 0.0f64;
         let y = &tapes[layers - 1].h[..t_steps * b * n];
         let pairs = d_out.iter_mut().zip(y).zip(&target[..t_steps * b * n]);
         if !*weighted {
             for ((d, &y), &x) in pairs {
-                let e = y - x;
-                sse += f64::from(e * e);
-                *d = scale * e;
+                *d = scale * (y - x);
             }
         } else {
             for (((d, &y), &x), &w) in pairs.zip(&weights[..t_steps * b * n]) {
-                let e = y - x;
-                sse += f64::from(w * e * e);
-                *d = scale * w * e;
+                *d = scale * w * (y - x);
             }
         }
         for li in (0..layers).rev() {
@@ -572,7 +602,6 @@ impl Workspace {
                 std::mem::swap(d_out, d_in);
             }
         }
-        sse
     }
 }
 

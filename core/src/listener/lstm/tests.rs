@@ -118,6 +118,44 @@ fn gradients_match_central_differences_on_a_tiny_model() {
 }
 
 #[test]
+fn the_forward_only_loss_is_the_training_loss() {
+    let cfg = small(Activation::Tanh);
+    let net = random_network(&cfg, 21);
+    let b = 6;
+    let (x, target, weights) = (
+        random_batch(&cfg, b, 22),
+        random_batch(&cfg, b, 23),
+        random_batch(&cfg, b, 24),
+    );
+    let mut workspace = Workspace::new(&net, b);
+    let whitening = random_batch(&cfg, b, 25)[..3 * cfg.latent_dim()].to_vec();
+    workspace.set_whitening(whitening);
+    for (weights, contrast) in [
+        (None, None),
+        (
+            Some(&weights[..]),
+            Some(Contrast {
+                weight: 0.2,
+                temperature: 0.5,
+                geometry: Geometry::Whitened,
+            }),
+        ),
+    ] {
+        let example = Example {
+            input: &x,
+            target: &target,
+            weights,
+            contrast,
+        };
+        let trained = workspace.gradients_for(&net, example, b, b);
+        let grads = workspace.grads().to_vec();
+        let measured = workspace.loss_for(&net, example, b, b);
+        assert_eq!(measured, trained, "{contrast:?}");
+        assert_eq!(workspace.grads(), &grads[..], "the gradient was touched");
+    }
+}
+
+#[test]
 fn two_threads_give_the_one_thread_gradient_and_step() {
     for activation in [Activation::Relu, Activation::Tanh] {
         let cfg = small(activation);
