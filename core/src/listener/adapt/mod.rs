@@ -23,7 +23,9 @@
 //! 4. the held-out loss (the same loss, the views neighbouring buffers without augmentation)
 //!    is measured before training and after each epoch; the best epoch's
 //!    weights are kept (the base's when none is better), and training stops after
-//!    [`AdaptConfig::patience`] epochs without improvement;
+//!    [`AdaptConfig::patience`] epochs without improvement; the kept weights are then blended
+//!    back towards the starting ones ([`AdaptConfig::blend`]), keeping the base when the blend
+//!    is no better than it;
 //! 5. if asked ([`AdaptConfig::refit_axes`]), the principal axes are refitted on the history's
 //!    embeddings; otherwise the base model's are kept, which the anchored weights stay near
 //!    enough to use.
