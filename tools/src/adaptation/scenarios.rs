@@ -18,13 +18,17 @@
 //!
 //! The general figures (`echoic eval`'s [`evaluate`]) of the base and of each adapted model (with
 //! the axes [`AdaptConfig::refit_axes`] asks for) check that adapting did not cost hearing
-//! elsewhere.
+//! elsewhere: on the whole evaluation set, and on the rest of it (issue 15's measure), without
+//! the clips of the packages the scenario adapted on (the set's drums class comes from
+//! hydrogen-drumkits, its speech class from the asterisk prompts). Each scenario adapts
+//! [`ScenarioConfig::runs`] times with consecutive seeds, since one run's figures move with its
+//! seed.
 
 use super::{adapt_model, listen};
 use crate::audio_file::decode_mono_at;
 use crate::corpus::packages::decode_with_ffmpeg;
 use crate::evaluation::auc::{learned_sound_auc, whiten_rows, LabelledClips, LearnedSoundAuc};
-use crate::evaluation::{evaluate, EvalReport};
+use crate::evaluation::{evaluate, evaluate_without, EvalReport};
 use crate::train::model::Autoencoder;
 use anyhow::{ensure, Context, Result};
 use echoic_core::listener::adapt::{AdaptConfig, AdaptReport, Adapted};
@@ -64,6 +68,9 @@ pub struct ScenarioConfig {
     pub seed: u64,
     /// How to adapt.
     pub adapt: AdaptConfig,
+    /// Adaptation runs per scenario, with the seeds `adapt.seed`, `adapt.seed + 1`, …: one
+    /// run's figures move with its seed by about ±0.01, so several runs' mean is the measure.
+    pub runs: usize,
 }
 
 impl Default for ScenarioConfig {
@@ -77,6 +84,7 @@ impl Default for ScenarioConfig {
             rate: 22_050,
             seed: 15,
             adapt: AdaptConfig::default(),
+            runs: 1,
         }
     }
 }
@@ -101,6 +109,9 @@ struct Material {
     history: Vec<Vec<f32>>,
     /// The measurement clips.
     clips: Vec<Clip>,
+    /// The Debian packages the material comes from: the general figures of "the rest of the
+    /// evaluation set" leave their clips out.
+    packages: Vec<String>,
 }
 
 /// One scenario's results.
@@ -118,17 +129,45 @@ pub struct ScenarioResult {
     pub before: LearnedSoundAuc,
     /// Base weights, principal axes refitted on the history.
     pub axes_only: LearnedSoundAuc,
+    /// The Debian packages the scenario's material comes from.
+    pub packages: Vec<String>,
+    /// The general figures of the base model on the rest of the evaluation set (without the
+    /// clips of `packages`), when asked for.
+    pub rest_before: Option<EvalReport>,
+    /// Which of the axes the adaptation asked for ([`AdaptConfig::refit_axes`]): the model the
+    /// general figures measure.
+    pub refit_axes: bool,
+    /// Each adaptation run, in seed order.
+    pub runs: Vec<AdaptationRun>,
+}
+
+/// One adaptation run of a scenario.
+#[derive(Clone, Debug)]
+pub struct AdaptationRun {
+    /// Its seed ([`AdaptConfig::seed`]).
+    pub seed: u64,
     /// Adapted weights with the base model's principal axes.
     pub base_axes: LearnedSoundAuc,
     /// Adapted weights with the axes refitted on the history.
     pub refitted_axes: LearnedSoundAuc,
-    /// Which of the two the adaptation asked for ([`AdaptConfig::refit_axes`]): the model the
-    /// general figures measure.
-    pub refit_axes: bool,
     /// What adaptation did (its `seconds` is the wall time of the adaptation alone).
     pub report: AdaptReport,
-    /// The general figures of the adapted model, when asked for.
+    /// The general figures of the adapted model on the whole evaluation set, when asked for.
     pub general: Option<EvalReport>,
+    /// Its general figures on the rest of the evaluation set (see
+    /// [`ScenarioResult::rest_before`]), when asked for.
+    pub rest: Option<EvalReport>,
+}
+
+impl AdaptationRun {
+    /// The learned-sound AUC of the model the adaptation asked for (`refit_axes`).
+    pub fn chosen(&self, refit_axes: bool) -> &LearnedSoundAuc {
+        if refit_axes {
+            &self.refitted_axes
+        } else {
+            &self.base_axes
+        }
+    }
 }
 
 /// Everything `echoic adapt-eval` measured.
@@ -238,6 +277,7 @@ fn drums(cfg: &ScenarioConfig) -> Result<Material> {
         classes: DRUM_TYPES.iter().map(|s| s.to_string()).collect(),
         history,
         clips,
+        packages: vec!["hydrogen-drumkits".to_string()],
     })
 }
 
@@ -326,6 +366,10 @@ fn languages(cfg: &ScenarioConfig) -> Result<Material> {
         classes: LANGUAGES.iter().map(|s| s.to_string()).collect(),
         history,
         clips,
+        packages: LANGUAGES
+            .iter()
+            .map(|l| format!("asterisk-core-sounds-{l}-g722"))
+            .collect(),
     })
 }
 
@@ -422,12 +466,16 @@ fn measure(
     ))
 }
 
-/// The general figures of a model's parts on the evaluation folder. Allocates; reads clips.
-fn general(adapted: &Adapted, dir: &Path) -> Result<EvalReport> {
+/// The general figures of a model's parts on the evaluation folder, and on its clips from none
+/// of `left_out`. Allocates; reads clips.
+fn general(adapted: &Adapted, dir: &Path, left_out: &[&str]) -> Result<[EvalReport; 2]> {
     let listener = adapted.listener(Device::Cpu)?;
     let autoencoder =
         Autoencoder::from_parts(adapted.metadata.clone(), &adapted.tensors, Device::Cpu)?;
-    evaluate(&listener, &autoencoder, dir, |_| {})
+    Ok([
+        evaluate(&listener, &autoencoder, dir, |_| {})?,
+        evaluate_without(&listener, &autoencoder, dir, left_out, |_| {})?,
+    ])
 }
 
 /// Runs both scenarios on the model file `base_bytes` (module documentation), saying what it
@@ -459,6 +507,20 @@ pub fn evaluate_adaptation(
             material.history.len(),
             material.clips.len()
         ));
+        let left_out: Vec<&str> = material.packages.iter().map(String::as_str).collect();
+        let rest_before = match &cfg.eval_dir {
+            Some(dir) => {
+                let autoencoder = Autoencoder::from_bytes(base_bytes)?;
+                Some(evaluate_without(
+                    &base,
+                    &autoencoder,
+                    dir,
+                    &left_out,
+                    |_| {},
+                )?)
+            }
+            None => None,
+        };
         let history = history_of(&material.history, cfg.history_seconds, cfg.rate, &settings)?;
         let buffers = clip_buffers(&material.clips, cfg.rate, &settings)?;
         let n_classes = material.classes.len();
@@ -475,51 +537,62 @@ pub fn evaluate_adaptation(
             &material.clips,
             n_classes,
         )?;
-        say(format!(
-            "{}: adapting on {} frames",
-            material.name,
-            history.len() / settings.n_bands
-        ));
-        // One run with the axes refitted; the same weights with the base's axes are exactly
-        // what a run without the refit returns.
-        let refit = AdaptConfig {
-            refit_axes: true,
-            ..cfg.adapt
-        };
-        let refitted = adapt_model(base_bytes, &history, &refit, |_| {})?;
-        let mut kept = refitted.clone();
-        kept.metadata.pca = base.metadata().pca.clone();
-        let adapted = if cfg.adapt.refit_axes {
-            &refitted
-        } else {
-            &kept
-        };
-        let [base_axes, refitted_axes] = [&kept, &refitted].map(|model| {
-            let listener = model.listener(Device::Cpu)?;
-            measure(&listener, &buffers, &material.clips, n_classes)
-        });
-        let general = match &cfg.eval_dir {
-            Some(dir) => {
-                say(format!(
-                    "{}: general figures of the adapted model",
-                    material.name
-                ));
-                Some(general(adapted, dir)?)
-            }
-            None => None,
-        };
+        let mut runs = Vec::new();
+        for seed in (0..cfg.runs.max(1) as u64).map(|k| cfg.adapt.seed.wrapping_add(k)) {
+            say(format!(
+                "{}: adapting on {} frames, seed {seed}",
+                material.name,
+                history.len() / settings.n_bands
+            ));
+            // One run with the axes refitted; the same weights with the base's axes are
+            // exactly what a run without the refit returns.
+            let refit = AdaptConfig {
+                refit_axes: true,
+                seed,
+                ..cfg.adapt
+            };
+            let refitted = adapt_model(base_bytes, &history, &refit, |_| {})?;
+            let mut kept = refitted.clone();
+            kept.metadata.pca = base.metadata().pca.clone();
+            let adapted = if cfg.adapt.refit_axes {
+                &refitted
+            } else {
+                &kept
+            };
+            let [base_axes, refitted_axes] = [&kept, &refitted].map(|model| {
+                let listener = model.listener(Device::Cpu)?;
+                measure(&listener, &buffers, &material.clips, n_classes)
+            });
+            let [general, rest] = match &cfg.eval_dir {
+                Some(dir) => {
+                    say(format!(
+                        "{}: general figures of the adapted model",
+                        material.name
+                    ));
+                    general(adapted, dir, &left_out)?.map(Some)
+                }
+                None => [None, None],
+            };
+            runs.push(AdaptationRun {
+                seed,
+                base_axes: base_axes?,
+                refitted_axes: refitted_axes?,
+                report: adapted.report.clone(),
+                general,
+                rest,
+            });
+        }
         scenarios.push(ScenarioResult {
             name: material.name.to_string(),
             classes: material.classes,
             clips: material.clips.len(),
-            history_seconds: adapted.report.history_seconds,
+            history_seconds: runs[0].report.history_seconds,
             before,
             axes_only,
-            base_axes: base_axes?,
-            refitted_axes: refitted_axes?,
+            packages: material.packages,
+            rest_before,
             refit_axes: cfg.adapt.refit_axes,
-            report: adapted.report.clone(),
-            general,
+            runs,
         });
     }
     Ok(AdaptEvaluation {

@@ -2,7 +2,9 @@
 
 use super::report::cell;
 use super::{model_bytes, AdaptArgs, AdaptEvalArgs};
-use crate::adaptation::scenarios::{evaluate_adaptation, ScenarioConfig};
+use crate::adaptation::scenarios::{
+    evaluate_adaptation, AdaptationRun, ScenarioConfig, ScenarioResult,
+};
 use crate::evaluation::EvalReport;
 
 /// Runs `echoic adapt`: the files' history, adaptation with a progress bar, the model file.
@@ -62,16 +64,76 @@ pub(super) fn adapt_eval(args: AdaptEvalArgs) -> anyhow::Result<()> {
         history_seconds: args.history_seconds,
         clips_per_class: args.clips_per_class,
         adapt: args.params.config(),
+        runs: args.runs.max(1),
         ..ScenarioConfig::default()
     };
     println!("adaptation: {:?}", cfg.adapt);
     let result = evaluate_adaptation(&bytes, &cfg, |line| eprintln!("{line}"))?;
     for s in &result.scenarios {
-        let r = &s.report;
+        print_scenario(s);
+    }
+    if let Some(before) = &result.general_before {
+        println!("general figures on the whole evaluation set");
+        print_general_header();
+        print_general_row("base", general_figures(before));
+        for s in &result.scenarios {
+            print_general_runs(s, |run| run.general.as_ref());
+        }
+    }
+    for s in &result.scenarios {
+        if let Some(before) = &s.rest_before {
+            println!(
+                "general figures on the rest of the evaluation set, without {}",
+                s.packages.join(", ")
+            );
+            print_general_header();
+            print_general_row("base", general_figures(before));
+            print_general_runs(s, |run| run.rest.as_ref());
+        }
+    }
+    Ok(())
+}
+
+/// The general figures' column names.
+fn print_general_header() {
+    println!(
+        "  {:<37} {:>7}  {:>18}  {:>5}  {:>17}",
+        "", "5-NN CV", "5-NN other sources", "AUC", "AUC other sources"
+    );
+}
+
+/// One row of general figures.
+fn print_general_row(name: &str, figures: [Option<f64>; 4]) {
+    let [knn, knn_loso, auc, auc_loso] = figures.map(cell);
+    println!("  {name:<37} {knn:>7}  {knn_loso:>18}  {auc:>5}  {auc_loso:>17}");
+}
+
+/// The general figures `report` picks from each run of `s`, and their mean.
+fn print_general_runs(s: &ScenarioResult, report: impl Fn(&AdaptationRun) -> Option<&EvalReport>) {
+    let runs: Vec<(u64, [Option<f64>; 4])> = s
+        .runs
+        .iter()
+        .filter_map(|run| Some((run.seed, general_figures(report(run)?))))
+        .collect();
+    for (seed, figures) in &runs {
+        print_general_row(&format!("adapted on {}, seed {seed}", s.name), *figures);
+    }
+    if runs.len() > 1 {
+        let mean = std::array::from_fn(|i| mean(runs.iter().map(|(_, f)| f[i])));
+        print_general_row(&format!("adapted on {}, mean", s.name), mean);
+    }
+}
+
+/// Prints one scenario's runs: what each adaptation did and its learned-sound AUC, then the
+/// AUC change of each run and their mean.
+fn print_scenario(s: &ScenarioResult) {
+    for run in &s.runs {
+        let r = &run.report;
         println!(
-            "{}: {} clips of {:?}; adapted on {:.1} s ({} + {} held-out sequences) in {:.1} s on \
-             one thread: held-out loss {:.5} -> {:.5}, {} epochs, best {} ({:?})",
+            "{}, seed {}: {} clips of {:?}; adapted on {:.1} s ({} + {} held-out sequences) in \
+             {:.1} s on one thread: held-out loss {:.5} -> {:.5}, {} epochs, best {} ({:?})",
             s.name,
+            run.seed,
             s.clips,
             s.classes,
             s.history_seconds,
@@ -84,55 +146,63 @@ pub(super) fn adapt_eval(args: AdaptEvalArgs) -> anyhow::Result<()> {
             r.best_epoch,
             r.stop
         );
-        println!("  learned-sound ROC-AUC          mean  other sources  per class");
-        let chosen = if s.refit_axes {
-            &s.refitted_axes
-        } else {
-            &s.base_axes
-        };
-        for (name, auc) in [
-            ("before", &s.before),
-            ("axes refitted only", &s.axes_only),
-            ("adapted, base axes", &s.base_axes),
-            ("adapted, axes refitted", &s.refitted_axes),
-        ] {
-            let classes: String = auc
-                .per_class
-                .iter()
-                .map(|&v| format!(" {}", cell(v)))
-                .collect();
-            println!(
-                "    {name:<26} {}  {:>13} {classes}",
-                cell(auc.mean),
-                cell(auc.leave_source_out)
-            );
-        }
-        if let (Some(before), Some(after)) = (s.before.mean, chosen.mean) {
-            let axes = if s.refit_axes { "refitted" } else { "base" };
-            println!(
-                "  AUC change, adapted with {axes} axes: {:+.3}",
-                after - before
-            );
-        }
     }
-    if let Some(before) = &result.general_before {
-        println!("general figures on the evaluation set   5-NN CV  5-NN other sources  AUC  AUC other sources");
-        let row = |name: &str, r: &EvalReport| {
-            let auc = r.learned_sound_embedding.as_ref();
-            println!(
-                "  {name:<37} {:7.3}  {:18.3}  {}  {:>17}",
-                r.knn_embedding,
-                r.knn_leave_source_out[2],
-                cell(auc.and_then(|a| a.mean)),
-                cell(auc.and_then(|a| a.leave_source_out))
-            );
-        };
-        row("base", before);
-        for s in &result.scenarios {
-            if let Some(general) = &s.general {
-                row(&format!("adapted on {}", s.name), general);
-            }
-        }
+    println!("  learned-sound ROC-AUC          mean  other sources  per class");
+    let mut rows = vec![
+        ("before".to_string(), &s.before),
+        ("axes refitted only".to_string(), &s.axes_only),
+    ];
+    for run in &s.runs {
+        rows.push((format!("seed {}, base axes", run.seed), &run.base_axes));
+        rows.push((
+            format!("seed {}, axes refitted", run.seed),
+            &run.refitted_axes,
+        ));
     }
-    Ok(())
+    for (name, auc) in rows {
+        let classes: String = auc
+            .per_class
+            .iter()
+            .map(|&v| format!(" {}", cell(v)))
+            .collect();
+        println!(
+            "    {name:<26} {}  {:>13} {classes}",
+            cell(auc.mean),
+            cell(auc.leave_source_out)
+        );
+    }
+    let axes = if s.refit_axes { "refitted" } else { "base" };
+    let changes: Vec<Option<f64>> = s
+        .runs
+        .iter()
+        .map(|run| Some(run.chosen(s.refit_axes).mean? - s.before.mean?))
+        .collect();
+    let listed: Vec<String> = changes
+        .iter()
+        .map(|c| c.map_or("–".into(), |c| format!("{c:+.3}")))
+        .collect();
+    println!(
+        "  AUC change, adapted with {axes} axes: {} (mean {})",
+        listed.join(" "),
+        mean(changes.iter().copied()).map_or("–".into(), |m| format!("{m:+.3}"))
+    );
+}
+
+/// The general figures `adapt-eval` shows of a report: 5-NN in clip CV and between sources,
+/// the learned-sound AUC and that between sources.
+fn general_figures(r: &EvalReport) -> [Option<f64>; 4] {
+    let auc = r.learned_sound_embedding.as_ref();
+    [
+        Some(r.knn_embedding),
+        Some(r.knn_leave_source_out[2]),
+        auc.and_then(|a| a.mean),
+        auc.and_then(|a| a.leave_source_out),
+    ]
+}
+
+/// The mean of `values`; `None` if any is missing or there are none.
+fn mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let values: Option<Vec<f64>> = values.collect();
+    let values = values.filter(|v| !v.is_empty())?;
+    Some(values.iter().sum::<f64>() / values.len() as f64)
 }

@@ -175,6 +175,10 @@ pub struct AdaptEvalArgs {
     /// Most measurement clips per class.
     #[arg(long, default_value_t = ScenarioConfig::default().clips_per_class)]
     pub clips_per_class: usize,
+    /// Adaptation runs per scenario, with consecutive seeds from `--seed`; their mean is
+    /// reported beside each run's figures.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
     /// How to adapt.
     #[command(flatten)]
     pub params: AdaptParams,
@@ -596,6 +600,7 @@ mod tests {
             panic!("not adapt-eval")
         };
         assert!(a.no_general);
+        assert_eq!(a.runs, 3);
         assert_eq!(a.params.config(), AdaptConfig::default());
         assert!(is_tool_command("adapt") && is_tool_command("adapt-eval"));
     }
