@@ -353,7 +353,7 @@ pub fn evaluate_without(
         for path in crate::embed::audio_files(&[dir.join(class)])? {
             let clip = sources::clip_key(&path);
             let source = manifest.as_ref().and_then(|m| m.get(&clip).cloned());
-            let package = source.as_deref().map(|s| s.split('/').next().unwrap_or(s));
+            let package = source.as_deref().map(sources::package_of);
             if package.is_some_and(|p| left_out.contains(&p)) {
                 continue;
             }

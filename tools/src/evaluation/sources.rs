@@ -42,6 +42,11 @@ pub fn source_key(source_file: &str) -> String {
     }
 }
 
+/// The Debian package a [`source_key`] names: its part before the first `/`. Allocation-free.
+pub fn package_of(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(package, _)| package)
+}
+
 /// The folder holding the first of `+`-joined stems: a Frets on Fire song. Allocation-free.
 fn song_folder(stems: &str) -> Option<&str> {
     let first = stems.split('+').next()?;
@@ -153,6 +158,27 @@ eval,animal,eval/animal/cat_1.wav,2.700,extracted/tuxpaint-stamps-default/usr/sh
             assert_eq!(sources.get(clip).map(String::as_str), Some(key), "{clip}");
         }
         assert_eq!(sources.len(), expected.len(), "training rows are skipped");
+    }
+
+    #[test]
+    fn a_keys_package_is_its_first_part() {
+        let sources = manifest_sources(MANIFEST);
+        let packages: Vec<&str> = [
+            "speech/en_digits_1.wav",
+            "drums/pattern007_GMkit.wav",
+            "animal/cat_1.wav",
+        ]
+        .iter()
+        .map(|clip| package_of(&sources[*clip]))
+        .collect();
+        assert_eq!(
+            packages,
+            [
+                "asterisk-core-sounds-en-g722",
+                "hydrogen-drumkits",
+                "tuxpaint-stamps-default"
+            ]
+        );
     }
 
     #[test]
