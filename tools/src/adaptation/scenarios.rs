@@ -84,7 +84,7 @@ impl Default for ScenarioConfig {
             rate: 22_050,
             seed: 15,
             adapt: AdaptConfig::default(),
-            runs: 1,
+            runs: 3,
         }
     }
 }

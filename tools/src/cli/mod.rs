@@ -177,7 +177,7 @@ pub struct AdaptEvalArgs {
     pub clips_per_class: usize,
     /// Adaptation runs per scenario, with consecutive seeds from `--seed`; their mean is
     /// reported beside each run's figures.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = ScenarioConfig::default().runs)]
     pub runs: usize,
     /// How to adapt.
     #[command(flatten)]
