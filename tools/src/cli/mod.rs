@@ -12,7 +12,7 @@ use crate::train::{train, Augmentation, Objective, ProgressDrawTarget, TrainConf
 use clap::{CommandFactory, Parser, Subcommand};
 use echoic_core::listener::adapt::{AdaptConfig, AdaptContrast};
 use echoic_core::listener::encoder::Device as ListenerDevice;
-use echoic_core::listener::lstm::Optimiser;
+use echoic_core::listener::lstm::{Geometry, Optimiser};
 use echoic_core::listener::{Activation, Level, Listener, ModelConfig};
 
 mod adapt;
@@ -332,16 +332,28 @@ pub struct TrainArgs {
     /// How many of each frame's loudest bands the peak weight covers.
     #[arg(long, default_value_t = 3)]
     pub peak_bands: usize,
-    /// Weight of a contrastive loss that pulls two augmented views of one moment together and
+    /// Weight of a contrastive loss that pulls two augmented views of one sound together and
     /// pushes other moments apart (0: off; use with --augment).
     #[arg(long, default_value_t = 0.0)]
     pub contrast_weight: f32,
     /// Temperature of the contrastive loss.
     #[arg(long, default_value_t = 0.2)]
     pub contrast_temperature: f32,
+    /// The similarity the contrastive loss sharpens: the embedding's cosine, or the whitened
+    /// principal distance the plugin's learned sounds read (axes refitted every epoch).
+    #[arg(long, default_value = "cosine", value_parser = ["cosine", "whitened"])]
+    pub contrast_geometry: String,
+    /// How far apart (seconds) the two views' moments may lie in one file: 0 pairs two views
+    /// of the same moment, more pairs a moment with another moment of its recording.
+    #[arg(long, default_value_t = 0.0)]
+    pub contrast_reach: f32,
     /// Continue from this checkpoint (its weights, normalisation and epoch count).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Fine-tune this model file: start from its weights and normalisation, counting epochs
+    /// afresh.
+    #[arg(long, conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -486,8 +498,14 @@ fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
             peak_bands: args.peak_bands,
             contrast_weight: args.contrast_weight,
             contrast_temperature: args.contrast_temperature,
+            contrast_geometry: match args.contrast_geometry.as_str() {
+                "whitened" => Geometry::Whitened,
+                _ => Geometry::Cosine,
+            },
+            contrast_reach_seconds: args.contrast_reach,
         },
         resume: args.resume,
+        init: args.init,
         ..defaults
     };
     let target = if args.quiet {

@@ -6,8 +6,9 @@
 //!   describe all of these.
 //! - [`Objective`] says what the loss asks for beyond plain reconstruction: a corrupted input
 //!   with the clean buffer as the target (masked reconstruction), extra weight on each frame's
-//!   spectral peaks, and a contrastive loss that pulls two augmented views of one moment
-//!   together and pushes other moments apart.
+//!   spectral peaks, and a contrastive loss that pulls two augmented views of one sound
+//!   together (one moment, or two moments of one recording) and pushes other moments apart,
+//!   in the raw embedding's cosine or in the plugin's whitened principal geometry.
 //!
 //! Every function here works on batch-major buffers (`steps × n_bands` values each) and
 //! allocates nothing.
@@ -38,6 +39,15 @@ pub struct Objective {
     pub contrast_weight: f32,
     /// The contrastive loss's temperature.
     pub contrast_temperature: f32,
+    /// The similarity the contrastive loss sharpens: the raw embedding's cosine, or the
+    /// whitened principal distance the plugin's learned sounds read (training then refits the
+    /// principal axes at the start of every epoch).
+    pub contrast_geometry: Geometry,
+    /// How far apart, in seconds, the two views' moments may lie in one recording: 0 makes
+    /// them two views of the same moment (augmentation invariance); more makes a moment's
+    /// partner another moment of the same file, so that what one recording shares (its kind
+    /// of sound) draws together, as COLA does.
+    pub contrast_reach_seconds: f32,
 }
 
 impl Objective {
@@ -56,7 +66,7 @@ impl Objective {
         (self.contrast_weight > 0.0).then_some(Contrast {
             weight: self.contrast_weight,
             temperature: self.contrast_temperature,
-            geometry: Geometry::Cosine,
+            geometry: self.contrast_geometry,
         })
     }
 

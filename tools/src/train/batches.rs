@@ -71,6 +71,10 @@ pub(super) struct BatchSource<'a> {
     pub db: &'a [f32],
     /// The training sequences: where mixed-in sounds are drawn from.
     pub train: &'a [usize],
+    /// Per sequence, the index of its file: a contrastive partner comes from the same file.
+    pub file: &'a [u32],
+    /// How many kept sequences away a contrastive partner may lie (0: the moment itself).
+    pub reach: usize,
     /// The model's normalisation, applied after augmentation.
     pub normalisation: &'a Normalisation,
     /// Bands per frame.
@@ -90,13 +94,14 @@ pub(super) struct Batch {
     input: Vec<f32>,
     /// The squared error's weights, when the objective weighs.
     weights: Vec<f32>,
-    /// The sequences of the batch: each drawn one, twice when the objective contrasts views.
+    /// The sequences of the batch: each drawn one, followed by its partner when the objective
+    /// contrasts views.
     sequences: Vec<usize>,
 }
 
 impl Batch {
-    /// The example for sequences `idx` (each twice, side by side, when the objective
-    /// contrasts views): augmented as `cfg.augmentation` asks, normalised, then corrupted and
+    /// The example for sequences `idx` (each followed by its partner, see [`partner`], when
+    /// the objective contrasts views): augmented as `cfg.augmentation` asks, normalised, then corrupted and
     /// weighted as `cfg.objective` asks. Returns it with its sequence count. Allocates only
     /// while the batch grows.
     pub(super) fn prepare<'b>(
@@ -109,9 +114,12 @@ impl Batch {
         let (n_bands, seq_len) = (source.n_bands, source.seq_len);
         let objective = cfg.objective;
         self.sequences.clear();
-        let views = if objective.contrast().is_some() { 2 } else { 1 };
         for &i in idx {
-            self.sequences.extend(std::iter::repeat_n(i, views));
+            self.sequences.push(i);
+            if objective.contrast().is_some() {
+                self.sequences
+                    .push(partner(i, source.file, source.reach, rng));
+            }
         }
         let idx = &self.sequences;
         if cfg.augmentation.is_active() {
@@ -153,6 +161,29 @@ impl Batch {
     }
 }
 
+/// A contrastive partner for sequence `i`: another sequence of the same file at most `reach`
+/// kept sequences away (a file's kept sequences are consecutive, in time order), or `i` itself
+/// when `reach` is 0 or the file has no other sequence in reach. Allocation-free.
+pub(super) fn partner(i: usize, file: &[u32], reach: usize, rng: &mut SplitMix64) -> usize {
+    if reach == 0 {
+        return i;
+    }
+    let offset = 1 + rng.below(reach);
+    let (later, earlier) = (i + offset, i.checked_sub(offset));
+    let same = |j: usize| file.get(j) == Some(&file[i]);
+    let (first, second) = if rng.below(2) == 0 {
+        (Some(later), earlier)
+    } else {
+        (earlier, Some(later))
+    };
+    // The nearer end of the file when the offset passes it on both sides.
+    [first, second, Some(i + 1), i.checked_sub(1)]
+        .into_iter()
+        .flatten()
+        .find(|&j| same(j))
+        .unwrap_or(i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +209,35 @@ mod tests {
         assert_eq!(share_of_small(0.0), 0.1);
         assert!((share_of_small(1.0) - 0.5).abs() < 0.02);
         assert!((share_of_small(0.5) - 0.25).abs() < 0.02);
+    }
+
+    /// Partners stay in their file, within reach, and cover both directions; a file of one
+    /// sequence, or no reach, pairs a moment with itself.
+    #[test]
+    fn partners_come_from_the_same_file_within_reach() {
+        // Files: 0 holds sequences 0..10, 1 holds 10, 2 holds 11..20.
+        let file: Vec<u32> = (0..20)
+            .map(|i| match i {
+                0..=9 => 0,
+                10 => 1,
+                _ => 2,
+            })
+            .collect();
+        let mut rng = SplitMix64(7);
+        assert_eq!(partner(4, &file, 0, &mut rng), 4);
+        assert_eq!(partner(10, &file, 3, &mut rng), 10);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            for i in (0..10).chain(11..20) {
+                let j = partner(i, &file, 3, &mut rng);
+                assert_ne!(j, i);
+                assert_eq!(file[j], file[i]);
+                assert!(j.abs_diff(i) <= 3, "{i} → {j}");
+                if i == 5 {
+                    seen.insert(j);
+                }
+            }
+        }
+        assert_eq!(seen, [2, 3, 4, 6, 7, 8].into_iter().collect());
     }
 }

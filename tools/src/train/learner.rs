@@ -16,7 +16,9 @@ use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use echoic_core::listener::candle::Seq2Seq;
 use echoic_core::listener::encoder::Device as ListenerDevice;
-use echoic_core::listener::lstm::{Example, Network, Optimiser, Trainer, TrainerConfig, Workspace};
+use echoic_core::listener::lstm::{
+    Contrast, Example, Network, Optimiser, Trainer, TrainerConfig, Workspace,
+};
 use echoic_core::listener::{ModelConfig, NamedTensor};
 
 /// A network being trained, on the engine or on candle.
@@ -135,6 +137,43 @@ impl Learner {
             }
         }
         Ok(out)
+    }
+
+    /// The current embeddings of `b` normalised sequences, batch-major (`b × latent`).
+    pub(crate) fn embed(&mut self, x: &[f32], b: usize) -> Vec<f32> {
+        match self {
+            Learner::Engine { trainer, workspace } => {
+                let mut out = vec![0.0; b * trainer.network().config().latent_dim()];
+                workspace.encode(trainer.network(), x, b, &mut out);
+                out
+            }
+            // The contrast, the only reader, is refused on candle (see `new`).
+            Learner::Candle(_) => unreachable!("embeddings are read on the engine only"),
+        }
+    }
+
+    /// The loss a contrastive run is validated on, summed over `b` clean normalised sequences
+    /// that come in pairs (0 with 1, 2 with 3, …): their squared reconstruction errors plus
+    /// the contrastive loss in squared-error units (see `Workspace::loss_for`). Engine only.
+    pub(crate) fn paired_loss(&mut self, x: &[f32], b: usize, contrast: Contrast) -> f64 {
+        match self {
+            Learner::Engine { trainer, workspace } => {
+                let example = Example {
+                    contrast: Some(contrast),
+                    ..Example::plain(x)
+                };
+                workspace.loss_for(trainer.network(), example, b, b)
+            }
+            Learner::Candle(_) => unreachable!("the contrast runs on the engine only"),
+        }
+    }
+
+    /// Sets the rows the whitened contrast measures with (see `Trainer::set_whitening`).
+    pub(crate) fn set_whitening(&mut self, rows: &[f32]) {
+        if let Learner::Engine { trainer, workspace } = self {
+            trainer.set_whitening(rows);
+            workspace.set_whitening(rows.to_vec());
+        }
     }
 
     /// The current weights, named as in a model file.

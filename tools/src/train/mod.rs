@@ -11,8 +11,10 @@
 //! buffer's level when [`Level::Relative`] is asked for); train in minibatches drawn with
 //! package weights ([`TrainConfig::package_balance`]), each buffer augmented on the fly and the
 //! loss shaped by the [`Objective`] (see [`augment`]), with AdamW (or Adagrad, the original
-//! Listener's recipe); evaluate the plain validation loss (clean buffers, mean squared error)
-//! after every epoch, keep the best epoch and stop after `patience` epochs without improvement;
+//! Listener's recipe); evaluate the validation loss after every epoch (the mean squared error
+//! of clean buffers; with a contrastive objective, of clean pairs of buffers plus their
+//! contrastive loss, so that the epoch kept is the one that best does what was trained), keep
+//! the best epoch and stop after `patience` epochs without improvement;
 //! then fit the principal axes of the training embeddings and write the model file.
 //!
 //! Every epoch writes a checkpoint; `resume` continues from one (its weights, normalisation and
@@ -53,7 +55,7 @@ use batches::{Batch, BatchSource, Draws};
 use candle_core::Device;
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::format;
-use echoic_core::listener::lstm::Optimiser;
+use echoic_core::listener::lstm::{Contrast, Geometry, Optimiser};
 use echoic_core::listener::{
     Features, Level, ListenerMetadata, ModelConfig, NamedTensor, Normalisation, Provenance,
 };
@@ -77,6 +79,11 @@ const SEGMENT_SECONDS: f64 = 300.0;
 
 /// Most values per band the normalisation percentiles are computed from.
 const NORMALISATION_SAMPLES: usize = 200_000;
+
+/// Training sequences whose embeddings the whitened contrast's principal axes are refitted on
+/// at the start of every epoch: enough for eight stable axes of 250 dimensions, and about a
+/// second of encoding.
+const WHITENING_SEQUENCES: usize = 4096;
 
 /// What to train on, how, and where to write it.
 #[derive(Clone, Debug)]
@@ -148,6 +155,9 @@ pub struct TrainConfig {
     /// A checkpoint or model file to continue from: its weights, normalisation and epoch count
     /// (the optimiser's moments start afresh). It must have this run's shapes and features.
     pub resume: Option<PathBuf>,
+    /// A model file to fine-tune: its weights and normalisation start a new run (epochs counted
+    /// from 1, no epoch to beat yet). It must have this run's shapes and features.
+    pub init: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -182,6 +192,7 @@ impl Default for TrainConfig {
             augmentation: Augmentation::none(),
             objective: Objective::default(),
             resume: None,
+            init: None,
         }
     }
 }
@@ -274,6 +285,8 @@ struct Collected {
     validation: Vec<bool>,
     /// Per sequence, the index of its package (for balanced draws).
     package: Vec<u32>,
+    /// Per sequence, the index of its file (for contrastive partners from one recording).
+    file: Vec<u32>,
     /// Values per sequence.
     seq_len: usize,
     /// Current stride over all usable buffers seen.
@@ -291,11 +304,12 @@ impl Collected {
     }
 
     /// Counts a usable buffer and keeps it when it falls on the stride.
-    fn offer(&mut self, buffer: &[f32], validation: bool, package: u32) {
+    fn offer(&mut self, buffer: &[f32], validation: bool, package: u32, file: u32) {
         if self.seen.is_multiple_of(self.stride) {
             self.data.extend_from_slice(buffer);
             self.validation.push(validation);
             self.package.push(package);
+            self.file.push(file);
             if self.len() > self.cap {
                 self.thin();
             }
@@ -314,12 +328,14 @@ impl Collected {
                 self.data.copy_within(r * s..(r + 1) * s, w * s);
                 self.validation[w] = self.validation[r];
                 self.package[w] = self.package[r];
+                self.file[w] = self.file[r];
             }
             w += 1;
         }
         self.data.truncate(w * s);
         self.validation.truncate(w);
         self.package.truncate(w);
+        self.file.truncate(w);
         self.stride *= 2;
     }
 }
@@ -443,6 +459,49 @@ fn evaluate(
     Ok((total / count, per_band))
 }
 
+/// The validation loss of a contrastive run: the pairs of normalised sequences `pairs` (each
+/// followed by its partner) in batches of `batch` sequences, clean, as
+/// [`Learner::paired_loss`] measures them, per value. Allocates.
+fn paired_validation_loss(
+    learner: &mut Learner,
+    data: &[f32],
+    pairs: &[usize],
+    batch: usize,
+    cfg: &ModelConfig,
+    contrast: Contrast,
+) -> f64 {
+    let seq_len = cfg.steps * cfg.n_bands;
+    let mut buf = Vec::new();
+    let mut sum = 0.0;
+    for chunk in pairs.chunks(batch.max(2) / 2 * 2) {
+        gather(data, chunk, seq_len, &mut buf);
+        sum += learner.paired_loss(&buf, chunk.len(), contrast);
+    }
+    sum / (pairs.len() * seq_len).max(1) as f64
+}
+
+/// The whitening rows (see `Pca::whitening`) of the top `axes` principal axes of the current
+/// embeddings of up to [`WHITENING_SEQUENCES`] of the sequences `idx`, evenly spaced; `None`
+/// when they do not vary. Allocates.
+fn whitening_rows(
+    learner: &mut Learner,
+    data: &[f32],
+    idx: &[usize],
+    cfg: &ModelConfig,
+    axes: usize,
+) -> Option<Vec<f32>> {
+    let seq_len = cfg.steps * cfg.n_bands;
+    let every = idx.len().div_ceil(WHITENING_SEQUENCES).max(1);
+    let sample: Vec<usize> = idx.iter().copied().step_by(every).collect();
+    let mut embeddings = Vec::with_capacity(sample.len() * cfg.latent_dim());
+    let mut buf = Vec::new();
+    for chunk in sample.chunks(model::CHUNK) {
+        gather(data, chunk, seq_len, &mut buf);
+        embeddings.extend(learner.embed(&buf, chunk.len()));
+    }
+    Some(pca::fit(&embeddings, cfg.latent_dim(), axes)?.whitening())
+}
+
 /// `git describe --always --dirty` in the current directory, if git and a repository are there.
 fn git_describe() -> Option<String> {
     let out = std::process::Command::new("git")
@@ -551,6 +610,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         data: Vec::new(),
         validation: Vec::new(),
         package: Vec::new(),
+        file: Vec::new(),
         seq_len,
         stride: cfg.stride,
         seen: 0,
@@ -576,7 +636,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                     match analyse(piece, rate, &settings, true) {
                         Ok(analysis) => {
                             for f in analysis.usable() {
-                                store.offer(analysis.buffer(f), is_val[i], package_id);
+                                store.offer(analysis.buffer(f), is_val[i], package_id, i as u32);
                             }
                         }
                         Err(e) => {
@@ -612,12 +672,23 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     ));
 
     // Where to start: a checkpoint's weights and normalisation, or fresh ones.
-    let resumed = match &cfg.resume {
-        Some(path) => Some(resume_from(path, &model_cfg, &settings, cfg.level)?),
-        None => None,
+    let start_from = match (&cfg.resume, &cfg.init) {
+        (Some(_), Some(_)) => bail!("resume a run or fine-tune a model, not both"),
+        (Some(path), None) | (None, Some(path)) => {
+            Some(resume_from(path, &model_cfg, &settings, cfg.level)?)
+        }
+        (None, None) => None,
     };
     let mut best: Option<(usize, f64, Vec<NamedTensor>)> = None;
-    let (normalisation, weights, first_epoch) = match resumed {
+    let (normalisation, weights, first_epoch) = match start_from {
+        Some((meta, tensors)) if cfg.init.is_some() => {
+            say(format!(
+                "fine-tuning {} ({})",
+                cfg.init.as_deref().unwrap_or(Path::new("")).display(),
+                meta.name
+            ));
+            (meta.normalisation, tensors, 1)
+        }
         Some((meta, tensors)) => {
             say(format!(
                 "resuming from {} after epoch {}",
@@ -644,6 +715,31 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     };
     let data = normalisation.applied(&store.data, seq_len);
     let draws = Draws::new(&store.package, &train_idx, cfg.package_balance);
+    // A contrastive partner's reach in kept sequences, which lie `store.stride` frames apart.
+    let reach = (f64::from(cfg.objective.contrast_reach_seconds)
+        / (settings.hop_seconds * store.stride as f64))
+        .round() as usize;
+    // A contrastive run validates on fixed pairs of clean validation buffers.
+    let validation_pairs: Vec<usize> = {
+        let mut pair_rng = SplitMix64(cfg.seed ^ 0x9a1f);
+        val_idx
+            .iter()
+            .flat_map(|&i| [i, batches::partner(i, &store.file, reach, &mut pair_rng)])
+            .collect()
+    };
+    if cfg.objective.contrast().is_some() {
+        say(format!(
+            "contrastive partners: {}",
+            if reach == 0 {
+                "two views of the same moment".to_string()
+            } else {
+                format!(
+                    "another moment of the same file, up to {reach} kept buffers ({:.1} s) away",
+                    reach as f64 * settings.hop_seconds * store.stride as f64
+                )
+            }
+        ));
+    }
 
     // Model and optimiser.
     let mut learner = Learner::new(&model_cfg, &weights, cfg)?;
@@ -700,6 +796,15 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     }
     for epoch in first_epoch..=cfg.epochs {
         let t0 = Instant::now();
+        if cfg
+            .objective
+            .contrast()
+            .is_some_and(|c| c.geometry == Geometry::Whitened)
+        {
+            let rows = whitening_rows(&mut learner, &data, &train_idx, &model_cfg, cfg.pca_axes)
+                .context("the whitened contrast needs principal axes of the embeddings")?;
+            learner.set_whitening(&rows);
+        }
         draws.epoch(&mut rng, &mut shuffled);
         let bar = multi.add(ProgressBar::new(n_batches as u64));
         bar.set_style(bar_style(
@@ -713,6 +818,8 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                     normalised: &data,
                     db: &store.data,
                     train: &train_idx,
+                    file: &store.file,
+                    reach,
                     normalisation: &normalisation,
                     n_bands: model_cfg.n_bands,
                     seq_len,
@@ -737,6 +844,15 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         let train_loss = sum / count.max(1) as f64;
         let validation_loss = if val_idx.is_empty() {
             train_loss
+        } else if let Some(contrast) = cfg.objective.contrast() {
+            paired_validation_loss(
+                &mut learner,
+                &data,
+                &validation_pairs,
+                moments_per_batch * 2,
+                &model_cfg,
+                contrast,
+            )
         } else {
             evaluate(
                 |x, n| learner.reconstruct(x, n),

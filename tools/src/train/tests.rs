@@ -361,6 +361,7 @@ fn training_with_every_option_runs_and_resumes() {
             peak_bands: 2,
             contrast_weight: 0.01,
             contrast_temperature: 0.2,
+            ..Objective::default()
         },
         optimiser: Optimiser::Adagrad,
         ..smoke_config(&dir)
@@ -384,6 +385,74 @@ fn training_with_every_option_runs_and_resumes() {
     // A checkpoint of another level mode is refused rather than misread.
     cfg.level = Level::Absolute;
     assert!(train(&cfg, ProgressDrawTarget::hidden()).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Fine-tuning (`init`) starts from the model's own weights and normalisation, counting epochs
+/// afresh: with a zero learning rate the written weights are the model's, bit for bit. A
+/// fine-tune with the whitened contrast and partners from the same file trains, and is
+/// validated on that objective (so its validation loss exceeds the plain reconstruction error
+/// the base was kept for).
+#[test]
+fn fine_tuning_starts_from_the_model_and_trains_the_whitened_contrast() {
+    let dir = std::env::temp_dir().join(format!("echoic-train-init-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    synth_corpus(&dir.join("corpus"));
+    let base = smoke_config(&dir);
+    train(&base, ProgressDrawTarget::hidden()).unwrap();
+    let base_model = Listener::load(&base.out).unwrap();
+    let base_loss = base_model.metadata().metrics["validation_loss"]
+        .as_f64()
+        .unwrap();
+
+    let frozen = TrainConfig {
+        init: Some(base.out.clone()),
+        learning_rate: 0.0,
+        epochs: 1,
+        out: dir.join("models/frozen.safetensors"),
+        ..smoke_config(&dir)
+    };
+    let report = train(&frozen, ProgressDrawTarget::hidden()).unwrap();
+    assert_eq!(report.epochs[0].epoch, 1);
+    let frozen_model = Listener::load(&frozen.out).unwrap();
+    assert_eq!(
+        frozen_model.metadata().normalisation,
+        base_model.metadata().normalisation
+    );
+    let read = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).unwrap();
+        echoic_core::listener::format::decode(&bytes).unwrap().1
+    };
+    assert_eq!(read(&frozen.out), read(&base.out));
+
+    let tuned = TrainConfig {
+        init: Some(base.out.clone()),
+        augmentation: Augmentation::default(),
+        objective: Objective {
+            contrast_weight: 0.05,
+            contrast_temperature: 0.1,
+            contrast_geometry: Geometry::Whitened,
+            contrast_reach_seconds: 0.5,
+            ..Objective::default()
+        },
+        out: dir.join("models/tuned.safetensors"),
+        ..smoke_config(&dir)
+    };
+    let report = train(&tuned, ProgressDrawTarget::hidden()).unwrap();
+    assert_eq!(report.epochs.len(), 2);
+    for e in &report.epochs {
+        assert!(
+            e.validation_loss.is_finite() && e.validation_loss > base_loss,
+            "{e:?}"
+        );
+    }
+    assert!(Listener::load(&tuned.out).unwrap().metadata().pca.is_some());
+    // Resuming and fine-tuning at once is refused.
+    let both = TrainConfig {
+        resume: Some(base.out.clone()),
+        ..tuned
+    };
+    assert!(train(&both, ProgressDrawTarget::hidden()).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
