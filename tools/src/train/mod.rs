@@ -480,26 +480,28 @@ fn paired_validation_loss(
     sum / (pairs.len() * seq_len).max(1) as f64
 }
 
-/// The whitening rows (see `Pca::whitening`) of the top `axes` principal axes of the current
-/// embeddings of up to [`WHITENING_SEQUENCES`] of the sequences `idx`, evenly spaced; `None`
-/// when they do not vary. Allocates.
-fn whitening_rows(
-    learner: &mut Learner,
+/// The principal axes (at most `axes`) of the embeddings `embed` gives of up to `max` of the
+/// normalised sequences `idx` of `data`, evenly spaced, [`model::CHUNK`] at a time; `None`
+/// when they do not vary. Fits both the whitened contrast's axes and the model file's.
+/// Allocates.
+fn principal_axes(
     data: &[f32],
     idx: &[usize],
+    max: usize,
     cfg: &ModelConfig,
     axes: usize,
-) -> Option<Vec<f32>> {
+    mut embed: impl FnMut(&[f32], usize) -> Result<Vec<f32>>,
+) -> Result<Option<pca::Pca>> {
     let seq_len = cfg.steps * cfg.n_bands;
-    let every = idx.len().div_ceil(WHITENING_SEQUENCES).max(1);
+    let every = idx.len().div_ceil(max).max(1);
     let sample: Vec<usize> = idx.iter().copied().step_by(every).collect();
     let mut embeddings = Vec::with_capacity(sample.len() * cfg.latent_dim());
     let mut buf = Vec::new();
     for chunk in sample.chunks(model::CHUNK) {
         gather(data, chunk, seq_len, &mut buf);
-        embeddings.extend(learner.embed(&buf, chunk.len()));
+        embeddings.extend(embed(&buf, chunk.len())?);
     }
-    Some(pca::fit(&embeddings, cfg.latent_dim(), axes)?.whitening())
+    Ok(pca::fit(&embeddings, cfg.latent_dim(), axes))
 }
 
 /// `git describe --always --dirty` in the current directory, if git and a repository are there.
@@ -716,18 +718,18 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     let data = normalisation.applied(&store.data, seq_len);
     let draws = Draws::new(&store.package, &train_idx, cfg.package_balance);
     // A contrastive partner's reach in kept sequences, which lie `store.stride` frames apart.
-    let reach = (f64::from(cfg.objective.contrast_reach_seconds)
-        / (settings.hop_seconds * store.stride as f64))
-        .round() as usize;
+    let kept_spacing_seconds = settings.hop_seconds * store.stride as f64;
+    let reach =
+        (f64::from(cfg.objective.contrast_reach_seconds) / kept_spacing_seconds).round() as usize;
     // A contrastive run validates on fixed pairs of clean validation buffers.
-    let validation_pairs: Vec<usize> = {
-        let mut pair_rng = SplitMix64(cfg.seed ^ 0x9a1f);
-        val_idx
-            .iter()
-            .flat_map(|&i| [i, batches::partner(i, &store.file, reach, &mut pair_rng)])
-            .collect()
-    };
+    let mut validation_pairs = Vec::new();
     if cfg.objective.contrast().is_some() {
+        let mut pair_rng = SplitMix64(cfg.seed ^ 0x9a1f);
+        validation_pairs.extend(
+            val_idx
+                .iter()
+                .flat_map(|&i| [i, batches::partner(i, &store.file, reach, &mut pair_rng)]),
+        );
         say(format!(
             "contrastive partners: {}",
             if reach == 0 {
@@ -735,7 +737,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             } else {
                 format!(
                     "another moment of the same file, up to {reach} kept buffers ({:.1} s) away",
-                    reach as f64 * settings.hop_seconds * store.stride as f64
+                    reach as f64 * kept_spacing_seconds
                 )
             }
         ));
@@ -801,9 +803,16 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             .contrast()
             .is_some_and(|c| c.geometry == Geometry::Whitened)
         {
-            let rows = whitening_rows(&mut learner, &data, &train_idx, &model_cfg, cfg.pca_axes)
-                .context("the whitened contrast needs principal axes of the embeddings")?;
-            learner.set_whitening(&rows);
+            let axes = principal_axes(
+                &data,
+                &train_idx,
+                WHITENING_SEQUENCES,
+                &model_cfg,
+                cfg.pca_axes,
+                |x, n| Ok(learner.embed(x, n)),
+            )?
+            .context("the whitened contrast needs principal axes of the embeddings")?;
+            learner.set_whitening(&axes.whitening());
         }
         draws.epoch(&mut rng, &mut shuffled);
         let bar = multi.add(ProgressBar::new(n_batches as u64));
@@ -926,18 +935,14 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         / model_cfg.n_bands as f64;
     let validation_rmse_db = mse_db.sqrt();
 
-    let pca_every = train_idx
-        .len()
-        .div_ceil(cfg.pca_max_sequences.max(2))
-        .max(1);
-    let pca_idx: Vec<usize> = train_idx.iter().copied().step_by(pca_every).collect();
-    let mut embeddings = Vec::with_capacity(pca_idx.len() * model_cfg.latent_dim());
-    let mut buf = Vec::new();
-    for chunk in pca_idx.chunks(model::CHUNK) {
-        gather(&data, chunk, seq_len, &mut buf);
-        embeddings.extend(final_net.embed_normalised(&buf, chunk.len())?);
-    }
-    meta.pca = pca::fit(&embeddings, model_cfg.latent_dim(), cfg.pca_axes);
+    meta.pca = principal_axes(
+        &data,
+        &train_idx,
+        cfg.pca_max_sequences.max(2),
+        &model_cfg,
+        cfg.pca_axes,
+        |x, n| final_net.embed_normalised(x, n),
+    )?;
 
     let last = epochs.last().cloned();
     // Counted from the start of training, resumed or not.
