@@ -34,6 +34,14 @@ fn synth_corpus(dir: &std::path::Path) {
     }
 }
 
+/// A fresh folder for the test `name`, holding [`synth_corpus`] in `corpus/`.
+fn fresh_corpus(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("echoic-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    synth_corpus(&dir.join("corpus"));
+    dir
+}
+
 /// The smoke run's configuration: a small model on [`synth_corpus`] in `dir/corpus`, on the CPU.
 fn smoke_config(dir: &std::path::Path) -> TrainConfig {
     let settings = ListenSettings {
@@ -70,9 +78,7 @@ fn smoke_config(dir: &std::path::Path) -> TrainConfig {
 
 #[test]
 fn training_smoke_run_lowers_the_loss_and_writes_a_loadable_file() {
-    let dir = std::env::temp_dir().join(format!("echoic-train-smoke-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    synth_corpus(&dir.join("corpus"));
+    let dir = fresh_corpus("smoke");
     let cfg = smoke_config(&dir);
     let report = train(&cfg, indicatif::ProgressDrawTarget::hidden()).unwrap();
     assert_eq!(report.files, 4);
@@ -347,9 +353,7 @@ fn candle_nt_xent(logits: &candle_core::Tensor, b: usize, weight: f32) -> candle
 /// where it left off.
 #[test]
 fn training_with_every_option_runs_and_resumes() {
-    let dir = std::env::temp_dir().join(format!("echoic-train-options-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    synth_corpus(&dir.join("corpus"));
+    let dir = fresh_corpus("options");
     let mut cfg = TrainConfig {
         level: Level::Relative,
         package_balance: 0.5,
@@ -395,9 +399,7 @@ fn training_with_every_option_runs_and_resumes() {
 /// the base was kept for).
 #[test]
 fn fine_tuning_starts_from_the_model_and_trains_the_whitened_contrast() {
-    let dir = std::env::temp_dir().join(format!("echoic-train-init-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    synth_corpus(&dir.join("corpus"));
+    let dir = fresh_corpus("init");
     let base = smoke_config(&dir);
     train(&base, ProgressDrawTarget::hidden()).unwrap();
     let base_model = Listener::load(&base.out).unwrap();
@@ -462,9 +464,7 @@ fn fine_tuning_starts_from_the_model_and_trains_the_whitened_contrast() {
 /// drift apart by a few per cent within two epochs.)
 #[test]
 fn engine_and_candle_training_runs_agree() {
-    let dir = std::env::temp_dir().join(format!("echoic-train-agree-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    synth_corpus(&dir.join("corpus"));
+    let dir = fresh_corpus("agree");
     let run = |candle_reference: bool, threads: usize| {
         let cfg = TrainConfig {
             epochs: 3,
