@@ -2,7 +2,7 @@
 //! capped.
 //! Offline: decodes and writes files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -18,8 +18,13 @@ use super::{
 use crate::audio_file::{decode_mono, has_extension, is_audio_file, resample, wav_seconds};
 
 /// Bump when the way training files are chosen changes, so that the selection is redone (files
-/// already written are kept).
-const TRAIN_VERSION: u32 = 5;
+/// already written are reused, from [`FIRST_VERSION_NAMING_CUTS`] on).
+const TRAIN_VERSION: u32 = 6;
+
+/// The first [`TRAIN_VERSION`] that writes a file cut to fit a cap under its [`cut_name`] and
+/// gives files whose names meet a [`distinct_name`]. An older version may have cut a file without
+/// saying so, or written two sources to one name, so its files are decoded again.
+const FIRST_VERSION_NAMING_CUTS: u32 = 6;
 
 /// Formats symphonia cannot decode, read through ffmpeg instead (warzone2100-music and
 /// ktuberling ship Opus).
@@ -84,8 +89,10 @@ pub(super) fn build_training_package(
         .map_or(f64::INFINITY, |m| m * 60.0);
     let pb = bar(cfg, files.len() as u64, pkg);
     pb.set_message("files");
+    let reuse_written = written_naming_cuts(&index);
     let mut total = 0.0;
     let mut entries: Vec<(String, f64, String)> = Vec::new();
+    let mut taken = HashSet::new();
     for (path, rel) in &files {
         if total >= budget - cfg.min_file_seconds {
             break;
@@ -103,15 +110,16 @@ pub(super) fn build_training_package(
             excluded.push(msg);
             continue;
         }
-        let name = train_name(rel);
-        let out = dir.join(&name);
-        if out.is_file() {
-            if let Ok(secs) = wav_seconds(&out) {
-                total += secs;
-                pb.inc(1);
-                entries.push((name, secs, rel.clone()));
-                continue;
-            }
+        let name = distinct_name(train_name(rel), rel, &mut taken);
+        let reusable = reuse_written
+            .then(|| reusable_seconds(&dir.join(&name), cfg.train_rate))
+            .flatten()
+            .filter(|secs| total + secs <= budget);
+        if let Some(secs) = reusable {
+            total += secs;
+            pb.inc(1);
+            entries.push((name, secs, rel.clone()));
+            continue;
         }
         pb.inc(1);
         let decoded = if has_extension(path, FFMPEG_EXTENSIONS) {
@@ -133,10 +141,14 @@ pub(super) fn build_training_package(
             continue;
         }
         let room = ((budget - total) * rate).min(usize::MAX as f64) as usize;
-        if samples.len() > room {
+        let name = if samples.len() > room {
             samples.truncate(room);
             fade(&mut samples, cfg.train_rate, 0.05);
-        }
+            cut_name(&name)
+        } else {
+            name
+        };
+        let out = dir.join(&name);
         if let Err(e) = write_wav_atomic(&out, &samples, cfg.train_rate) {
             fail(&pb, fails, &out, &e);
             continue;
@@ -193,6 +205,62 @@ impl EvalFiles {
     }
 }
 
+/// Whether the package folder whose index is `index` was last indexed by a version that names
+/// cut files apart, so that a file under a whole name is whole. Reads the index's first line.
+fn written_naming_cuts(index: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(index) else {
+        return false;
+    };
+    text.lines()
+        .next()
+        .and_then(|key| {
+            key.strip_prefix("# version=")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .is_some_and(|version: u32| version >= FIRST_VERSION_NAMING_CUTS)
+}
+
+/// The seconds of a training file written whole by an earlier run at this corpus's rate, so that
+/// it need not be decoded again; `None` when there is none. Only whole files are reused: a file
+/// cut to fit a package's cap is written under its [`cut_name`], so that a later run with a
+/// larger cap, or none, decodes all of it again. Reads the file's header.
+fn reusable_seconds(path: &Path, rate: u32) -> Option<f64> {
+    let spec = hound::WavReader::open(path).ok()?.spec();
+    (spec.sample_rate == rate && spec.channels == 1)
+        .then(|| wav_seconds(path).ok())
+        .flatten()
+}
+
+/// The output name of a training file cut short to fit its package's cap: `name` with
+/// `.cut.wav` for `.wav`, so that it is never mistaken for the whole file.
+fn cut_name(name: &str) -> String {
+    format!("{}.cut.wav", name.strip_suffix(".wav").unwrap_or(name))
+}
+
+/// `name`, or, when another file of the package already took it (`grow.ogg` beside `grow.wav`,
+/// or `a b.wav` beside `a_b.wav`), `name` with the source's extension kept (`grow.ogg.wav`),
+/// then numbered (`a_b.wav.2.wav`), so that no file overwrites another. Records the name
+/// returned in `taken`.
+fn distinct_name(name: String, rel: &str, taken: &mut HashSet<String>) -> String {
+    let stem = name.strip_suffix(".wav").unwrap_or(&name);
+    let extension = sanitize(
+        &Path::new(rel)
+            .extension()
+            .unwrap_or_default()
+            .to_string_lossy(),
+    );
+    let name = std::iter::once(name.clone())
+        .chain(std::iter::once(format!("{stem}.{extension}.wav")))
+        .chain((2..).map(|n| format!("{stem}.{extension}.{n}.wav")))
+        .find(|candidate| !taken.contains(candidate))
+        .expect("the numbered names never run out");
+    taken.insert(name.clone());
+    name
+}
+
 /// The output name of a training file: its path in the package with `/` turned into `__`.
 fn train_name(rel: &str) -> String {
     let rel = rel
@@ -226,5 +294,116 @@ mod tests {
         assert!(excluded_from_training(
             "unzipped/openarena-data/mp-pak0.pk3/sound/voices/festivoxmale/boom.ogg"
         ));
+    }
+
+    /// Builds `pkg` as `cfg` says but with the given cap; returns the total seconds listed and
+    /// the names of the files in the package's folder, sorted.
+    fn build(cfg: &CorpusConfig, pkg: &str, cap_minutes: Option<f64>) -> (f64, Vec<String>) {
+        let cfg = CorpusConfig {
+            max_minutes_per_package: cap_minutes,
+            ..cfg.clone()
+        };
+        let (mut excluded, mut fails) = (Vec::new(), Vec::new());
+        let eval_files = EvalFiles::index(&cfg.cache_dir);
+        let rows =
+            build_training_package(&cfg, pkg, &eval_files, &mut excluded, &mut fails).unwrap();
+        assert!(fails.is_empty() && excluded.is_empty());
+        let mut names: Vec<String> = walk(&cfg.out_dir.join("train").join(pkg))
+            .iter()
+            .filter_map(|f| f.file_name()?.to_str().map(str::to_owned))
+            .filter(|n| n.ends_with(".wav"))
+            .collect();
+        names.sort();
+        (rows.iter().map(|r| r.seconds).sum(), names)
+    }
+
+    #[test]
+    fn files_whose_names_meet_are_all_kept() {
+        let mut taken = HashSet::new();
+        let mut name = |rel: &str| distinct_name(train_name(rel), rel, &mut taken);
+        let dir = "extracted/supertux-data/usr/share/games/supertux2/sounds";
+        assert_eq!(
+            name(&format!("{dir}/grow.wav")),
+            "games__supertux2__sounds__grow.wav"
+        );
+        assert_eq!(
+            name(&format!("{dir}/grow.ogg")),
+            "games__supertux2__sounds__grow.ogg.wav"
+        );
+        assert_eq!(
+            name(&format!("{dir}/a b.wav")),
+            "games__supertux2__sounds__a_b.wav"
+        );
+        assert_eq!(
+            name(&format!("{dir}/a_b.wav")),
+            "games__supertux2__sounds__a_b.wav.wav"
+        );
+        assert_eq!(
+            name(&format!("{dir}/a+b.wav")),
+            "games__supertux2__sounds__a_b.wav.2.wav"
+        );
+    }
+
+    #[test]
+    fn a_file_cut_by_one_cap_is_decoded_whole_when_the_cap_is_lifted() {
+        let root = std::env::temp_dir().join(format!("echoic-corpus-cap-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let pkg = "lmms-common";
+        let cfg = CorpusConfig {
+            out_dir: root.join("corpus"),
+            cache_dir: root.join("cache"),
+            progress: false,
+            ..CorpusConfig::default()
+        };
+        let sounds = extracted_dir(&cfg.cache_dir, pkg).join("usr/share/lmms/samples");
+        fs::create_dir_all(&sounds).unwrap();
+        let rate = cfg.train_rate;
+        for (name, hz) in [("a.wav", 220.0), ("b.wav", 330.0)] {
+            let tone: Vec<f32> = (0..10 * rate)
+                .map(|i| 0.3 * (std::f32::consts::TAU * hz * i as f32 / rate as f32).sin())
+                .collect();
+            crate::audio_file::write_wav_mono(&sounds.join(name), &tone, rate).unwrap();
+        }
+
+        // A folder an older version wrote may hold a file cut short under its whole name.
+        let dir = cfg.out_dir.join("train").join(pkg);
+        fs::create_dir_all(&dir).unwrap();
+        let silent_start = vec![0.0; 5 * rate as usize];
+        crate::audio_file::write_wav_mono(&dir.join("lmms__samples__a.wav"), &silent_start, rate)
+            .unwrap();
+        let old_key = "# version=5 minutes=Some(0.25) rate=22050 min_seconds=0.5 seed=966684";
+        fs::write(dir.join("files.tsv"), format!("{old_key}\n")).unwrap();
+        let (healed, _) = build(&cfg, pkg, None);
+        assert!((healed - 20.0).abs() < 0.01, "{healed}");
+
+        // A 15 s cap takes one file whole and the first 5 s of the other.
+        let (capped, names) = build(&cfg, pkg, Some(0.25));
+        assert!((capped - 15.0).abs() < 0.01, "{capped}");
+        assert_eq!(names.iter().filter(|n| n.ends_with(".cut.wav")).count(), 1);
+
+        // Without the cap both files are whole again: the cut one is decoded anew, not reused.
+        let (whole, names) = build(&cfg, pkg, None);
+        assert!((whole - 20.0).abs() < 0.01, "{whole}");
+        assert_eq!(names.len(), 2);
+        assert!(names.iter().all(|n| !n.ends_with(".cut.wav")), "{names:?}");
+
+        // A rebuild at another rate decodes again rather than reusing files at the old one.
+        let (resampled, names) = build(
+            &CorpusConfig {
+                train_rate: 16_000,
+                ..cfg.clone()
+            },
+            pkg,
+            None,
+        );
+        assert!((resampled - 20.0).abs() < 0.01, "{resampled}");
+        for name in names {
+            let path = cfg.out_dir.join("train").join(pkg).join(name);
+            assert_eq!(
+                hound::WavReader::open(path).unwrap().spec().sample_rate,
+                16_000
+            );
+        }
+        fs::remove_dir_all(&root).unwrap();
     }
 }
