@@ -93,11 +93,9 @@ pub fn embed_file(
 }
 
 /// Mean of the usable rows of `rows` (`frames × dims`), or of all rows if none is usable.
+/// Allocates.
 pub fn usable_mean(rows: &[f32], dims: usize, analysis: &Analysis) -> Vec<f32> {
-    let mut usable: Vec<usize> = analysis.usable().collect();
-    if usable.is_empty() {
-        usable = (0..analysis.len()).collect();
-    }
+    let usable = usable_rows(analysis);
     let mut mean = vec![0.0f32; dims];
     for &i in &usable {
         for (m, x) in mean.iter_mut().zip(&rows[i * dims..(i + 1) * dims]) {
@@ -107,6 +105,37 @@ pub fn usable_mean(rows: &[f32], dims: usize, analysis: &Analysis) -> Vec<f32> {
     let n = usable.len().max(1) as f32;
     mean.iter_mut().for_each(|m| *m /= n);
     mean
+}
+
+/// The [`usable_mean`] of `rows` followed by the standard deviation of each dimension over the
+/// same rows (`2 × dims` values): a clip summarised by how it varies as well as where it sits.
+/// Allocates.
+pub fn usable_mean_and_spread(rows: &[f32], dims: usize, analysis: &Analysis) -> Vec<f32> {
+    let usable = usable_rows(analysis);
+    let mean = usable_mean(rows, dims, analysis);
+    let mut variance = vec![0.0f32; dims];
+    for &i in &usable {
+        for ((v, x), m) in variance
+            .iter_mut()
+            .zip(&rows[i * dims..(i + 1) * dims])
+            .zip(&mean)
+        {
+            *v += (x - m) * (x - m);
+        }
+    }
+    let n = usable.len().max(1) as f32;
+    let spread = variance.into_iter().map(|v| (v / n).sqrt());
+    mean.iter().copied().chain(spread).collect()
+}
+
+/// The usable rows of `analysis`, or all of them if none is usable. Allocates.
+fn usable_rows(analysis: &Analysis) -> Vec<usize> {
+    let usable: Vec<usize> = analysis.usable().collect();
+    if usable.is_empty() {
+        (0..analysis.len()).collect()
+    } else {
+        usable
+    }
 }
 
 /// Writes `rows` (`frames × dims`, row-major) as a float32 `.npy` file. Allocates; writes a file.
@@ -189,6 +218,25 @@ pub fn embed_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_statistics_cover_the_usable_rows_only() {
+        // Four frames of two values; the first is still warming up and the last is invalid.
+        let analysis = Analysis {
+            n_bands: 2,
+            steps: 1,
+            frames: vec![100.0, 100.0, 1.0, 10.0, 3.0, 30.0, -50.0, -50.0],
+            buffers: Vec::new(),
+            warming_up: vec![true, false, false, false],
+            valid: vec![true, true, true, false],
+        };
+        assert_eq!(analysis.usable().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(usable_mean(&analysis.frames, 2, &analysis), [2.0, 20.0]);
+        assert_eq!(
+            usable_mean_and_spread(&analysis.frames, 2, &analysis),
+            [2.0, 20.0, 1.0, 10.0]
+        );
+    }
 
     #[test]
     fn files_keep_the_order_given_and_folders_come_sorted() {

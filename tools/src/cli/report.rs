@@ -82,7 +82,8 @@ fn print_reconstruction(report: &EvalReport) {
     );
 }
 
-/// Prints the 5-NN sound-type table: clip-level CV and leave-one-source-out per representation.
+/// Prints the 5-NN sound-type table: clip-level CV and leave-one-source-out per representation,
+/// on clip means and, when measured, on clip means and spreads.
 /// Allocation-free.
 fn print_sound_type(report: &EvalReport) {
     println!("5-NN sound type on clip means   dims  5-fold CV  leave-source-out");
@@ -96,6 +97,16 @@ fn print_sound_type(report: &EvalReport) {
             "  {name:<28} {:5}  {cv:9.3}  {:16.3}",
             report.dims[i], report.knn_leave_source_out[i]
         );
+    }
+    if let Some(pooled) = report.knn_mean_and_spread {
+        println!("  on clip mean and spread:");
+        let names = ["spectrum", "dilated buffer", "embedding"];
+        for (i, ([cv, loso], name)) in pooled.into_iter().zip(names).enumerate() {
+            println!(
+                "  {name:<28} {:5}  {cv:9.3}  {loso:16.3}",
+                2 * report.dims[i]
+            );
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! spectrum:
 //! - sound type by 5-nearest-neighbour vote on clip means ([`knn`]), with clip-level 5-fold
 //!   cross-validation and leaving each source (package, song, kit, instrument, stamp file; see
-//!   [`sources`]) out;
+//!   [`sources`]) out; then the same on each clip's mean and standard deviation, for the mean
+//!   spectrum, the dilated buffer and the embedding alike;
 //! - the learned-sound ROC-AUC: teach one clip through the plugin's own learned-sound code, score
 //!   the other clips by their similarity to it ([`auc`]);
 //! - reconstruction quality (MSE, R², the original Listener's peak-band accuracy);
@@ -133,6 +134,11 @@ pub struct EvalReport {
     /// spectrum, the dilated buffer and the embedding: sound type rather than recording.
     #[serde(default)]
     pub knn_leave_source_out: [f64; 3],
+    /// 5-NN accuracy (5-fold CV, then leave-one-source-out) on each clip's mean *and* standard
+    /// deviation, for the same three representations: how a clip varies tells drums from a held
+    /// note, which the mean alone hides. `None` in reports written before it was measured.
+    #[serde(default)]
+    pub knn_mean_and_spread: Option<[[f64; 2]; 3]>,
     /// Dimensions of the three representations, in the same order.
     pub dims: [usize; 3],
     /// Usable hops over all clips: the sample behind the learned-sound scores and the axis
@@ -171,6 +177,9 @@ struct Measured {
     buffers: Vec<Vec<f32>>,
     /// Each clip's mean embedding.
     embeddings: Vec<Vec<f32>>,
+    /// Each clip's mean and standard deviation of the spectrum, the dilated buffer and the
+    /// embedding, in that order.
+    means_and_spreads: [Vec<Vec<f32>>; 3],
     /// The strided usable buffers that were reconstructed, dB, laid end to end.
     originals: Vec<f32>,
     /// Their reconstructions, in the same layout.
@@ -215,16 +224,25 @@ impl Measured {
         Ok(())
     }
 
-    /// Adds the clip's mean spectrum, dilated buffer and embedding. Allocates.
+    /// Adds the clip's mean spectrum, dilated buffer and embedding, and each one's mean and
+    /// spread. Allocates.
     fn add_means(&mut self, analysis: &Analysis, embedded: &[f32], latent: usize) {
-        use crate::embed::usable_mean;
+        use crate::embed::{usable_mean, usable_mean_and_spread};
         let step_len = analysis.steps * analysis.n_bands;
-        self.spectra
-            .push(usable_mean(&analysis.frames, analysis.n_bands, analysis));
-        self.buffers
-            .push(usable_mean(&analysis.buffers, step_len, analysis));
-        self.embeddings
-            .push(usable_mean(embedded, latent, analysis));
+        let representations: [(&[f32], usize); 3] = [
+            (&analysis.frames, analysis.n_bands),
+            (&analysis.buffers, step_len),
+            (embedded, latent),
+        ];
+        let means = [&mut self.spectra, &mut self.buffers, &mut self.embeddings];
+        for (((rows, dims), means), pooled) in representations
+            .into_iter()
+            .zip(means)
+            .zip(&mut self.means_and_spreads)
+        {
+            means.push(usable_mean(rows, dims, analysis));
+            pooled.push(usable_mean_and_spread(rows, dims, analysis));
+        }
     }
 
     /// Adds every usable hop of the clip: its spectrum, whitened embedding and features.
@@ -424,6 +442,12 @@ pub fn evaluate_without(
             knn_loso(&measured.buffers),
             knn_loso(&measured.embeddings),
         ],
+        knn_mean_and_spread: Some(
+            measured
+                .means_and_spreads
+                .each_ref()
+                .map(|vectors| [knn(vectors), knn_loso(vectors)]),
+        ),
         dims: [
             settings.n_bands,
             settings.spec.steps * settings.n_bands,
@@ -552,10 +576,17 @@ mod tests {
         let json = serde_json::to_value(&report).unwrap();
         let back: EvalReport = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(back.knn_leave_source_out, report.knn_leave_source_out);
+        assert_eq!(back.knn_mean_and_spread, report.knn_mean_and_spread);
+        let pooled = report.knn_mean_and_spread.unwrap();
+        assert!(pooled
+            .as_flattened()
+            .iter()
+            .all(|a| (0.0..=1.0).contains(a)));
         let mut old = json;
         for field in [
             "sources_per_class",
             "knn_leave_source_out",
+            "knn_mean_and_spread",
             "learned_sound_embedding",
         ] {
             old.as_object_mut().unwrap().remove(field);
