@@ -21,7 +21,7 @@
 //! epoch count; the optimiser's moments start afresh).
 //!
 //! Training runs on the CPU LSTM engine (`echoic_core::listener::lstm`) on one thread or two,
-//! or through candle: on a CUDA GPU, or on the CPU as the reference (see [`learner`]).
+//! or through candle: on a CUDA GPU, or on the CPU as the reference (see the `learner` module).
 //!
 //! Offline code: allocates, reads and writes files. candle runs on one thread (see
 //! [`limit_candle_threads`]).
