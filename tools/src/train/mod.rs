@@ -18,7 +18,8 @@
 //! then fit the principal axes of the training embeddings and write the model file.
 //!
 //! Every epoch writes a checkpoint; `resume` continues from one (its weights, normalisation and
-//! epoch count; the optimiser's moments start afresh).
+//! epoch count; the optimiser's moments start afresh) on the same files and split, which it
+//! checks: a changed corpus would be split anew, and validation would hear training audio.
 //!
 //! Training runs on the CPU LSTM engine (`echoic_core::listener::lstm`) on one thread or two,
 //! or through candle: on a CUDA GPU, or on the CPU as the reference (see the `learner` module).
@@ -153,7 +154,8 @@ pub struct TrainConfig {
     /// What the loss asks for beyond plain reconstruction.
     pub objective: Objective,
     /// A checkpoint or model file to continue from: its weights, normalisation and epoch count
-    /// (the optimiser's moments start afresh). It must have this run's shapes and features.
+    /// (the optimiser's moments start afresh). It must have this run's shapes and features, and
+    /// have been trained on the same files, seed and sequence counts (the same split).
     pub resume: Option<PathBuf>,
     /// A model file to fine-tune: its weights and normalisation start a new run (epochs counted
     /// from 1, no epoch to beat yet). It must have this run's shapes and features.
@@ -692,9 +694,35 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             (meta.normalisation, tensors, 1)
         }
         Some((meta, tensors)) => {
+            let resume = cfg.resume.as_deref().unwrap_or(Path::new(""));
+            let then = &meta.provenance;
+            let split = (files.len(), cfg.seed, train_idx.len(), val_idx.len());
+            if (
+                then.files,
+                then.seed,
+                then.train_sequences,
+                then.validation_sequences,
+            ) != split
+            {
+                bail!(
+                    "{} was trained on another corpus or split ({} files, seed {}, {} + {} \
+                     sequences) than this run finds ({} files, seed {}, {} + {}): the files are \
+                     split anew, so resuming would validate on audio it trained on. Resume on \
+                     the same corpus and settings, or fine-tune with --init",
+                    resume.display(),
+                    then.files,
+                    then.seed,
+                    then.train_sequences,
+                    then.validation_sequences,
+                    split.0,
+                    split.1,
+                    split.2,
+                    split.3,
+                );
+            }
             say(format!(
                 "resuming from {} after epoch {}",
-                cfg.resume.as_deref().unwrap_or(Path::new("")).display(),
+                resume.display(),
                 meta.provenance.epochs
             ));
             // The checkpoint's own epoch stays the one to beat.

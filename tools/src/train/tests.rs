@@ -389,6 +389,16 @@ fn training_with_every_option_runs_and_resumes() {
     // A checkpoint of another level mode is refused rather than misread.
     cfg.level = Level::Absolute;
     assert!(train(&cfg, ProgressDrawTarget::hidden()).is_err());
+    cfg.level = Level::Relative;
+    // So is a corpus that changed since: its files would be split anew, and validation would
+    // hear audio the checkpoint trained on.
+    cfg.epochs = 4;
+    let added = dir.join("corpus/chirps/clip2-copy.wav");
+    std::fs::copy(dir.join("corpus/chirps/clip2.wav"), &added).unwrap();
+    let refused = train(&cfg, ProgressDrawTarget::hidden()).unwrap_err();
+    assert!(format!("{refused:#}").contains("split anew"), "{refused:#}");
+    std::fs::remove_file(added).unwrap();
+    assert!(train(&cfg, ProgressDrawTarget::hidden()).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
