@@ -320,28 +320,20 @@ mod tests {
     #[test]
     fn files_whose_names_meet_are_all_kept() {
         let mut taken = HashSet::new();
-        let mut name = |rel: &str| distinct_name(train_name(rel), rel, &mut taken);
         let dir = "extracted/supertux-data/usr/share/games/supertux2/sounds";
-        assert_eq!(
-            name(&format!("{dir}/grow.wav")),
-            "games__supertux2__sounds__grow.wav"
-        );
-        assert_eq!(
-            name(&format!("{dir}/grow.ogg")),
-            "games__supertux2__sounds__grow.ogg.wav"
-        );
-        assert_eq!(
-            name(&format!("{dir}/a b.wav")),
-            "games__supertux2__sounds__a_b.wav"
-        );
-        assert_eq!(
-            name(&format!("{dir}/a_b.wav")),
-            "games__supertux2__sounds__a_b.wav.wav"
-        );
-        assert_eq!(
-            name(&format!("{dir}/a+b.wav")),
-            "games__supertux2__sounds__a_b.wav.2.wav"
-        );
+        for (source, name) in [
+            ("grow.wav", "grow.wav"),
+            ("grow.ogg", "grow.ogg.wav"),
+            ("a b.wav", "a_b.wav"),
+            ("a_b.wav", "a_b.wav.wav"),
+            ("a+b.wav", "a_b.wav.2.wav"),
+        ] {
+            let rel = format!("{dir}/{source}");
+            assert_eq!(
+                distinct_name(train_name(&rel), &rel, &mut taken),
+                format!("games__supertux2__sounds__{name}")
+            );
+        }
     }
 
     #[test]
