@@ -95,16 +95,7 @@ pub fn embed_file(
 /// Mean of the usable rows of `rows` (`frames × dims`), or of all rows if none is usable.
 /// Allocates.
 pub fn usable_mean(rows: &[f32], dims: usize, analysis: &Analysis) -> Vec<f32> {
-    let usable = usable_rows(analysis);
-    let mut mean = vec![0.0f32; dims];
-    for &i in &usable {
-        for (m, x) in mean.iter_mut().zip(&rows[i * dims..(i + 1) * dims]) {
-            *m += x;
-        }
-    }
-    let n = usable.len().max(1) as f32;
-    mean.iter_mut().for_each(|m| *m /= n);
-    mean
+    mean_of_rows(rows, dims, &usable_rows(analysis))
 }
 
 /// The [`usable_mean`] of `rows` followed by the standard deviation of each dimension over the
@@ -112,7 +103,7 @@ pub fn usable_mean(rows: &[f32], dims: usize, analysis: &Analysis) -> Vec<f32> {
 /// Allocates.
 pub fn usable_mean_and_spread(rows: &[f32], dims: usize, analysis: &Analysis) -> Vec<f32> {
     let usable = usable_rows(analysis);
-    let mean = usable_mean(rows, dims, analysis);
+    let mean = mean_of_rows(rows, dims, &usable);
     let mut variance = vec![0.0f32; dims];
     for &i in &usable {
         for ((v, x), m) in variance
@@ -126,6 +117,19 @@ pub fn usable_mean_and_spread(rows: &[f32], dims: usize, analysis: &Analysis) ->
     let n = usable.len().max(1) as f32;
     let spread = variance.into_iter().map(|v| (v / n).sqrt());
     mean.iter().copied().chain(spread).collect()
+}
+
+/// Mean of the rows `which` of `rows` (`frames × dims`). Allocates the mean.
+fn mean_of_rows(rows: &[f32], dims: usize, which: &[usize]) -> Vec<f32> {
+    let mut mean = vec![0.0f32; dims];
+    for &i in which {
+        for (m, x) in mean.iter_mut().zip(&rows[i * dims..(i + 1) * dims]) {
+            *m += x;
+        }
+    }
+    let n = which.len().max(1) as f32;
+    mean.iter_mut().for_each(|m| *m /= n);
+    mean
 }
 
 /// The usable rows of `analysis`, or all of them if none is usable. Allocates.

@@ -171,15 +171,13 @@ const RECON_STRIDE: usize = 4;
 /// What the model and the pipeline made of the clips evaluated so far.
 #[derive(Default)]
 struct Measured {
-    /// Each clip's mean spectrum: the baseline the sound-type vote is run on.
-    spectra: Vec<Vec<f32>>,
-    /// Each clip's mean flattened dilated buffer: the model's input, as a second baseline.
-    buffers: Vec<Vec<f32>>,
-    /// Each clip's mean embedding.
-    embeddings: Vec<Vec<f32>>,
-    /// Each clip's mean and standard deviation of the spectrum, the dilated buffer and the
-    /// embedding, in that order.
-    means_and_spreads: [Vec<Vec<f32>>; 3],
+    /// Each clip's mean then standard deviation (see [`usable_mean_and_spread`]) of the
+    /// spectrum (the baseline), the flattened dilated buffer (the model's input, a second
+    /// baseline) and the embedding, in that order. The sound-type vote runs on the means alone,
+    /// then on both.
+    ///
+    /// [`usable_mean_and_spread`]: crate::embed::usable_mean_and_spread
+    clip_statistics: [Vec<Vec<f32>>; 3],
     /// The strided usable buffers that were reconstructed, dB, laid end to end.
     originals: Vec<f32>,
     /// Their reconstructions, in the same layout.
@@ -217,31 +215,23 @@ impl Measured {
             .flat_map(|&i| analysis.buffer(i).iter().copied())
             .collect();
         let reconstructed = autoencoder.reconstruct_batch(&chosen, picked.len())?;
-        self.add_means(&analysis, &embedded, listener.latent_dim());
+        self.add_statistics(&analysis, &embedded, listener.latent_dim());
         self.originals.extend(chosen);
         self.reconstructions.extend(reconstructed);
         self.add_hops(&analysis, &embedded, listener.latent_dim(), pca, settings);
         Ok(())
     }
 
-    /// Adds the clip's mean spectrum, dilated buffer and embedding, and each one's mean and
-    /// spread. Allocates.
-    fn add_means(&mut self, analysis: &Analysis, embedded: &[f32], latent: usize) {
-        use crate::embed::{usable_mean, usable_mean_and_spread};
-        let step_len = analysis.steps * analysis.n_bands;
+    /// Adds the clip's mean and spread of the spectrum, dilated buffer and embedding.
+    /// Allocates.
+    fn add_statistics(&mut self, analysis: &Analysis, embedded: &[f32], latent: usize) {
         let representations: [(&[f32], usize); 3] = [
             (&analysis.frames, analysis.n_bands),
-            (&analysis.buffers, step_len),
+            (&analysis.buffers, analysis.steps * analysis.n_bands),
             (embedded, latent),
         ];
-        let means = [&mut self.spectra, &mut self.buffers, &mut self.embeddings];
-        for (((rows, dims), means), pooled) in representations
-            .into_iter()
-            .zip(means)
-            .zip(&mut self.means_and_spreads)
-        {
-            means.push(usable_mean(rows, dims, analysis));
-            pooled.push(usable_mean_and_spread(rows, dims, analysis));
+        for ((rows, dims), clips) in representations.into_iter().zip(&mut self.clip_statistics) {
+            clips.push(crate::embed::usable_mean_and_spread(rows, dims, analysis));
         }
     }
 
@@ -417,6 +407,13 @@ pub fn evaluate_without(
     let knn = |vectors: &[Vec<f32>]| knn_cross_validated_accuracy(vectors, &labels, 5, 5, 1);
     let knn_loso =
         |vectors: &[Vec<f32>]| knn_leave_one_source_out_accuracy(vectors, &labels, &sources, 5);
+    // Each clip's mean: the first half of its statistics.
+    let means = measured.clip_statistics.each_ref().map(|clips| {
+        clips
+            .iter()
+            .map(|statistics| statistics[..statistics.len() / 2].to_vec())
+            .collect::<Vec<_>>()
+    });
     let normalise = |values: &[f32]| {
         listener
             .metadata()
@@ -434,17 +431,13 @@ pub fn evaluate_without(
             &normalise(&measured.reconstructions),
             settings.n_bands,
         ),
-        knn_mean_spectrum: knn(&measured.spectra),
-        knn_dilated_buffer: knn(&measured.buffers),
-        knn_embedding: knn(&measured.embeddings),
-        knn_leave_source_out: [
-            knn_loso(&measured.spectra),
-            knn_loso(&measured.buffers),
-            knn_loso(&measured.embeddings),
-        ],
+        knn_mean_spectrum: knn(&means[0]),
+        knn_dilated_buffer: knn(&means[1]),
+        knn_embedding: knn(&means[2]),
+        knn_leave_source_out: means.each_ref().map(|vectors| knn_loso(vectors)),
         knn_mean_and_spread: Some(
             measured
-                .means_and_spreads
+                .clip_statistics
                 .each_ref()
                 .map(|vectors| [knn(vectors), knn_loso(vectors)]),
         ),
