@@ -110,7 +110,7 @@ pub(super) fn build_training_package(
             excluded.push(msg);
             continue;
         }
-        let name = distinct_name(train_name(rel), rel, &mut taken);
+        let name = distinct_name(rel, &mut taken);
         let reusable = reuse_written
             .then(|| reusable_seconds(&dir.join(&name), cfg.train_rate))
             .flatten()
@@ -240,11 +240,12 @@ fn cut_name(name: &str) -> String {
     format!("{}.cut.wav", name.strip_suffix(".wav").unwrap_or(name))
 }
 
-/// `name`, or, when another file of the package already took it (`grow.ogg` beside `grow.wav`,
-/// or `a b.wav` beside `a_b.wav`), `name` with the source's extension kept (`grow.ogg.wav`),
-/// then numbered (`a_b.wav.2.wav`), so that no file overwrites another. Records the name
-/// returned in `taken`.
-fn distinct_name(name: String, rel: &str, taken: &mut HashSet<String>) -> String {
+/// The [`train_name`] of `rel`, or, when another file of the package already took it
+/// (`grow.ogg` beside `grow.wav`, or `a b.wav` beside `a_b.wav`), that name with the source's
+/// extension kept (`grow.ogg.wav`), then numbered (`a_b.wav.2.wav`), so that no file
+/// overwrites another. Records the name returned in `taken`.
+fn distinct_name(rel: &str, taken: &mut HashSet<String>) -> String {
+    let name = train_name(rel);
     let stem = name.strip_suffix(".wav").unwrap_or(&name);
     let extension = sanitize(
         &Path::new(rel)
@@ -330,7 +331,7 @@ mod tests {
         ] {
             let rel = format!("{dir}/{source}");
             assert_eq!(
-                distinct_name(train_name(&rel), &rel, &mut taken),
+                distinct_name(&rel, &mut taken),
                 format!("games__supertux2__sounds__{name}")
             );
         }

@@ -102,8 +102,8 @@ pub(super) struct Batch {
 impl Batch {
     /// The example for sequences `idx` (each followed by its partner, see [`partner`], when
     /// the objective contrasts views): augmented as `cfg.augmentation` asks, normalised, then
-    /// corrupted and weighted as `cfg.objective` asks. Returns it with its sequence count. Allocates only
-    /// while the batch grows.
+    /// corrupted and weighted as `cfg.objective` asks. Returns it with its sequence count.
+    /// Allocates only while the batch grows.
     pub(super) fn prepare<'b>(
         &'b mut self,
         source: BatchSource,
