@@ -12,7 +12,14 @@ renders the session. What is checked:
 
 Ardour itself aborts or hangs in about 12-16 % of export runs (in its export cleanup, with or
 without any plugin), so every Ardour step runs under a timeout and is retried up to three times:
-one failing run is never taken as the plugin's fault. Everything happens under a private HOME with
+one failing run is never taken as the plugin's fault.
+
+Ardour's export also corrupts some runs itself: one channel's first sample of every cycle gets a
+garbage value added (1e-12 to 1e32, the same in every cycle of the run). Measured by exporting the
+test's session 60 times each (`ardour7-export`, 2048-sample cycles): 7 runs of 60 with Echoic and
+the CC log, 5 with Echoic alone, 1 with the CC log alone, and 4 with neither, a plain track into
+the master. So it is Ardour's, not Echoic's; an export that differs from the take only there is
+retried like a crash, and one that differs anywhere else fails the test at once. Everything happens under a private HOME with
 a private copy of the bundle, so nothing outside the test's temporary folder is touched.
 """
 
@@ -220,6 +227,39 @@ def private_home(root: Path, vst3_path: str) -> dict[str, str]:
     return env
 
 
+def frames_differing_after_fade_in(expected: np.ndarray, exported: np.ndarray) -> np.ndarray:
+    """Indices of the frames after Ardour's fade-in where the export is not the take, sample for
+    sample (over the frames both hold)."""
+    n = min(len(expected), len(exported))
+    a, b = expected[FADE_IN_SAMPLES:n], exported[FADE_IN_SAMPLES:n]
+    return FADE_IN_SAMPLES + np.flatnonzero(np.any(a != b, axis=1))
+
+
+def ardour_cycle_start_defect(expected: np.ndarray, exported: np.ndarray) -> str | None:
+    """A description of Ardour's own export defect when that is all that is wrong, else None.
+
+    Why: in some runs Ardour adds a garbage value to one channel's first sample of each cycle, with
+    or without any plugin on the track (see the module's docs). Such an export says nothing about
+    Echoic and is made again. Any other difference (another sample of a cycle, both channels, a
+    wrong length or channel count) is left for `test_export_is_bit_exact` to report.
+    """
+    if exported.ndim != 2 or exported.shape[1] != expected.shape[1]:
+        return None
+    diff = frames_differing_after_fade_in(expected, exported)
+    if diff.size == 0 or np.any(diff % BUFFER != 0):
+        return None
+    n = min(len(expected), len(exported))
+    channels = np.flatnonzero(np.any(expected[diff] != exported[diff], axis=0))
+    if channels.size != 1:
+        return None
+    (ch,) = channels
+    added = exported[diff, ch].astype(np.float64) - expected[diff, ch]
+    return (
+        f"Ardour's export defect: {diff.size} of {n // BUFFER} cycles start with a value added in "
+        f"channel {ch + 1} (first {added[0]:.6g} at frame {diff[0]}), nothing else differs"
+    )
+
+
 @dataclass
 class ArdourRun:
     """Everything the tests look at, gathered by one pass through Ardour (module fixture)."""
@@ -297,18 +337,27 @@ def ardour(vst3_path, tmp_path_factory) -> ArdourRun:
     )
 
     # 5. Export the session range through the master bus as 32-bit float.
+    expected = np.zeros((position + length, 2), dtype=np.float32)
+    expected[position:] = take
     out_wav = root / "export.wav"
+
+    def exported_whole(_proc) -> str | None:
+        if not out_wav.exists() or out_wav.stat().st_size <= 44:
+            return "no exported file"
+        rate, got = read_wav(out_wav)
+        if rate != RATE:
+            return None  # the test reports it
+        return ardour_cycle_start_defect(expected, got)
+
     export = run_ardour_step(
         "export",
         [ARDOUR_EXPORT, "-b", "float", "-s", str(RATE), "-o", str(out_wav), str(session_dir), name],
         env,
         before_attempt=lambda: out_wav.unlink(missing_ok=True),
-        check=lambda p: None if out_wav.exists() and out_wav.stat().st_size > 44 else "no exported file",
+        check=exported_whole,
     )
     rate, exported = read_wav(out_wav)
     assert rate == RATE
-    expected = np.zeros((position + length, 2), dtype=np.float32)
-    expected[position:] = take
     return ArdourRun(expected=expected, exported=exported, created=created, played=played, export=export)
 
 
@@ -354,12 +403,11 @@ def test_export_is_bit_exact(ardour):
     assert got.shape[1] == 2, f"export has {got.shape[1]} channels"
     assert abs(len(got) - len(exp)) <= BUFFER, f"export is {len(got)} frames, the take {len(exp)}"
     n = min(len(got), len(exp))
-    a, b = exp[FADE_IN_SAMPLES:n], got[FADE_IN_SAMPLES:n]
-    assert np.max(np.abs(a)) > 0.05, "the take is (nearly) silent: the fixture did not get in"
-    diff = np.flatnonzero(np.any(a != b, axis=1))
+    assert np.max(np.abs(exp[FADE_IN_SAMPLES:n])) > 0.05, "the take is (nearly) silent: the fixture did not get in"
+    diff = frames_differing_after_fade_in(exp, got)
     assert diff.size == 0, (
-        f"{diff.size} of {len(a)} frames differ after the fade-in; first at frame "
-        f"{FADE_IN_SAMPLES + diff[0]}: expected {a[diff[0]]}, got {b[diff[0]]}"
+        f"{diff.size} of {n - FADE_IN_SAMPLES} frames differ after the fade-in; first at frame "
+        f"{diff[0]}: expected {exp[diff[0]]}, got {got[diff[0]]}"
     )
     # The first samples are faded in, never louder than the take.
     assert np.all(np.abs(got[:FADE_IN_SAMPLES]) <= np.abs(exp[:FADE_IN_SAMPLES]) + 1e-7)
@@ -407,3 +455,28 @@ def test_session_reopens_with_settings(ardour):
     # And the plugin itself works with them: slot 1 now sends CC 30, not CC 20.
     controllers = {e.cc for e in logged_ccs(ardour)}
     assert SLOT1_CC in controllers and 20 not in controllers, f"slot 1 sent {sorted(controllers)} after reopening"
+
+
+def test_only_ardours_cycle_start_defect_is_taken_for_ardours():
+    """The retry above takes an export for Ardour's own defect only when one channel's cycle
+    starts alone differ; anything else Echoic might do stays a failure."""
+    rng = np.random.default_rng(7)
+    take = rng.uniform(-0.5, 0.5, (BUFFER * 8, 2)).astype(np.float32)
+    starts = np.arange(FADE_IN_SAMPLES, len(take), BUFFER)
+
+    def changed(frames, channels, by=3.0e19):
+        got = take.copy()
+        for ch in channels:
+            got[frames, ch] += np.float32(by)
+        return got
+
+    assert ardour_cycle_start_defect(take, take.copy()) is None, "nothing differs"
+    assert "channel 2" in ardour_cycle_start_defect(take, changed(starts, [1]))
+    assert "channel 1" in ardour_cycle_start_defect(take, changed(starts[2:], [0], by=2.5e-6))
+    assert ardour_cycle_start_defect(take, changed(starts + 1, [1])) is None, "not the cycle's first sample"
+    assert ardour_cycle_start_defect(take, changed(starts, [0, 1])) is None, "both channels"
+    mixed = changed(starts, [1])
+    mixed[FADE_IN_SAMPLES + 100, 1] = 0.0
+    assert ardour_cycle_start_defect(take, mixed) is None, "a difference beside the defect"
+    assert ardour_cycle_start_defect(take, take[:, :1]) is None, "another channel count"
+    assert ardour_cycle_start_defect(take, changed(np.array([FADE_IN_SAMPLES - BUFFER]), [1])) is None, "inside the fade-in"
