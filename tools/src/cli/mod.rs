@@ -21,6 +21,15 @@ mod report;
 use adapt::{adapt_eval, adapt_files};
 use report::eval;
 
+/// Parses a number that must be above zero (a temperature).
+fn positive_f32(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(_) => Err("must be above zero".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Echoic's offline tools.
 #[derive(Debug, Parser)]
 #[command(name = "echoic", version, about)]
@@ -332,6 +341,13 @@ pub struct TrainArgs {
     /// How many of each frame's loudest bands the peak weight covers.
     #[arg(long, default_value_t = 3)]
     pub peak_bands: usize,
+    /// Weight of a cross-entropy that asks each reconstructed frame (read in dB, as a softmax
+    /// over bands) to peak in the input's loudest band, as peak-band accuracy counts (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub peak_loss: f32,
+    /// Temperature of the peak-band softmax, in dB.
+    #[arg(long, default_value_t = 1.0, value_parser = positive_f32)]
+    pub peak_temperature: f32,
     /// Weight of a contrastive loss that pulls two augmented views of one sound together and
     /// pushes other moments apart (0: off; use with --augment).
     #[arg(long, default_value_t = 0.0)]
@@ -496,6 +512,8 @@ fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
             mask_steps: args.mask_steps,
             peak_weight: args.peak_weight,
             peak_bands: args.peak_bands,
+            peak_loss_weight: args.peak_loss,
+            peak_temperature_db: args.peak_temperature,
             contrast_weight: args.contrast_weight,
             contrast_temperature: args.contrast_temperature,
             contrast_geometry: match args.contrast_geometry.as_str() {

@@ -6,7 +6,7 @@
 //!   describe all of these.
 //! - [`Objective`] says what the loss asks for beyond plain reconstruction: a corrupted input
 //!   with the clean buffer as the target (masked reconstruction), extra weight on each frame's
-//!   spectral peaks, and a contrastive loss that pulls two augmented views of one sound
+//!   spectral peaks, a cross-entropy on where each frame peaks, and a contrastive loss that pulls two augmented views of one sound
 //!   together (one moment, or two moments of one recording) and pushes other moments apart,
 //!   in the raw embedding's cosine or in the plugin's whitened principal geometry.
 //!
@@ -14,7 +14,8 @@
 //! allocates nothing.
 
 pub use echoic_core::listener::augment::Augmentation;
-use echoic_core::listener::lstm::{Contrast, Geometry};
+use echoic_core::listener::format::Normalisation;
+use echoic_core::listener::lstm::{Contrast, Geometry, PeakLoss};
 use echoic_core::rng::SplitMix64;
 
 /// What the loss asks for beyond plain reconstruction (see the module documentation).
@@ -32,6 +33,13 @@ pub struct Objective {
     pub peak_weight: f32,
     /// How many of each frame's loudest bands count as its peak.
     pub peak_bands: usize,
+    /// Weight of the peak-band cross-entropy (the engine's `PeakLoss`): each reconstructed
+    /// frame, read in dB, as a softmax over bands whose answer should be the target's loudest
+    /// band, which is what peak-band accuracy counts. 0 turns it off.
+    pub peak_loss_weight: f32,
+    /// The peak-band softmax's temperature, in dB: about the gap by which a frame's loudest
+    /// band leads the next.
+    pub peak_temperature_db: f32,
     /// Weight of the contrastive loss on the embeddings (the engine's `Contrast`): every
     /// batch then holds two independently augmented (and masked) views of each moment, and
     /// each view's embedding is pulled towards its twin and pushed from the other moments.
@@ -59,6 +67,18 @@ impl Objective {
     /// Whether errors are weighted.
     pub fn weighs(&self) -> bool {
         self.peak_weight > 0.0 && self.peak_bands > 0
+    }
+
+    /// The peak-band cross-entropy for a model normalised by `normalisation`, when asked for.
+    /// Allocates.
+    pub fn peak_loss(&self, normalisation: &Normalisation) -> Option<PeakLoss> {
+        (self.peak_loss_weight > 0.0).then(|| {
+            PeakLoss::new(
+                self.peak_loss_weight,
+                self.peak_temperature_db,
+                normalisation,
+            )
+        })
     }
 
     /// The contrastive loss, when asked for.

@@ -17,7 +17,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use echoic_core::listener::candle::Seq2Seq;
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::lstm::{
-    Contrast, Example, Network, Optimiser, Trainer, TrainerConfig, Workspace,
+    Contrast, Example, Network, Optimiser, PeakLoss, Trainer, TrainerConfig, Workspace,
 };
 use echoic_core::listener::{ModelConfig, NamedTensor};
 
@@ -74,10 +74,13 @@ impl Learner {
             let trainer = Box::new(Trainer::new(net, config, cfg.batch_size));
             return Ok(Learner::Engine { trainer, workspace });
         }
-        if cfg.optimiser != Optimiser::AdamW || cfg.objective.contrast().is_some() {
+        if cfg.optimiser != Optimiser::AdamW
+            || cfg.objective.contrast().is_some()
+            || cfg.objective.peak_loss_weight > 0.0
+        {
             bail!(
-                "Adagrad and the contrastive loss run on the CPU LSTM engine only; drop \
-                 --candle and --device cuda"
+                "Adagrad, the contrastive loss and the peak loss run on the CPU LSTM engine \
+                 only; drop --candle and --device cuda"
             );
         }
         let device = candle_device(cfg.device)?;
@@ -152,19 +155,29 @@ impl Learner {
         }
     }
 
-    /// The loss a contrastive run is validated on, summed over `b` clean normalised sequences
-    /// that come in pairs (0 with 1, 2 with 3, …): their squared reconstruction errors plus
-    /// the contrastive loss in squared-error units (see `Workspace::loss_for`). Engine only.
-    pub(crate) fn paired_loss(&mut self, x: &[f32], b: usize, contrast: Contrast) -> f64 {
+    /// The loss a run with an engine-only objective is validated on, summed over `b` clean
+    /// normalised sequences: their squared reconstruction errors plus, in squared-error units
+    /// (see `Workspace::loss_for`), the peak loss when set and the contrastive loss when given
+    /// (the sequences then come in pairs, 0 with 1, 2 with 3, …). Engine only.
+    pub(crate) fn clean_loss(&mut self, x: &[f32], b: usize, contrast: Option<Contrast>) -> f64 {
         match self {
             Learner::Engine { trainer, workspace } => {
                 let example = Example {
-                    contrast: Some(contrast),
+                    contrast,
                     ..Example::plain(x)
                 };
                 workspace.loss_for(trainer.network(), example, b, b)
             }
-            Learner::Candle(_) => unreachable!("the contrast runs on the engine only"),
+            Learner::Candle(_) => unreachable!("these objectives run on the engine only"),
+        }
+    }
+
+    /// Sets the peak-band cross-entropy the steps and [`clean_loss`](Self::clean_loss) add
+    /// (see `Trainer::set_peak_loss`). Engine only (refused on candle in `new`).
+    pub(crate) fn set_peak_loss(&mut self, peak_loss: &PeakLoss) {
+        if let Learner::Engine { trainer, workspace } = self {
+            trainer.set_peak_loss(Some(peak_loss));
+            workspace.set_peak_loss(Some(peak_loss.clone()));
         }
     }
 

@@ -12,8 +12,9 @@
 //! package weights ([`TrainConfig::package_balance`]), each buffer augmented on the fly and the
 //! loss shaped by the [`Objective`] (see [`augment`]), with AdamW (or Adagrad, the original
 //! Listener's recipe); evaluate the validation loss after every epoch (the mean squared error
-//! of clean buffers; with a contrastive objective, of clean pairs of buffers plus their
-//! contrastive loss, so that the epoch kept is the one that best does what was trained), keep
+//! of clean buffers, plus the peak loss when asked for; with a contrastive objective, of clean
+//! pairs of buffers plus their contrastive loss; so that the epoch kept is the one that best
+//! does what was trained), keep
 //! the best epoch and stop after `patience` epochs without improvement;
 //! then fit the principal axes of the training embeddings and write the model file.
 //!
@@ -461,25 +462,25 @@ fn evaluate(
     Ok((total / count, per_band))
 }
 
-/// The validation loss of a contrastive run: the pairs of normalised sequences `pairs` (each
-/// followed by its partner) in batches of `batch` sequences, clean, as
-/// [`Learner::paired_loss`] measures them, per value. Allocates.
-fn paired_validation_loss(
+/// The validation loss of a run with an engine-only objective: the normalised sequences `idx`
+/// in batches of `batch` sequences, clean, as [`Learner::clean_loss`] measures them, per value.
+/// With a contrast, `idx` holds pairs (each sequence followed by its partner). Allocates.
+fn engine_validation_loss(
     learner: &mut Learner,
     data: &[f32],
-    pairs: &[usize],
+    idx: &[usize],
     batch: usize,
     cfg: &ModelConfig,
-    contrast: Contrast,
+    contrast: Option<Contrast>,
 ) -> f64 {
     let seq_len = cfg.steps * cfg.n_bands;
     let mut buf = Vec::new();
     let mut sum = 0.0;
-    for chunk in pairs.chunks(batch.max(2) / 2 * 2) {
+    for chunk in idx.chunks(batch.max(2) / 2 * 2) {
         gather(data, chunk, seq_len, &mut buf);
-        sum += learner.paired_loss(&buf, chunk.len(), contrast);
+        sum += learner.clean_loss(&buf, chunk.len(), contrast);
     }
-    sum / (pairs.len() * seq_len).max(1) as f64
+    sum / (idx.len() * seq_len).max(1) as f64
 }
 
 /// The principal axes (at most `axes`) of the embeddings `embed` gives of up to `max` of the
@@ -774,6 +775,14 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     // Model and optimiser.
     let mut learner = Learner::new(&model_cfg, &weights, cfg)?;
     say(format!("training with {}", learner.describe()));
+    let peak_loss = cfg.objective.peak_loss(&normalisation);
+    if let Some(peak_loss) = &peak_loss {
+        learner.set_peak_loss(peak_loss);
+        say(format!(
+            "peak-band cross-entropy: weight {}, temperature {} dB",
+            peak_loss.weight, cfg.objective.peak_temperature_db
+        ));
+    }
 
     let mut meta = ListenerMetadata {
         format_version: cfg.level.format_version(),
@@ -882,13 +891,22 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         let validation_loss = if val_idx.is_empty() {
             train_loss
         } else if let Some(contrast) = cfg.objective.contrast() {
-            paired_validation_loss(
+            engine_validation_loss(
                 &mut learner,
                 &data,
                 &validation_pairs,
                 moments_per_batch * 2,
                 &model_cfg,
-                contrast,
+                Some(contrast),
+            )
+        } else if peak_loss.is_some() {
+            engine_validation_loss(
+                &mut learner,
+                &data,
+                &val_idx,
+                moments_per_batch,
+                &model_cfg,
+                None,
             )
         } else {
             evaluate(

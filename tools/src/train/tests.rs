@@ -348,8 +348,8 @@ fn candle_nt_xent(logits: &candle_core::Tensor, b: usize, weight: f32) -> candle
     ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(weight) / b as f64)).unwrap()
 }
 
-/// Every training option together (relative level, augmentation, masking, peak weights,
-/// package balance, Adagrad) trains a loadable model, and `resume` continues from a checkpoint
+/// Every training option together (relative level, augmentation, masking, peak weights, the
+/// peak loss, package balance, Adagrad) trains a loadable model, and `resume` continues from a checkpoint
 /// where it left off.
 #[test]
 fn training_with_every_option_runs_and_resumes() {
@@ -363,6 +363,8 @@ fn training_with_every_option_runs_and_resumes() {
             mask_steps: 1,
             peak_weight: 2.0,
             peak_bands: 2,
+            peak_loss_weight: 0.001,
+            peak_temperature_db: 1.0,
             contrast_weight: 0.01,
             contrast_temperature: 0.2,
             ..Objective::default()
@@ -436,6 +438,29 @@ fn fine_tuning_starts_from_the_model_and_trains_the_whitened_contrast() {
         echoic_core::listener::format::decode(&bytes).unwrap().1
     };
     assert_eq!(read(&frozen.out), read(&base.out));
+
+    // The peak loss joins the validation loss too: the same frozen weights cost more with it.
+    let peaked = TrainConfig {
+        objective: Objective {
+            peak_loss_weight: 0.01,
+            peak_temperature_db: 1.0,
+            ..Objective::default()
+        },
+        out: dir.join("models/peaked.safetensors"),
+        ..frozen.clone()
+    };
+    let report = train(&peaked, ProgressDrawTarget::hidden()).unwrap();
+    assert!(
+        report.epochs[0].validation_loss > base_loss,
+        "{:?} against {base_loss}",
+        report.epochs[0]
+    );
+    // It runs on the engine only.
+    let on_candle = TrainConfig {
+        candle_reference: true,
+        ..peaked
+    };
+    assert!(train(&on_candle, ProgressDrawTarget::hidden()).is_err());
 
     let tuned = TrainConfig {
         init: Some(base.out.clone()),

@@ -20,6 +20,7 @@
 use super::cell::{self, MulAdd};
 use super::isa::{Isa, Specialised};
 use super::network::{Layer, LayerMut, Network};
+use super::peak::PeakLoss;
 use super::product::{product, View};
 use crate::listener::config::Activation;
 
@@ -256,6 +257,9 @@ pub struct Workspace {
     whitening: Vec<f32>,
     /// The whitened embeddings `P·e` of the loaded batch, `B × k`.
     whitened: Vec<f32>,
+    /// The peak-band cross-entropy joining the squared error, when set
+    /// ([`set_peak_loss`](Self::set_peak_loss)).
+    peak_loss: Option<PeakLoss>,
     /// The contrastive loss's gradient with respect to `whitened`, `B × k`.
     d_whitened: Vec<f32>,
     /// One tape per layer held by the network.
@@ -298,6 +302,7 @@ impl Workspace {
             whitening: Vec::new(),
             whitened: Vec::new(),
             d_whitened: Vec::new(),
+            peak_loss: None,
             tapes: layers
                 .iter()
                 .map(|l| Tape {
@@ -319,8 +324,10 @@ impl Workspace {
     fn reserve(&mut self, net: &Network, b: usize) {
         if b > self.capacity || self.tapes.len() != net.layer_count() {
             let whitening = std::mem::take(&mut self.whitening);
+            let peak_loss = self.peak_loss.take();
             *self = Self::new(net, b.max(self.capacity));
             self.set_whitening(whitening);
+            self.peak_loss = peak_loss;
         }
     }
 
@@ -337,6 +344,21 @@ impl Workspace {
         self.whitened = vec![0.0; self.capacity * (rows.len() / latent)];
         self.d_whitened = self.whitened.clone();
         self.whitening = rows;
+    }
+
+    /// Sets the peak-band cross-entropy that joins the squared error of every later batch
+    /// (`None` removes it): the losses returned then add `weight · Σ ℓ · n_bands` over the
+    /// batch's frames, so that dividing by its values gives `mse + weight · mean ℓ`.
+    ///
+    /// # Panics
+    /// If the loss's bands are not the network's.
+    pub fn set_peak_loss(&mut self, peak_loss: Option<PeakLoss>) {
+        let n = self.input.len() / (self.capacity * self.steps);
+        assert!(
+            peak_loss.as_ref().is_none_or(|p| p.n_bands() == n),
+            "the peak loss must have the network's {n} bands"
+        );
+        self.peak_loss = peak_loss;
     }
 
     /// Copies `b` batch-major sequences (`b × T × n_bands`) into the time-major input.
@@ -405,7 +427,7 @@ impl Workspace {
         let contrastive = self.forward_for(net, example, b, total);
         let sse = self.squared_error(net, b);
         self.backward(net, b, total);
-        sse + contrastive
+        sse + contrastive + self.peak_term(net, b)
     }
 
     /// The loss [`gradients_for`](Self::gradients_for) returns, from the forward pass alone:
@@ -416,7 +438,19 @@ impl Workspace {
     /// If the network holds no decoder, or a slice is too short.
     pub fn loss_for(&mut self, net: &Network, example: Example, b: usize, total: usize) -> f64 {
         let contrastive = self.forward_for(net, example, b, total);
-        self.squared_error(net, b) + contrastive
+        self.squared_error(net, b) + contrastive + self.peak_term(net, b)
+    }
+
+    /// The peak-band cross-entropy of the loaded batch in squared-error units,
+    /// `weight · Σ ℓ · n_bands`; 0 without one.
+    fn peak_term(&self, net: &Network, b: usize) -> f64 {
+        let Some(peak_loss) = &self.peak_loss else {
+            return 0.0;
+        };
+        let values = self.steps * b * net.config().n_bands;
+        let y = &self.tapes[net.layer_count() - 1].h[..values];
+        let sum = peak_loss.cross_entropy(y, &self.target[..values], None);
+        f64::from(peak_loss.weight) * sum * net.config().n_bands as f64
     }
 
     /// Loads `example` and runs it forward, with the contrast's gradient on the embeddings set
@@ -542,6 +576,7 @@ impl Workspace {
             weights,
             weighted,
             d_embedding,
+            peak_loss,
             tapes,
             dz,
             d_out,
@@ -566,6 +601,15 @@ impl Workspace {
             for (((d, &y), &x), &w) in pairs.zip(&weights[..t_steps * b * n]) {
                 *d = scale * w * (y - x);
             }
+        }
+        if let Some(peak_loss) = peak_loss {
+            // `weight · n · Σℓ` over the batch's `total · T · n` values.
+            let scale = peak_loss.weight / (total * t_steps) as f32;
+            peak_loss.cross_entropy(
+                y,
+                &target[..t_steps * b * n],
+                Some((&mut d_out[..t_steps * b * n], scale)),
+            );
         }
         for li in (0..layers).rev() {
             let layer = net.layer(li);

@@ -44,6 +44,7 @@ mod cell;
 mod isa;
 mod matvec;
 mod network;
+mod peak;
 mod product;
 mod single;
 mod trainer;
@@ -53,6 +54,7 @@ mod tests;
 
 pub use batch::{Contrast, Example, Geometry, Workspace};
 pub use network::Network;
+pub use peak::PeakLoss;
 pub(crate) use single::SingleEncoder;
 pub use trainer::{Optimiser, Trainer, TrainerConfig, ADAGRAD_INITIAL_ACCUMULATOR, MAX_THREADS};
 

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::listener::config::{Activation, ModelConfig};
-use crate::listener::format::NamedTensor;
+use crate::listener::format::{Level, NamedTensor, Normalisation};
 use crate::rng::SplitMix64;
 
 /// A small network with Gaussian weights of scale `1/√rows` and random biases.
@@ -117,6 +117,43 @@ fn gradients_match_central_differences_on_a_tiny_model() {
     assert!(err < 5e-4, "relative error {err}");
 }
 
+/// The peak-band cross-entropy through the whole network: the workspace's gradient of
+/// `mse + weight · mean ℓ` against central differences of the loss it returns.
+#[test]
+fn the_peak_loss_gradient_matches_central_differences_on_a_tiny_model() {
+    let cfg = tiny_config();
+    let b = 3;
+    let mut net = random_network(&cfg, 5);
+    let x = random_batch(&cfg, b, 6);
+    let normalisation = Normalisation {
+        offset: vec![-40.0, -55.0, -70.0],
+        scale: vec![0.05, 0.1, 0.2],
+        level: Level::Relative,
+    };
+    let mut workspace = Workspace::new(&net, b);
+    workspace.set_peak_loss(Some(PeakLoss::new(0.5, 2.0, &normalisation)));
+    let with_peaks = workspace.gradients(&net, &x, b, b);
+    let analytic = workspace.grads().to_vec();
+    let count = (b * cfg.steps * cfg.n_bands) as f64;
+    let mut numeric = vec![0.0f32; analytic.len()];
+    let eps = 1e-2f32;
+    for (i, slot) in numeric.iter_mut().enumerate() {
+        let original = net.params()[i];
+        net.params_mut()[i] = original + eps;
+        let up = workspace.gradients(&net, &x, b, b) / count;
+        net.params_mut()[i] = original - eps;
+        let down = workspace.gradients(&net, &x, b, b) / count;
+        net.params_mut()[i] = original;
+        *slot = ((up - down) / (2.0 * f64::from(eps))) as f32;
+    }
+    let err = relative_error(&analytic, &numeric);
+    eprintln!("peak loss through the network against central differences: {err:.2e}");
+    assert!(err < 5e-4, "relative error {err}");
+    // It joined the loss: without it the same batch costs less.
+    workspace.set_peak_loss(None);
+    assert!(workspace.gradients(&net, &x, b, b) < with_peaks);
+}
+
 #[test]
 fn the_forward_only_loss_is_the_training_loss() {
     let cfg = small(Activation::Tanh);
@@ -152,6 +189,16 @@ fn the_forward_only_loss_is_the_training_loss() {
         let measured = workspace.loss_for(&net, example, b, b);
         assert_eq!(measured, trained, "{contrast:?}");
         assert_eq!(workspace.grads(), &grads[..], "the gradient was touched");
+        // And with the peak-band cross-entropy joining in.
+        let normalisation = Normalisation {
+            offset: vec![-50.0; cfg.n_bands],
+            scale: vec![0.02; cfg.n_bands],
+            level: Level::Relative,
+        };
+        workspace.set_peak_loss(Some(PeakLoss::new(0.3, 1.0, &normalisation)));
+        let trained = workspace.gradients_for(&net, example, b, b);
+        assert_eq!(workspace.loss_for(&net, example, b, b), trained);
+        workspace.set_peak_loss(None);
     }
 }
 

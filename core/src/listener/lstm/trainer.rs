@@ -8,6 +8,7 @@
 
 use super::batch::{Contrast, Example, Workspace};
 use super::network::Network;
+use super::peak::PeakLoss;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -151,6 +152,14 @@ impl Trainer {
     pub fn set_whitening(&mut self, rows: &[f32]) {
         for workspace in &mut self.workspaces {
             workspace.set_whitening(rows.to_vec());
+        }
+    }
+
+    /// Sets the peak-band cross-entropy in every workspace (see
+    /// [`Workspace::set_peak_loss`]). Allocates.
+    pub fn set_peak_loss(&mut self, peak_loss: Option<&PeakLoss>) {
+        for workspace in &mut self.workspaces {
+            workspace.set_peak_loss(peak_loss.cloned());
         }
     }
 
