@@ -335,7 +335,8 @@ pub struct TrainArgs {
     /// Masked reconstruction: input steps hidden wholly.
     #[arg(long, default_value_t = 0)]
     pub mask_steps: usize,
-    /// Extra error weight on each frame's loudest bands (0: plain mean squared error).
+    /// Extra error weight on each frame's loudest bands in model units (0: plain mean squared
+    /// error).
     #[arg(long, default_value_t = 0.0)]
     pub peak_weight: f32,
     /// How many of each frame's loudest bands the peak weight covers.

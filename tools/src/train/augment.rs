@@ -27,9 +27,11 @@ pub struct Objective {
     pub mask_bands: usize,
     /// Masked reconstruction: steps of the input set wholly to the floor (chosen at random).
     pub mask_steps: usize,
-    /// Extra weight on the squared error of each frame's loudest bands (the weight is
-    /// `1 + peak_weight` there, 1 elsewhere): peak-band accuracy needs the peaks in the right
-    /// place, which a plain mean squared error barely rewards. 0 turns it off.
+    /// Extra weight on the squared error of each frame's loudest bands in model units (the
+    /// weight is `1 + peak_weight` there, 1 elsewhere): peak-band accuracy needs the peaks in
+    /// the right place, which a plain mean squared error barely rewards. 0 turns it off. (Judged
+    /// in dB instead, the bands chosen differ in a third of frames, yet peak-band accuracy did
+    /// not move; `peak_loss_weight` does move it.)
     pub peak_weight: f32,
     /// How many of each frame's loudest bands count as its peak.
     pub peak_bands: usize,
