@@ -91,6 +91,32 @@ fn tiny_config() -> ModelConfig {
     }
 }
 
+/// The relative error of `workspace`'s gradient for the batch `x` of `b` sequences against
+/// central differences of the mean loss it returns, parameter by parameter.
+fn error_against_central_differences(
+    net: &mut Network,
+    workspace: &mut Workspace,
+    x: &[f32],
+    b: usize,
+) -> f64 {
+    workspace.gradients(net, x, b, b);
+    let analytic = workspace.grads().to_vec();
+    let cfg = net.config().clone();
+    let count = (b * cfg.steps * cfg.n_bands) as f64;
+    let mut numeric = vec![0.0f32; analytic.len()];
+    let eps = 1e-2f32;
+    for (i, slot) in numeric.iter_mut().enumerate() {
+        let original = net.params()[i];
+        net.params_mut()[i] = original + eps;
+        let up = workspace.gradients(net, x, b, b) / count;
+        net.params_mut()[i] = original - eps;
+        let down = workspace.gradients(net, x, b, b) / count;
+        net.params_mut()[i] = original;
+        *slot = ((up - down) / (2.0 * f64::from(eps))) as f32;
+    }
+    relative_error(&analytic, &numeric)
+}
+
 #[test]
 fn gradients_match_central_differences_on_a_tiny_model() {
     let cfg = tiny_config();
@@ -98,21 +124,7 @@ fn gradients_match_central_differences_on_a_tiny_model() {
     let mut net = random_network(&cfg, 3);
     let x = random_batch(&cfg, b, 4);
     let mut workspace = Workspace::new(&net, b);
-    workspace.gradients(&net, &x, b, b);
-    let analytic = workspace.grads().to_vec();
-    let count = (b * cfg.steps * cfg.n_bands) as f64;
-    let mut numeric = vec![0.0f32; analytic.len()];
-    let eps = 1e-2f32;
-    for (i, slot) in numeric.iter_mut().enumerate() {
-        let original = net.params()[i];
-        net.params_mut()[i] = original + eps;
-        let up = workspace.gradients(&net, &x, b, b) / count;
-        net.params_mut()[i] = original - eps;
-        let down = workspace.gradients(&net, &x, b, b) / count;
-        net.params_mut()[i] = original;
-        *slot = ((up - down) / (2.0 * f64::from(eps))) as f32;
-    }
-    let err = relative_error(&analytic, &numeric);
+    let err = error_against_central_differences(&mut net, &mut workspace, &x, b);
     eprintln!("backward pass against central differences: {err:.2e} of the largest gradient");
     assert!(err < 5e-4, "relative error {err}");
 }
@@ -132,24 +144,11 @@ fn the_peak_loss_gradient_matches_central_differences_on_a_tiny_model() {
     };
     let mut workspace = Workspace::new(&net, b);
     workspace.set_peak_loss(Some(PeakLoss::new(0.5, 2.0, &normalisation)));
-    let with_peaks = workspace.gradients(&net, &x, b, b);
-    let analytic = workspace.grads().to_vec();
-    let count = (b * cfg.steps * cfg.n_bands) as f64;
-    let mut numeric = vec![0.0f32; analytic.len()];
-    let eps = 1e-2f32;
-    for (i, slot) in numeric.iter_mut().enumerate() {
-        let original = net.params()[i];
-        net.params_mut()[i] = original + eps;
-        let up = workspace.gradients(&net, &x, b, b) / count;
-        net.params_mut()[i] = original - eps;
-        let down = workspace.gradients(&net, &x, b, b) / count;
-        net.params_mut()[i] = original;
-        *slot = ((up - down) / (2.0 * f64::from(eps))) as f32;
-    }
-    let err = relative_error(&analytic, &numeric);
+    let err = error_against_central_differences(&mut net, &mut workspace, &x, b);
     eprintln!("peak loss through the network against central differences: {err:.2e}");
     assert!(err < 5e-4, "relative error {err}");
     // It joined the loss: without it the same batch costs less.
+    let with_peaks = workspace.gradients(&net, &x, b, b);
     workspace.set_peak_loss(None);
     assert!(workspace.gradients(&net, &x, b, b) < with_peaks);
 }
