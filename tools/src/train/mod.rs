@@ -14,9 +14,8 @@
 //! Listener's recipe); evaluate the validation loss after every epoch (the mean squared error
 //! of clean buffers, plus the peak loss when asked for; with a contrastive objective, of clean
 //! pairs of buffers plus their contrastive loss; so that the epoch kept is the one that best
-//! does what was trained), keep
-//! the best epoch and stop after `patience` epochs without improvement;
-//! then fit the principal axes of the training embeddings and write the model file.
+//! does what was trained), keep the best epoch and stop after `patience` epochs without
+//! improvement; then fit the principal axes of the training embeddings and write the model file.
 //!
 //! Every epoch writes a checkpoint; `resume` continues from one (its weights, normalisation and
 //! epoch count; the optimiser's moments start afresh) on the same files and split, which it

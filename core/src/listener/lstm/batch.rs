@@ -257,11 +257,11 @@ pub struct Workspace {
     whitening: Vec<f32>,
     /// The whitened embeddings `P·e` of the loaded batch, `B × k`.
     whitened: Vec<f32>,
+    /// The contrastive loss's gradient with respect to `whitened`, `B × k`.
+    d_whitened: Vec<f32>,
     /// The peak-band cross-entropy joining the squared error, when set
     /// ([`set_peak_loss`](Self::set_peak_loss)).
     peak_loss: Option<PeakLoss>,
-    /// The contrastive loss's gradient with respect to `whitened`, `B × k`.
-    d_whitened: Vec<f32>,
     /// One tape per layer held by the network.
     tapes: Vec<Tape>,
     /// Pre-activation gradients of the current layer, `T × B × 4H`.
