@@ -426,8 +426,8 @@ impl Workspace {
     ) -> f64 {
         let contrastive = self.forward_for(net, example, b, total);
         let sse = self.squared_error(net, b);
-        self.backward(net, b, total);
-        sse + contrastive + self.peak_term(net, b)
+        let peak = self.backward(net, b, total);
+        sse + contrastive + peak
     }
 
     /// The loss [`gradients_for`](Self::gradients_for) returns, from the forward pass alone:
@@ -442,7 +442,8 @@ impl Workspace {
     }
 
     /// The peak-band cross-entropy of the loaded batch in squared-error units,
-    /// `weight · Σ ℓ · n_bands`; 0 without one.
+    /// `weight · Σ ℓ · n_bands`; 0 without one. (A training step gets it from
+    /// [`backward`](Self::backward), which computes it with its gradient.)
     fn peak_term(&self, net: &Network, b: usize) -> f64 {
         let Some(peak_loss) = &self.peak_loss else {
             return 0.0;
@@ -566,8 +567,10 @@ impl Workspace {
     }
 
     /// Backward through every layer after [`forward`](Self::forward), from the (weighted)
-    /// squared errors against the loaded target and the embeddings' own gradient.
-    fn backward(&mut self, net: &Network, b: usize, total: usize) {
+    /// squared errors against the loaded target, the peak loss when set, and the embeddings'
+    /// own gradient. Returns the peak loss in squared-error units, as
+    /// [`peak_term`](Self::peak_term) measures it (0 without one), computed on the way.
+    fn backward(&mut self, net: &Network, b: usize, total: usize) -> f64 {
         let Workspace {
             steps,
             isa,
@@ -602,15 +605,16 @@ impl Workspace {
                 *d = scale * w * (y - x);
             }
         }
-        if let Some(peak_loss) = peak_loss {
+        let peak = peak_loss.as_ref().map_or(0.0, |peak_loss| {
             // `weight · n · Σℓ` over the batch's `total · T · n` values.
             let scale = peak_loss.weight / (total * t_steps) as f32;
-            peak_loss.cross_entropy(
+            let sum = peak_loss.cross_entropy(
                 y,
                 &target[..t_steps * b * n],
                 Some((&mut d_out[..t_steps * b * n], scale)),
             );
-        }
+            f64::from(peak_loss.weight) * sum * n as f64
+        });
         for li in (0..layers).rev() {
             let layer = net.layer(li);
             let input = layer_input(net, input, &tapes[..li], li, b, t_steps);
@@ -646,6 +650,7 @@ impl Workspace {
                 std::mem::swap(d_out, d_in);
             }
         }
+        peak
     }
 }
 
