@@ -14,13 +14,16 @@ Ardour itself aborts or hangs in about 12-16 % of export runs (in its export cle
 without any plugin), so every Ardour step runs under a timeout and is retried up to three times:
 one failing run is never taken as the plugin's fault.
 
-Ardour's export also corrupts some runs itself: one channel's first sample of every cycle gets a
-garbage value added (1e-12 to 1e32, the same in every cycle of the run). Measured by exporting the
-test's session 60 times each (`ardour7-export`, 2048-sample cycles): 7 runs of 60 with Echoic and
-the CC log, 5 with Echoic alone, 1 with the CC log alone, and 4 with neither, a plain track into
-the master. So it is Ardour's, not Echoic's; an export that differs from the take only there is
-retried like a crash, and one that differs anywhere else fails the test at once. Everything happens under a private HOME with
-a private copy of the bundle, so nothing outside the test's temporary folder is touched.
+Ardour's export also corrupts some runs itself: one channel's first sample of each cycle, from
+some cycle on, gets a garbage value added (1e-25 to 1e37, the same in every cycle of the run).
+Measured by exporting the test's session 60 times each (`ardour7-export`, 2048-sample cycles):
+7 runs of 60 with Echoic and the CC log, 5 with Echoic alone, 1 with the CC log alone, and 4 with
+neither, a plain track into the master. So it is Ardour's, not Echoic's; an export that differs
+from the take only there is retried like a crash, and one that differs anywhere else fails the
+test at once.
+
+Everything happens under a private HOME with a private copy of the bundle, so nothing outside the
+test's temporary folder is touched.
 """
 
 from __future__ import annotations
