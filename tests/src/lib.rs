@@ -36,7 +36,7 @@ pub use host::{
     OUTPUT_POISON,
 };
 pub use signal::{passed_through, recording, resampled, test_signal};
-pub use state::{state_bytes, state_document, state_frame};
+pub use state::{state_bytes, state_document, state_frame, with_model_path};
 
 /// Re-exported so that users (e.g. a future editor-embedding host) name the same versions.
 pub use clack_extensions;

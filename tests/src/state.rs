@@ -14,6 +14,15 @@ pub fn state_bytes(document: &serde_json::Value) -> Vec<u8> {
     state_frame(&serde_json::to_vec(document).expect("a JSON value serialises"))
 }
 
+/// `state` (as the plugin saved it) with the chosen model's path set to `path`: the model the
+/// editor's chooser would have picked. Panics if `state` is not a saved state.
+pub fn with_model_path(state: &[u8], path: &str) -> Vec<u8> {
+    let mut document = state_document(state).expect("a saved state");
+    document["fields"]["model-path"] =
+        serde_json::Value::String(serde_json::to_string(&Some(path)).expect("a path serialises"));
+    state_bytes(&document)
+}
+
 /// A state holding the JSON document `json` byte for byte (a saved fixture), framed as nice-plug
 /// saves it.
 pub fn state_frame(json: &[u8]) -> Vec<u8> {

@@ -8,6 +8,9 @@
 //!   jumps further per hop than its smoothing allows.
 //! - The adapted listener is saved with the session and reopens adapted; a damaged one falls
 //!   back to the chosen model, with the rest of the session intact and a note saying so.
+//! - One adapted from a model file chosen in the editor is saved against that file; while the
+//!   file is gone the built-in model plays with a note, and the adaptation stays in the session
+//!   until the file returns.
 //! - Adapting on too little history, on silence, while the listening layout changes, and
 //!   deactivating meanwhile, never harm the host.
 //!
@@ -18,11 +21,11 @@
 //! Needs the debug bundle: `cargo xtask bundle echoic` (or `ECHOIC_BUNDLE_DIR`).
 
 use echoic_core::listener::adapt::saved;
-use echoic_core::listener::{Listener, DEFAULT_MODEL};
+use echoic_core::listener::{format, Listener, DEFAULT_MODEL};
 use echoic_host_tests::gui::{EmbeddedEditor, Probe, XServer};
 use echoic_host_tests::{
-    passed_through, recording, resampled, state_bytes, state_document, AudioConfig, EchoicHost,
-    MidiMessage, ParamInfo,
+    passed_through, recording, resampled, state_bytes, state_document, with_model_path,
+    AudioConfig, EchoicHost, MidiMessage, ParamInfo,
 };
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -287,13 +290,15 @@ fn adapted_text(doc: &serde_json::Value) -> Option<String> {
 
 /// What a saved adapted listener says of itself: the `adapted_from` provenance of its metadata
 /// (history, held-out losses, epochs, the epoch kept), and how many of its weights differ from
-/// the shipped model's, out of how many. Rebuilt by the plugin's own reader
-/// (`listener::adapt::saved`) against the shipped model, so it also checks that the text is
-/// whole and names that base.
-fn adapted_summary(text: &str) -> (serde_json::Value, usize, usize) {
-    let base = Listener::from_bytes(DEFAULT_MODEL).unwrap();
-    let (meta, tensors) = saved::decode(text, base.id(), base.weights())
-        .expect("the saved adapted listener rebuilds against the shipped model");
+/// `base`'s, out of how many. Rebuilt by the plugin's own reader (`listener::adapt::saved`)
+/// against `base`, so it also checks that the text is whole and names that base.
+fn adapted_summary(text: &str, base: &Listener) -> (serde_json::Value, usize, usize) {
+    let (meta, tensors) = saved::decode(text, base.id(), base.weights()).unwrap_or_else(|e| {
+        panic!(
+            "the saved adapted listener rebuilds against {}: {e}",
+            base.metadata().name
+        )
+    });
     let (mut changed, mut total) = (0, 0);
     for (adapted, base) in tensors.iter().zip(base.weights().iter()) {
         total += adapted.data.len();
@@ -306,6 +311,17 @@ fn adapted_summary(text: &str) -> (serde_json::Value, usize, usize) {
     }
     let from = serde_json::to_value(&meta.provenance.adapted_from).unwrap();
     (from, changed, total)
+}
+
+/// Asserts that a saved adapted listener is `expected`, saying only the lengths when it is not
+/// (the text is over a megabyte).
+fn assert_same_text(saved: Option<String>, expected: &str, what: &str) {
+    assert!(
+        saved.as_deref() == Some(expected),
+        "{what}: saved {:?} characters, expected {}",
+        saved.map(|t| t.len()),
+        expected.len()
+    );
 }
 
 /// The plugin's adaptation threads alive now (`echoic-adapt`, one per running job).
@@ -542,7 +558,8 @@ fn an_adapted_session_reopens_adapted_and_a_damaged_one_falls_back() {
     let run = adapted_run();
     let saved = state_document(&run.state).unwrap();
     let adapted = adapted_text(&saved).expect("the session saved its adapted listener");
-    let (provenance, changed, weights) = adapted_summary(&adapted);
+    let shipped = Listener::from_bytes(DEFAULT_MODEL).unwrap();
+    let (provenance, changed, weights) = adapted_summary(&adapted, &shipped);
     println!(
         "adapted listener saved as {} characters of text; {changed} of {weights} weights \
          changed; {provenance}",
@@ -552,10 +569,10 @@ fn an_adapted_session_reopens_adapted_and_a_damaged_one_falls_back() {
     // Reopened in a fresh instance: it loads, saves the same listener again, and hears the
     // audio as the adapted instance did, not as a never-adapted one.
     let (reopened, mut b) = compare_run(Some(&run.state));
-    assert_eq!(
-        adapted_text(&b.state()).as_deref(),
-        Some(adapted.as_str()),
-        "the reopened session keeps its adapted listener"
+    assert_same_text(
+        adapted_text(&b.state()),
+        &adapted,
+        "the reopened session keeps its adapted listener",
     );
     drop(b);
     let (never, _) = compare_run(None);
@@ -611,7 +628,9 @@ fn an_adapted_session_reopens_adapted_and_a_damaged_one_falls_back() {
         sent_values(&never),
         "the damaged session hears as a never-adapted one"
     );
-    let notes = state_notes(&mut d.host);
+    let notes: Vec<String> =
+        serde_json::from_value(editor_probe(&mut d.host)["state_notes"].clone())
+            .expect("the probe lists state notes");
     println!("state notes after the damaged load: {notes:?}");
     assert!(
         notes.iter().any(|n| n.contains("adapted listener")),
@@ -619,9 +638,127 @@ fn an_adapted_session_reopens_adapted_and_a_damaged_one_falls_back() {
     );
 }
 
-/// What the editor shows of the last state load's repairs (`state-notes`, load-only: saved
-/// empty, so only the editor's probe can tell): opens the editor under a private Xvfb.
-fn state_notes(host: &mut EchoicHost) -> Vec<String> {
+/// The shipped model's weights and settings under another name, as a model file: a model the
+/// editor can choose that adapts on the speech fixture as the shipped one does, but whose bytes,
+/// and so whose model id, differ from the built-in model's.
+fn renamed_shipped_model(name: &str) -> Vec<u8> {
+    let (mut meta, tensors) = format::decode(DEFAULT_MODEL).unwrap();
+    meta.name = name.to_owned();
+    format::encode(&meta, &tensors).unwrap()
+}
+
+/// "Safe" for a model chosen in the editor, not built in: the listener adapted from it is saved
+/// as a delta against that file and reopens adapted. While the file is gone the session listens
+/// with the built-in model as it is, the editor says why, and the adapted listener stays in the
+/// session, so that the file's return brings it back, even after the session was saved without
+/// it.
+#[test]
+fn an_adapted_chosen_model_waits_for_its_file_and_comes_back_with_it() {
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(format!("echoic-adapt-chosen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("echoic-renamed.safetensors");
+    let chosen_bytes = renamed_shipped_model("echoic-renamed");
+    std::fs::write(&path, &chosen_bytes).unwrap();
+    let chosen = Listener::from_bytes(&chosen_bytes).unwrap();
+    let built_in = Listener::from_bytes(DEFAULT_MODEL).unwrap();
+    assert_ne!(
+        chosen.id(),
+        built_in.id(),
+        "the chosen file is another model"
+    );
+
+    // A session that chose the file adapts on 20 s of speech, then plays the comparison audio.
+    let mut host = EchoicHost::new().expect("instantiate Echoic");
+    let defaults = host.save_state().unwrap();
+    host.load_state(&with_model_path(&defaults, &path.display().to_string()))
+        .expect("the state with the chosen model loads");
+    let mut p = Player::new(host);
+    let mut speech = Source::speech();
+    p.play(&mut speech, chunks(HISTORY_SECONDS));
+    p.set("", "Adapt", 1.0);
+    p.play_until_adapted(&mut speech, ADAPT_TIMEOUT)
+        .unwrap_or_else(|| panic!("no adapted listener within {ADAPT_TIMEOUT:?}"));
+    p.set("", "Adapt", 0.0);
+    p.play(&mut speech, 1);
+    speech.restart();
+    let compare_from = p.frames();
+    p.play(&mut speech, chunks(COMPARE_SECONDS));
+    p.drain();
+    let adapted_midi = p.midi_since(compare_from);
+    let state = p.host.save_state().unwrap();
+    assert!(p.disorder.is_empty(), "{:?}", p.disorder);
+    drop(p);
+    let saved = state_document(&state).unwrap();
+    let adapted = adapted_text(&saved).expect("the session saved its adapted listener");
+    let (provenance, changed, weights) = adapted_summary(&adapted, &chosen);
+    println!("adapted from the chosen file: {changed} of {weights} weights changed; {provenance}");
+    assert!(changed > 0, "adaptation changed no weight");
+    assert!(
+        saved::decode(&adapted, built_in.id(), built_in.weights()).is_err(),
+        "the delta is against the chosen file, not the built-in model"
+    );
+
+    // Reopened with the file in place: it hears as the adapted instance did. The built-in
+    // model has the chosen file's weights, so a fresh instance hears as the file never adapted.
+    let (reopened, _) = compare_run(Some(&state));
+    let (never, _) = compare_run(None);
+    let (same_mean, _) = distance(&held_per_hop(&adapted_midi), &held_per_hop(&reopened));
+    let (other_mean, _) = distance(&held_per_hop(&reopened), &held_per_hop(&never));
+    println!(
+        "held CC values: adapted vs reopened {same_mean:.3} mean, reopened vs never adapted \
+         {other_mean:.3} mean (steps of 127)"
+    );
+    assert!(
+        same_mean <= 0.5 && same_mean * 4.0 < other_mean,
+        "the reopened session does not hear as the adapted one did: {same_mean:.3} from it, \
+         {other_mean:.3} from a never-adapted one"
+    );
+
+    // The file gone: the built-in model as it is, the editor saying why, and the session still
+    // naming the file and holding the adapted listener when saved.
+    std::fs::remove_file(&path).unwrap();
+    let (heard_without, mut without) = compare_run(Some(&state));
+    assert_eq!(
+        sent_values(&heard_without),
+        sent_values(&never),
+        "without its file the session hears as the built-in model"
+    );
+    let probe = editor_probe(&mut without.host);
+    let note = probe["model_note"].as_str().unwrap_or_default().to_owned();
+    println!("model note without the file: {note}");
+    assert_eq!(probe["model"].as_str(), Some("echoic-default"), "{probe}");
+    assert!(
+        note.contains("gone") && note.contains("adapted listener"),
+        "the editor says the chosen file is gone and the adaptation is not in use: {note:?}"
+    );
+    let saved_without = without.host.save_state().unwrap();
+    drop(without);
+    let kept = state_document(&saved_without).unwrap();
+    assert_eq!(kept["fields"]["model-path"], saved["fields"]["model-path"]);
+    assert_same_text(
+        adapted_text(&kept),
+        &adapted,
+        "the adapted listener is kept while its base is missing",
+    );
+
+    // The file back: the session saved while it was gone hears adapted again.
+    std::fs::write(&path, &chosen_bytes).unwrap();
+    let (back, _) = compare_run(Some(&saved_without));
+    let (back_mean, _) = distance(&held_per_hop(&adapted_midi), &held_per_hop(&back));
+    println!("held CC values: adapted vs the file back {back_mean:.3} mean");
+    assert!(
+        back_mean <= 0.5 && back_mean * 4.0 < other_mean,
+        "with its file back the session does not hear adapted: {back_mean:.3} from it"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What the editor shows, as its probe reports it once it has drawn: among others the last
+/// state load's repairs (`state_notes`; load-only, saved empty, so only the probe can tell) and
+/// the model's status (`model`, `model_file`, `model_note`). Opens the editor under a private
+/// Xvfb.
+fn editor_probe(host: &mut EchoicHost) -> serde_json::Value {
     let server = XServer::start().expect("an X server");
     let dir = std::env::temp_dir().join(format!("echoic-adapt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -645,8 +782,7 @@ fn state_notes(host: &mut EchoicHost) -> Vec<String> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let probe = probe.expect("the editor draws");
-    serde_json::from_value(probe.0["state_notes"].clone()).expect("the probe lists state notes")
+    probe.expect("the editor draws").0
 }
 
 /// "Safe", odd moments: Adapt with too little history, on silence, across a layout change, and

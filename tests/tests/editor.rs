@@ -17,7 +17,7 @@ use echoic_host_tests::gui::{
     centre, screenshot_dir, EmbeddedEditor, Probe, Screenshot, XServer, X11,
 };
 use echoic_host_tests::{
-    recording, state_bytes, state_document, AudioConfig, EchoicHost, MidiMessage,
+    recording, state_document, with_model_path, AudioConfig, EchoicHost, MidiMessage,
 };
 use std::path::Path;
 use std::sync::Mutex;
@@ -417,15 +417,6 @@ fn model_dir(name: &str) -> std::path::PathBuf {
     std::fs::copy(&shipped, dir.join("copy-of-default.safetensors")).unwrap();
     std::fs::write(dir.join("broken.safetensors"), b"this is not a model").unwrap();
     dir
-}
-
-/// Sets the saved model path in a state saved by the plugin (a persisted field is stored as a
-/// JSON string).
-fn with_model_path(state: &[u8], path: &str) -> Vec<u8> {
-    let mut json = state_json(state);
-    json["fields"]["model-path"] =
-        serde_json::Value::String(serde_json::to_string(&Some(path)).unwrap());
-    state_bytes(&json)
 }
 
 /// The JSON document of a saved state.
