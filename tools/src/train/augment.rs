@@ -6,9 +6,10 @@
 //!   describe all of these.
 //! - [`Objective`] says what the loss asks for beyond plain reconstruction: a corrupted input
 //!   with the clean buffer as the target (masked reconstruction), extra weight on each frame's
-//!   spectral peaks, a cross-entropy on where each frame peaks, and a contrastive loss that pulls two augmented views of one sound
-//!   together (one moment, or two moments of one recording) and pushes other moments apart,
-//!   in the raw embedding's cosine or in the plugin's whitened principal geometry.
+//!   spectral peaks, a cross-entropy on where each frame peaks, and a contrastive loss that
+//!   pulls two augmented views of one sound together (one moment, or two moments of one
+//!   recording) and pushes other moments apart, in the raw embedding's cosine or in the
+//!   plugin's whitened principal geometry.
 //!
 //! Every function here works on batch-major buffers (`steps × n_bands` values each) and
 //! allocates nothing.
