@@ -283,6 +283,13 @@ pub struct TrainArgs {
     /// LSTM cell activation: relu (the original Listener) or tanh.
     #[arg(long, default_value = "relu")]
     pub activation: Activation,
+    /// Encoder LSTM sizes, first to last, comma-separated; the last is the embedding size. The
+    /// default is the original Listener's; other shapes cost more per embedding.
+    #[arg(long, value_delimiter = ',', default_values_t = ModelConfig::default().encoder)]
+    pub encoder: Vec<usize>,
+    /// Decoder LSTM sizes before the output layer (always one of `n_bands` units).
+    #[arg(long, value_delimiter = ',', default_values_t = ModelConfig::default().decoder)]
+    pub decoder: Vec<usize>,
     /// The model's display name, stored in the file.
     #[arg(long, default_value = "echoic-default")]
     pub name: String,
@@ -481,6 +488,8 @@ fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
         sample_rate: args.rate,
         model: ModelConfig {
             activation: args.activation,
+            encoder: args.encoder,
+            decoder: args.decoder,
             ..defaults.model.clone()
         },
         epochs: args.epochs,
@@ -666,6 +675,22 @@ mod tests {
             (3, 500, Activation::Tanh)
         );
         assert_eq!(a.out, PathBuf::from("models/echoic-default.safetensors"));
+        assert_eq!((a.encoder, a.decoder), (vec![50, 250], vec![50]));
+        let Command::Train(wide) = Cli::try_parse_from([
+            "echoic",
+            "train",
+            "--encoder",
+            "100,250",
+            "--decoder",
+            "100",
+            "a",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not train")
+        };
+        assert_eq!((wide.encoder, wide.decoder), (vec![100, 250], vec![100]));
         assert!(Cli::try_parse_from(["echoic", "train"]).is_err());
         assert!(Cli::try_parse_from(["echoic", "train", "--activation", "sigmoid", "a"]).is_err());
     }
