@@ -151,17 +151,34 @@ fn main() {
         );
     }
 
-    listener_latency();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let mut shipped: Vec<_> = std::fs::read_dir(&models)
+        .map(|entries| {
+            entries
+                .filter_map(|e| Some(e.ok()?.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+                .collect()
+        })
+        .unwrap_or_default();
+    shipped.sort();
+    if shipped.is_empty() {
+        println!("\nListener: no model in {}", models.display());
+    }
+    for path in &shipped {
+        listener_latency(path);
+    }
 }
 
 /// Listener inference per embedding on one thread: batch 1 (the worker's path) and batched (the
-/// offline tools'), with the shipped model.
-fn listener_latency() {
+/// offline tools'), with the shipped model at `path`.
+fn listener_latency(path: &Path) {
     use echoic_core::listener::Listener;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/echoic-default.safetensors");
-    let Ok(mut listener) = Listener::load(&path) else {
-        println!("\nListener: no model at {}", path.display());
-        return;
+    let mut listener = match Listener::load(path) {
+        Ok(listener) => listener,
+        Err(error) => {
+            println!("\nListener {}: {error}", path.display());
+            return;
+        }
     };
     let len = listener.sequence_len();
     let buffers: Vec<f32> = noise(len * 256).iter().map(|x| -60.0 + 80.0 * x).collect();
@@ -186,7 +203,7 @@ fn listener_latency() {
     // The reference: the same encoder as candle ops (with `--features candle`).
     #[cfg(feature = "candle")]
     let candle_embed = {
-        let bytes = std::fs::read(&path).unwrap();
+        let bytes = std::fs::read(path).unwrap();
         let (meta, tensors) = echoic_core::listener::format::decode(&bytes).unwrap();
         let device = candle_core::Device::Cpu;
         let encoder = echoic_core::listener::candle::CandleEncoder::from_tensors(
