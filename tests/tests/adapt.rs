@@ -230,6 +230,26 @@ impl Player {
         None
     }
 
+    /// Presses Adapt and plays `source` until the swap (see [`Self::play_until_adapted`]; panics
+    /// after [`ADAPT_TIMEOUT`]), releases it, plays one more chunk, then [`COMPARE_SECONDS`] of
+    /// `source` from its start and lets their CCs leave. Returns where the swap happened, the
+    /// wall time from pressing to the swap, and where the comparison audio began.
+    fn adapt_then_compare(&mut self, source: &mut Source) -> ((u64, u64), Duration, u64) {
+        self.set("", "Adapt", 1.0);
+        let start = Instant::now();
+        let swap_between = self
+            .play_until_adapted(source, ADAPT_TIMEOUT)
+            .unwrap_or_else(|| panic!("no adapted listener within {ADAPT_TIMEOUT:?}"));
+        let adapt_wall = start.elapsed();
+        self.set("", "Adapt", 0.0);
+        self.play(source, 1);
+        source.restart();
+        let compare_from = self.frames();
+        self.play(source, chunks(COMPARE_SECONDS));
+        self.drain();
+        (swap_between, adapt_wall, compare_from)
+    }
+
     /// Plays `source` until no adaptation thread is left, or `timeout`; returns how long it took.
     fn play_until_no_job(&mut self, source: &mut Source, timeout: Duration) -> Option<Duration> {
         let start = Instant::now();
@@ -441,19 +461,8 @@ fn adapted_run() -> &'static AdaptedRun {
             learned.as_str().is_some_and(|l| l.contains("Sound 1")),
             "sound 1 was learned before adapting: {learned}"
         );
-        p.set("", "Adapt", 1.0);
         let pressed_at = p.frames();
-        let start = Instant::now();
-        let swap_between = p
-            .play_until_adapted(&mut speech, ADAPT_TIMEOUT)
-            .unwrap_or_else(|| panic!("no adapted listener within {ADAPT_TIMEOUT:?}"));
-        let adapt_wall = start.elapsed();
-        p.set("", "Adapt", 0.0);
-        p.play(&mut speech, 1);
-        speech.restart();
-        let compare_from = p.frames();
-        p.play(&mut speech, chunks(COMPARE_SECONDS));
-        p.drain();
+        let (swap_between, adapt_wall, compare_from) = p.adapt_then_compare(&mut speech);
         let compare_midi = p.midi_since(compare_from);
         let state = p.host.save_state().unwrap();
         AdaptedRun {
@@ -676,15 +685,7 @@ fn an_adapted_chosen_model_waits_for_its_file_and_comes_back_with_it() {
     let mut p = Player::new(host);
     let mut speech = Source::speech();
     p.play(&mut speech, chunks(HISTORY_SECONDS));
-    p.set("", "Adapt", 1.0);
-    p.play_until_adapted(&mut speech, ADAPT_TIMEOUT)
-        .unwrap_or_else(|| panic!("no adapted listener within {ADAPT_TIMEOUT:?}"));
-    p.set("", "Adapt", 0.0);
-    p.play(&mut speech, 1);
-    speech.restart();
-    let compare_from = p.frames();
-    p.play(&mut speech, chunks(COMPARE_SECONDS));
-    p.drain();
+    let (_, _, compare_from) = p.adapt_then_compare(&mut speech);
     let adapted_midi = p.midi_since(compare_from);
     let state = p.host.save_state().unwrap();
     assert!(p.disorder.is_empty(), "{:?}", p.disorder);
