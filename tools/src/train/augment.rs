@@ -3,7 +3,8 @@
 //! - [`Augmentation`] changes training buffers on the fly, in dB, before normalisation: gain,
 //!   spectral tilt, a small pitch change, and a second training sound or a quiet background
 //!   from the corpus mixed in. The target is the augmented buffer, so the listener learns to
-//!   describe all of these.
+//!   describe all of these. (A speed change, which needs the frames behind a buffer, is the
+//!   `speed` module's.)
 //! - [`Objective`] says what the loss asks for beyond plain reconstruction: a corrupted input
 //!   with the clean buffer as the target (masked reconstruction), extra weight on each frame's
 //!   spectral peaks, a cross-entropy on where each frame peaks, and a contrastive loss that

@@ -3,6 +3,7 @@
 //! objective). Allocates when built and while a batch grows; a steady batch size reuses its
 //! buffers.
 
+use super::speed::SpeedChange;
 use super::{gather, TrainConfig};
 use echoic_core::listener::lstm::Example;
 use echoic_core::listener::Normalisation;
@@ -81,6 +82,20 @@ pub(super) struct BatchSource<'a> {
     pub n_bands: usize,
     /// Values per sequence.
     pub seq_len: usize,
+    /// Where speed-changed buffers are rebuilt from, when speeds are changed.
+    pub speed: Option<SpeedSource<'a>>,
+}
+
+/// What speed-changed training buffers are rebuilt from.
+pub(super) struct SpeedSource<'a> {
+    /// The speeds drawn and how a buffer is rebuilt at one.
+    pub change: &'a SpeedChange,
+    /// Every analysed frame in dB, `n_bands` values each.
+    pub frames: &'a [f32],
+    /// Per sequence, the index in `frames` of its newest frame.
+    pub newest: &'a [usize],
+    /// Per sequence, the index in `frames` of its analysed piece's first frame.
+    pub piece_start: &'a [usize],
 }
 
 /// The buffers of one batch, kept between batches.
@@ -101,7 +116,8 @@ pub(super) struct Batch {
 
 impl Batch {
     /// The example for sequences `idx` (each followed by its partner, see [`partner`], when
-    /// the objective contrasts views): augmented as `cfg.augmentation` asks, normalised, then
+    /// the objective contrasts views): played at a changed speed when `source.speed` is given,
+    /// augmented as `cfg.augmentation` asks, normalised, then
     /// corrupted and weighted as `cfg.objective` asks. Returns it with its sequence count.
     /// Allocates only while the batch grows.
     pub(super) fn prepare<'b>(
@@ -122,9 +138,18 @@ impl Batch {
             }
         }
         let idx = &self.sequences;
-        if cfg.augmentation.is_active() {
-            gather(source.db, idx, seq_len, &mut self.db);
-            for sequence in self.db.chunks_exact_mut(seq_len) {
+        if cfg.augmentation.is_active() || source.speed.is_some() {
+            self.db.resize(idx.len() * seq_len, 0.0);
+            for (&i, sequence) in idx.iter().zip(self.db.chunks_exact_mut(seq_len)) {
+                match &source.speed {
+                    Some(from) => {
+                        let speed = from.change.draw(rng);
+                        let (first, newest) = (from.piece_start[i], from.newest[i]);
+                        from.change
+                            .rebuild(from.frames, first, newest, speed, sequence);
+                    }
+                    None => sequence.copy_from_slice(&source.db[i * seq_len..][..seq_len]),
+                }
                 cfg.augmentation.apply(sequence, n_bands, rng, |r| {
                     let other = source.train[r.below(source.train.len())];
                     &source.db[other * seq_len..][..seq_len]

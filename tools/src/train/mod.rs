@@ -9,8 +9,9 @@
 //! every `stride`-th usable dilated buffer, thinning uniformly when the total would pass
 //! `max_sequences`; fit the per-band normalisation on the training buffers (after removing each
 //! buffer's level when [`Level::Relative`] is asked for); train in minibatches drawn with
-//! package weights ([`TrainConfig::package_balance`]), each buffer augmented on the fly and the
-//! loss shaped by the [`Objective`] (see [`augment`]), with AdamW (or Adagrad, the original
+//! package weights ([`TrainConfig::package_balance`]), each buffer augmented on the fly (its
+//! speed changed too when [`TrainConfig::speed_change`] asks, rebuilt from the kept frames) and
+//! the loss shaped by the [`Objective`] (see [`augment`]), with AdamW (or Adagrad, the original
 //! Listener's recipe); evaluate the validation loss after every epoch (the mean squared error
 //! of clean buffers, plus the peak loss when asked for; with a contrastive objective, of clean
 //! pairs of buffers plus their contrastive loss; so that the epoch kept is the one that best
@@ -44,6 +45,7 @@ pub mod augment;
 mod batches;
 mod learner;
 pub mod model;
+mod speed;
 
 #[cfg(test)]
 mod tests;
@@ -52,7 +54,7 @@ use crate::audio_file::{decode_mono_at, is_audio_file, AUDIO_EXTENSIONS};
 use crate::offline::analyse;
 use anyhow::{bail, Context, Result};
 pub use augment::{Augmentation, Objective};
-use batches::{Batch, BatchSource, Draws};
+use batches::{Batch, BatchSource, Draws, SpeedSource};
 use candle_core::Device;
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::format;
@@ -69,6 +71,7 @@ pub use indicatif::ProgressDrawTarget;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use learner::Learner;
 use model::Autoencoder;
+use speed::SpeedChange;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -151,6 +154,11 @@ pub struct TrainConfig {
     pub package_balance: f64,
     /// On-the-fly augmentation of training buffers.
     pub augmentation: Augmentation,
+    /// Largest speed change of a training buffer, as resampling makes it (0.1: played between
+    /// 1/1.1 and 1.1 times as fast, log-uniformly; 0: off). The buffers are rebuilt from the
+    /// analysed frames, which training then keeps: `n_bands` floats per 10 ms of audio (about
+    /// 2.5 GB for 17 hours).
+    pub speed_change: f64,
     /// What the loss asks for beyond plain reconstruction.
     pub objective: Objective,
     /// A checkpoint or model file to continue from: its weights, normalisation and epoch count
@@ -192,6 +200,7 @@ impl Default for TrainConfig {
             level: Level::Absolute,
             package_balance: 0.0,
             augmentation: Augmentation::none(),
+            speed_change: 0.0,
             objective: Objective::default(),
             resume: None,
             init: None,
@@ -289,6 +298,16 @@ struct Collected {
     package: Vec<u32>,
     /// Per sequence, the index of its file (for contrastive partners from one recording).
     file: Vec<u32>,
+    /// Every analysed frame in dB (`n_bands` values each), kept only when speeds are changed:
+    /// the buffers a changed speed gives are rebuilt from them.
+    frames: Vec<f32>,
+    /// Per sequence, the index in `frames` of its newest frame.
+    newest: Vec<usize>,
+    /// Per sequence, the index in `frames` of its analysed piece's first frame, which a
+    /// rebuilt buffer repeats rather than reading another piece.
+    piece_start: Vec<usize>,
+    /// Whether `frames` is kept.
+    keep_frames: bool,
     /// Values per sequence.
     seq_len: usize,
     /// Current stride over all usable buffers seen.
@@ -305,13 +324,32 @@ impl Collected {
         self.validation.len()
     }
 
-    /// Counts a usable buffer and keeps it when it falls on the stride.
-    fn offer(&mut self, buffer: &[f32], validation: bool, package: u32, file: u32) {
+    /// Adds one analysed piece's frames (`n_bands` values each) when they are kept, and returns
+    /// the index its first frame has among them.
+    fn add_piece(&mut self, frames: &[f32], n_bands: usize) -> usize {
+        let start = self.frames.len() / n_bands;
+        if self.keep_frames {
+            self.frames.extend_from_slice(frames);
+        }
+        start
+    }
+
+    /// Counts a usable buffer and keeps it when it falls on the stride. `newest` is the index of
+    /// its newest frame in the piece that starts at frame `piece_start`.
+    fn offer(
+        &mut self,
+        buffer: &[f32],
+        validation: bool,
+        (package, file): (u32, u32),
+        (piece_start, newest): (usize, usize),
+    ) {
         if self.seen.is_multiple_of(self.stride) {
             self.data.extend_from_slice(buffer);
             self.validation.push(validation);
             self.package.push(package);
             self.file.push(file);
+            self.newest.push(piece_start + newest);
+            self.piece_start.push(piece_start);
             if self.len() > self.cap {
                 self.thin();
             }
@@ -331,6 +369,8 @@ impl Collected {
                 self.validation[w] = self.validation[r];
                 self.package[w] = self.package[r];
                 self.file[w] = self.file[r];
+                self.newest[w] = self.newest[r];
+                self.piece_start[w] = self.piece_start[r];
             }
             w += 1;
         }
@@ -338,6 +378,8 @@ impl Collected {
         self.validation.truncate(w);
         self.package.truncate(w);
         self.file.truncate(w);
+        self.newest.truncate(w);
+        self.piece_start.truncate(w);
         self.stride *= 2;
     }
 }
@@ -615,6 +657,10 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         validation: Vec::new(),
         package: Vec::new(),
         file: Vec::new(),
+        frames: Vec::new(),
+        newest: Vec::new(),
+        piece_start: Vec::new(),
+        keep_frames: cfg.speed_change > 0.0,
         seq_len,
         stride: cfg.stride,
         seen: 0,
@@ -639,8 +685,14 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 for piece in audio.samples.chunks(segment.max(1)) {
                     match analyse(piece, rate, &settings, true) {
                         Ok(analysis) => {
+                            let start = store.add_piece(&analysis.frames, analysis.n_bands);
                             for f in analysis.usable() {
-                                store.offer(analysis.buffer(f), is_val[i], package_id, i as u32);
+                                store.offer(
+                                    analysis.buffer(f),
+                                    is_val[i],
+                                    (package_id, i as u32),
+                                    (start, f),
+                                );
                             }
                         }
                         Err(e) => {
@@ -771,6 +823,17 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         ));
     }
 
+    let speed_change =
+        (cfg.speed_change > 0.0).then(|| SpeedChange::new(cfg.speed_change, &settings));
+    if speed_change.is_some() {
+        say(format!(
+            "speed changes up to {:.0} %, rebuilt from {} analysed frames ({:.1} GB)",
+            cfg.speed_change * 100.0,
+            store.frames.len() / model_cfg.n_bands,
+            (store.frames.len() * std::mem::size_of::<f32>()) as f64 / 1e9
+        ));
+    }
+
     // Model and optimiser.
     let mut learner = Learner::new(&model_cfg, &weights, cfg)?;
     say(format!("training with {}", learner.describe()));
@@ -868,6 +931,12 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                     normalisation: &normalisation,
                     n_bands: model_cfg.n_bands,
                     seq_len,
+                    speed: speed_change.as_ref().map(|change| SpeedSource {
+                        change,
+                        frames: &store.frames,
+                        newest: &store.newest,
+                        piece_start: &store.piece_start,
+                    }),
                 },
                 idx,
                 cfg,

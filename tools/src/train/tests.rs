@@ -348,9 +348,9 @@ fn candle_nt_xent(logits: &candle_core::Tensor, b: usize, weight: f32) -> candle
     ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(weight) / b as f64)).unwrap()
 }
 
-/// Every training option together (relative level, augmentation, masking, peak weights, the
-/// peak loss, package balance, Adagrad) trains a loadable model, and `resume` continues from a checkpoint
-/// where it left off.
+/// Every training option together (relative level, augmentation, speed changes, masking, peak
+/// weights, the peak loss, package balance, Adagrad) trains a loadable model, and `resume`
+/// continues from a checkpoint where it left off.
 #[test]
 fn training_with_every_option_runs_and_resumes() {
     let dir = fresh_corpus("options");
@@ -358,6 +358,7 @@ fn training_with_every_option_runs_and_resumes() {
         level: Level::Relative,
         package_balance: 0.5,
         augmentation: Augmentation::default(),
+        speed_change: 0.1,
         objective: Objective {
             mask_bands: 4,
             mask_steps: 1,
@@ -534,4 +535,56 @@ fn engine_and_candle_training_runs_agree() {
         assert!(engine.epochs[2].train_loss < engine.epochs[0].train_loss);
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The frames a speed change reads stay tied to their sequences through the store's thinning
+/// and across analysed pieces: at speed 1 every kept sequence rebuilds to its stored buffer.
+#[test]
+fn kept_frames_rebuild_every_kept_sequence() {
+    let settings = ListenSettings::default();
+    let seq_len = settings.spec.steps * settings.n_bands;
+    let mut store = Collected {
+        data: Vec::new(),
+        validation: Vec::new(),
+        package: Vec::new(),
+        file: Vec::new(),
+        frames: Vec::new(),
+        newest: Vec::new(),
+        piece_start: Vec::new(),
+        keep_frames: true,
+        seq_len,
+        stride: 3,
+        seen: 0,
+        cap: 40,
+    };
+    for (piece, hz) in [220.0f32, 1_500.0, 700.0].into_iter().enumerate() {
+        let samples: Vec<f32> = (0..22_050 * 2)
+            .map(|i| {
+                (i as f32 * hz / 22_050.0 * std::f32::consts::TAU).sin() * (i % 5_000) as f32 / 5e4
+            })
+            .collect();
+        let analysis = analyse(&samples, 22_050.0, &settings, true).unwrap();
+        let start = store.add_piece(&analysis.frames, analysis.n_bands);
+        for f in analysis.usable() {
+            store.offer(analysis.buffer(f), false, (0, piece as u32), (start, f));
+        }
+    }
+    assert!(store.stride > 3, "the store thinned");
+    assert_eq!(store.file.iter().max(), Some(&2));
+    let change = speed::SpeedChange::new(0.1, &settings);
+    let mut rebuilt = vec![0.0; seq_len];
+    for i in 0..store.len() {
+        change.rebuild(
+            &store.frames,
+            store.piece_start[i],
+            store.newest[i],
+            1.0,
+            &mut rebuilt,
+        );
+        assert_eq!(
+            rebuilt,
+            store.data[i * seq_len..][..seq_len],
+            "sequence {i}"
+        );
+    }
 }
