@@ -376,6 +376,10 @@ pub struct TrainArgs {
     /// of the same moment, more pairs a moment with another moment of its recording.
     #[arg(long, default_value_t = 0.0)]
     pub contrast_reach: f32,
+    /// Chance (0..1) that a moment's contrastive partner is any moment of its package rather
+    /// than of its file.
+    #[arg(long, default_value_t = 0.0)]
+    pub contrast_package: f32,
     /// Continue from this checkpoint (its weights, normalisation and epoch count).
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -537,6 +541,7 @@ fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
                 _ => Geometry::Cosine,
             },
             contrast_reach_seconds: args.contrast_reach,
+            contrast_package_share: args.contrast_package,
         },
         resume: args.resume,
         init: args.init,

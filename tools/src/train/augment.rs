@@ -60,6 +60,11 @@ pub struct Objective {
     /// partner another moment of the same file, so that what one recording shares (its kind
     /// of sound) draws together, as COLA does.
     pub contrast_reach_seconds: f32,
+    /// Chance that a moment's contrastive partner is instead any moment of the same package
+    /// (of training moments when training, of validation moments when validating): a coarser
+    /// "same kind" than one recording, as far as a package holds one kind of sound. 0 turns it
+    /// off.
+    pub contrast_package_share: f32,
 }
 
 impl Objective {

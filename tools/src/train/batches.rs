@@ -72,10 +72,8 @@ pub(super) struct BatchSource<'a> {
     pub db: &'a [f32],
     /// The training sequences: where mixed-in sounds are drawn from.
     pub train: &'a [usize],
-    /// Per sequence, the index of its file: a contrastive partner comes from the same file.
-    pub file: &'a [u32],
-    /// How many kept sequences away a contrastive partner may lie (0: the moment itself).
-    pub reach: usize,
+    /// Where each moment's contrastive partner comes from.
+    pub partners: &'a Partners<'a>,
     /// The model's normalisation, applied after augmentation.
     pub normalisation: &'a Normalisation,
     /// Bands per frame.
@@ -133,8 +131,7 @@ impl Batch {
         for &i in idx {
             self.sequences.push(i);
             if objective.contrast().is_some() {
-                self.sequences
-                    .push(partner(i, source.file, source.reach, rng));
+                self.sequences.push(source.partners.draw(i, rng));
             }
         }
         let idx = &self.sequences;
@@ -186,10 +183,70 @@ impl Batch {
     }
 }
 
+/// Where each moment's contrastive partner comes from: another moment of its file, or, with a
+/// given chance, any moment of its package.
+pub(super) struct Partners<'a> {
+    /// Per sequence, the index of its file.
+    file: &'a [u32],
+    /// How many kept sequences away a partner from the same file may lie (0: the moment
+    /// itself).
+    reach: usize,
+    /// Per sequence, the index of its package.
+    package: &'a [u32],
+    /// Per package, the sequences a package partner is drawn from: the training ones for
+    /// training, the validation ones for validation, so that neither reaches into the other.
+    members: Vec<Vec<usize>>,
+    /// Chance that the partner is any of `members` of the same package instead: a package
+    /// holds one kind of recording more often than two packages do, so this is a coarser
+    /// "same kind" than one recording.
+    package_share: f64,
+}
+
+impl<'a> Partners<'a> {
+    /// Partners for the sequences `among` (see the fields). Allocates.
+    pub(super) fn new(
+        (file, reach): (&'a [u32], usize),
+        (package, package_share): (&'a [u32], f64),
+        among: &[usize],
+    ) -> Self {
+        let mut members = vec![Vec::new(); package.iter().max().map_or(0, |&p| p as usize + 1)];
+        if package_share > 0.0 {
+            for &i in among {
+                members[package[i] as usize].push(i);
+            }
+        }
+        Self {
+            file,
+            reach,
+            package,
+            members,
+            package_share,
+        }
+    }
+
+    /// The partner of sequence `i`. Draws nothing for a package partner when its chance is 0,
+    /// so that runs without one repeat exactly. Allocation-free.
+    pub(super) fn draw(&self, i: usize, rng: &mut SplitMix64) -> usize {
+        if self.package_share > 0.0 && rng.next_f64() < self.package_share {
+            let members = &self.members[self.package[i] as usize];
+            if members.len() > 1 {
+                let k = rng.below(members.len());
+                // Another moment than `i` itself: its neighbour in the list when drawn.
+                return if members[k] == i {
+                    members[(k + 1) % members.len()]
+                } else {
+                    members[k]
+                };
+            }
+        }
+        partner(i, self.file, self.reach, rng)
+    }
+}
+
 /// A contrastive partner for sequence `i`: another sequence of the same file at most `reach`
 /// kept sequences away (a file's kept sequences are consecutive, in time order), or `i` itself
 /// when `reach` is 0 or the file has no other sequence in reach. Allocation-free.
-pub(super) fn partner(i: usize, file: &[u32], reach: usize, rng: &mut SplitMix64) -> usize {
+fn partner(i: usize, file: &[u32], reach: usize, rng: &mut SplitMix64) -> usize {
     if reach == 0 {
         return i;
     }
@@ -264,5 +321,39 @@ mod tests {
             }
         }
         assert_eq!(seen, [2, 3, 4, 6, 7, 8].into_iter().collect());
+    }
+
+    /// Package partners come from the same package and the set drawn among, never the moment
+    /// itself, at about the chance asked; the rest are partners from the file.
+    #[test]
+    fn package_partners_stay_in_the_package_and_the_set() {
+        // Files of 5 sequences; packages 0 (files 0, 1) and 1 (files 2, 3); the odd sequences
+        // are the set drawn among.
+        let file: Vec<u32> = (0..20).map(|i| i / 5).collect();
+        let package: Vec<u32> = (0..20).map(|i| i / 10).collect();
+        let among: Vec<usize> = (0..20).filter(|i| i % 2 == 1).collect();
+        let partners = Partners::new((&file, 2), (&package, 0.5), &among);
+        let mut rng = SplitMix64(9);
+        let (mut other_file, mut draws) = (0, 0);
+        for _ in 0..500 {
+            for i in 0..20 {
+                let j = partners.draw(i, &mut rng);
+                assert_ne!(j, i);
+                assert_eq!(package[j], package[i]);
+                if file[j] != file[i] {
+                    assert!(among.contains(&j), "{i} → {j}");
+                    other_file += 1;
+                } else {
+                    assert!(j.abs_diff(i) <= 2 || among.contains(&j), "{i} → {j}");
+                }
+                draws += 1;
+            }
+        }
+        // Half the partners come from the package, and about half of those from the other file.
+        let share = other_file as f64 / draws as f64;
+        assert!((0.2..0.3).contains(&share), "{share}");
+        // Without a package share, partners are the file's alone.
+        let partners = Partners::new((&file, 2), (&package, 0.0), &among);
+        assert!((0..20).all(|i| file[partners.draw(i, &mut rng)] == file[i]));
     }
 }

@@ -54,7 +54,7 @@ use crate::audio_file::{decode_mono_at, is_audio_file, AUDIO_EXTENSIONS};
 use crate::offline::analyse;
 use anyhow::{bail, Context, Result};
 pub use augment::{Augmentation, Objective};
-use batches::{Batch, BatchSource, Draws, SpeedSource};
+use batches::{Batch, BatchSource, Draws, Partners, SpeedSource};
 use candle_core::Device;
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::format;
@@ -801,17 +801,28 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     let kept_spacing_seconds = settings.hop_seconds * store.stride as f64;
     let reach =
         (f64::from(cfg.objective.contrast_reach_seconds) / kept_spacing_seconds).round() as usize;
+    let package_share = f64::from(cfg.objective.contrast_package_share);
+    let partners = Partners::new(
+        (&store.file, reach),
+        (&store.package, package_share),
+        &train_idx,
+    );
     // A contrastive run validates on fixed pairs of clean validation buffers.
     let mut validation_pairs = Vec::new();
     if cfg.objective.contrast().is_some() {
         let mut pair_rng = SplitMix64(cfg.seed ^ 0x9a1f);
+        let among = Partners::new(
+            (&store.file, reach),
+            (&store.package, package_share),
+            &val_idx,
+        );
         validation_pairs.extend(
             val_idx
                 .iter()
-                .flat_map(|&i| [i, batches::partner(i, &store.file, reach, &mut pair_rng)]),
+                .flat_map(|&i| [i, among.draw(i, &mut pair_rng)]),
         );
         say(format!(
-            "contrastive partners: {}",
+            "contrastive partners: {}{}",
             if reach == 0 {
                 "two views of the same moment".to_string()
             } else {
@@ -819,6 +830,14 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                     "another moment of the same file, up to {reach} kept buffers ({:.1} s) away",
                     reach as f64 * kept_spacing_seconds
                 )
+            },
+            if package_share > 0.0 {
+                format!(
+                    ", or any moment of the same package ({:.0} %)",
+                    package_share * 100.0
+                )
+            } else {
+                String::new()
             }
         ));
     }
@@ -926,8 +945,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                     normalised: &data,
                     db: &store.data,
                     train: &train_idx,
-                    file: &store.file,
-                    reach,
+                    partners: &partners,
                     normalisation: &normalisation,
                     n_bands: model_cfg.n_bands,
                     seq_len,
