@@ -319,6 +319,26 @@ struct Collected {
 }
 
 impl Collected {
+    /// An empty store of sequences of `seq_len` values, keeping every `stride`-th usable buffer
+    /// and thinning past `cap` sequences; with `keep_frames`, the analysed frames too.
+    /// Allocation-free until offered buffers.
+    fn new(seq_len: usize, (stride, cap): (usize, usize), keep_frames: bool) -> Self {
+        Self {
+            data: Vec::new(),
+            validation: Vec::new(),
+            package: Vec::new(),
+            file: Vec::new(),
+            frames: Vec::new(),
+            newest: Vec::new(),
+            piece_start: Vec::new(),
+            keep_frames,
+            seq_len,
+            stride,
+            seen: 0,
+            cap,
+        }
+    }
+
     /// Sequences kept.
     fn len(&self) -> usize {
         self.validation.len()
@@ -652,20 +672,11 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     bar.set_style(bar_style(
         "analysing {bar:40} {pos}/{len} files [{elapsed_precise}<{eta_precise}] {msg}",
     ));
-    let mut store = Collected {
-        data: Vec::new(),
-        validation: Vec::new(),
-        package: Vec::new(),
-        file: Vec::new(),
-        frames: Vec::new(),
-        newest: Vec::new(),
-        piece_start: Vec::new(),
-        keep_frames: cfg.speed_change > 0.0,
+    let mut store = Collected::new(
         seq_len,
-        stride: cfg.stride,
-        seen: 0,
-        cap: cfg.max_sequences,
-    };
+        (cfg.stride, cfg.max_sequences),
+        cfg.speed_change > 0.0,
+    );
     let mut failures = Vec::new();
     let mut packages: BTreeMap<String, f64> = BTreeMap::new();
     let package_names: Vec<&String> = {

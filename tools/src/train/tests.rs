@@ -543,20 +543,7 @@ fn engine_and_candle_training_runs_agree() {
 fn kept_frames_rebuild_every_kept_sequence() {
     let settings = ListenSettings::default();
     let seq_len = settings.spec.steps * settings.n_bands;
-    let mut store = Collected {
-        data: Vec::new(),
-        validation: Vec::new(),
-        package: Vec::new(),
-        file: Vec::new(),
-        frames: Vec::new(),
-        newest: Vec::new(),
-        piece_start: Vec::new(),
-        keep_frames: true,
-        seq_len,
-        stride: 3,
-        seen: 0,
-        cap: 40,
-    };
+    let mut store = Collected::new(seq_len, (3, 40), true);
     for (piece, hz) in [220.0f32, 1_500.0, 700.0].into_iter().enumerate() {
         let samples: Vec<f32> = (0..22_050 * 2)
             .map(|i| {
