@@ -10,10 +10,12 @@ use crate::adaptation::scenarios::ScenarioConfig;
 use crate::corpus::{build_corpus, CorpusConfig};
 use crate::train::{train, Augmentation, Objective, ProgressDrawTarget, TrainConfig};
 use clap::{CommandFactory, Parser, Subcommand};
+use echoic_core::dilated::{DilatedSpec, Pooling};
 use echoic_core::listener::adapt::{AdaptConfig, AdaptContrast};
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::lstm::{Geometry, Optimiser};
 use echoic_core::listener::{Activation, Level, Listener, ModelConfig};
+use echoic_core::worker::ListenSettings;
 
 mod adapt;
 mod report;
@@ -204,6 +206,27 @@ pub enum LayerArg {
     Dilated,
 }
 
+/// How a dilated buffer's steps pool their frames ([`Pooling`]), for `echoic train`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PoolingArg {
+    /// The frame at each step's look-back.
+    Pick,
+    /// The mean of the frames each step covers.
+    Mean,
+    /// The per-band maximum of the frames each step covers.
+    Max,
+}
+
+impl From<PoolingArg> for Pooling {
+    fn from(arg: PoolingArg) -> Self {
+        match arg {
+            PoolingArg::Pick => Pooling::Pick,
+            PoolingArg::Mean => Pooling::Mean,
+            PoolingArg::Max => Pooling::Max,
+        }
+    }
+}
+
 /// Arguments of `echoic embed`.
 #[derive(Debug, clap::Args)]
 pub struct EmbedArgs {
@@ -341,6 +364,11 @@ pub struct TrainArgs {
     /// (about 2.5 GB for 17 hours of audio).
     #[arg(long, default_value_t = TrainConfig::default().speed_change)]
     pub speed_change: f64,
+    /// How each step of the dilated buffer turns the frames it covers into one: the frame at
+    /// its look-back (the original Listener's), their mean, or their per-band maximum. Stored
+    /// in the model file; the plugin listens with it when the model is chosen.
+    #[arg(long, value_enum, default_value = "pick")]
+    pub pooling: PoolingArg,
     /// Masked reconstruction: the widest run of input bands hidden in every step (0: off).
     #[arg(long, default_value_t = 0)]
     pub mask_bands: usize,
@@ -488,9 +516,10 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
+/// The training run `echoic train`'s arguments ask for. Allocates.
+fn train_config(args: TrainArgs) -> TrainConfig {
     let defaults = TrainConfig::default();
-    let cfg = TrainConfig {
+    TrainConfig {
         inputs: args.inputs,
         out: args.out,
         name: args.name,
@@ -527,6 +556,13 @@ fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
             Augmentation::none()
         },
         speed_change: args.speed_change,
+        settings: ListenSettings {
+            spec: DilatedSpec {
+                pooling: args.pooling.into(),
+                ..defaults.settings.spec
+            },
+            ..defaults.settings
+        },
         objective: Objective {
             mask_bands: args.mask_bands,
             mask_steps: args.mask_steps,
@@ -546,8 +582,13 @@ fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
         resume: args.resume,
         init: args.init,
         ..defaults
-    };
-    let target = if args.quiet {
+    }
+}
+
+fn train_listener(args: TrainArgs) -> anyhow::Result<()> {
+    let quiet = args.quiet;
+    let cfg = train_config(args);
+    let target = if quiet {
         ProgressDrawTarget::hidden()
     } else {
         ProgressDrawTarget::stderr()
@@ -622,6 +663,33 @@ mod tests {
         assert_eq!(a.out, PathBuf::from("x"));
         assert_eq!(a.minutes_per_package, Some(12.0));
         assert_eq!(a.clips_per_class, 80);
+    }
+
+    #[test]
+    fn train_pooling_reaches_the_listening_settings() {
+        let config = |extra: &[&str]| {
+            let args = ["echoic", "train", "corpus/train"].iter().chain(extra);
+            let Command::Train(a) = Cli::try_parse_from(args).unwrap().command else {
+                panic!("not train")
+            };
+            train_config(a)
+        };
+        let default = config(&[]);
+        assert_eq!(default.settings, TrainConfig::default().settings);
+        assert_eq!(default.settings.spec.pooling, Pooling::Pick);
+        for (flag, pooling) in [("mean", Pooling::Mean), ("max", Pooling::Max)] {
+            let cfg = config(&["--pooling", flag]);
+            assert_eq!(cfg.settings.spec.pooling, pooling);
+            let rest = ListenSettings {
+                spec: DilatedSpec {
+                    pooling: Pooling::Pick,
+                    ..cfg.settings.spec
+                },
+                ..cfg.settings
+            };
+            assert_eq!(rest, default.settings, "only the pooling changes");
+        }
+        assert!(Cli::try_parse_from(["echoic", "train", "x", "--pooling", "sum"]).is_err());
     }
 
     #[test]

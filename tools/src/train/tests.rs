@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::audio_file::write_wav_mono;
-use echoic_core::dilated::DilatedSpec;
+use echoic_core::dilated::{DilatedSpec, Pooling};
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::lstm::Optimiser;
 use echoic_core::listener::{Activation, Listener};
@@ -348,13 +348,22 @@ fn candle_nt_xent(logits: &candle_core::Tensor, b: usize, weight: f32) -> candle
     ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(weight) / b as f64)).unwrap()
 }
 
-/// Every training option together (relative level, augmentation, speed changes, masking, peak
-/// weights, the peak loss, package balance, Adagrad) trains a loadable model, and `resume`
-/// continues from a checkpoint where it left off.
+/// Every training option together (max pooling, relative level, augmentation, speed changes,
+/// masking, peak weights, the peak loss, package balance, Adagrad) trains a loadable model that
+/// listens as it was trained, and `resume` continues from a checkpoint where it left off.
 #[test]
 fn training_with_every_option_runs_and_resumes() {
     let dir = fresh_corpus("options");
+    let smoke = smoke_config(&dir);
+    let settings = ListenSettings {
+        spec: DilatedSpec {
+            pooling: Pooling::Max,
+            ..smoke.settings.spec
+        },
+        ..smoke.settings
+    };
     let mut cfg = TrainConfig {
+        settings,
         level: Level::Relative,
         package_balance: 0.5,
         augmentation: Augmentation::default(),
@@ -371,12 +380,13 @@ fn training_with_every_option_runs_and_resumes() {
             ..Objective::default()
         },
         optimiser: Optimiser::Adagrad,
-        ..smoke_config(&dir)
+        ..smoke
     };
     let report = train(&cfg, ProgressDrawTarget::hidden()).unwrap();
     assert_eq!(report.epochs.len(), 2);
     assert!(report.epochs.iter().all(|e| e.validation_loss.is_finite()));
     let listener = Listener::load(&cfg.out).unwrap();
+    assert_eq!(listener.metadata().features.to_settings(), settings);
     assert_eq!(listener.metadata().normalisation.level, Level::Relative);
     assert_eq!(listener.metadata().format_version, 2);
 
