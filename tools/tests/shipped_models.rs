@@ -1,6 +1,7 @@
-//! Every model in `models/` is one the plugin can run as it is: it loads, listens with the
-//! built-in listener's features (so choosing it in the editor changes no setting), carries
-//! valid principal axes for the outputs and learned sounds, embeds real audio to finite values
+//! Every model in `models/` is one the plugin can run as it is: it loads, listens with settings
+//! the pipeline serves unadjusted (choosing it in the editor sets the parameters to them), with
+//! the built-in listener's cochlea and buffer shape, carries valid principal axes for the
+//! outputs and learned sounds, embeds real audio, analysed as it listens, to finite values
 //! independent of gain, and is described in the model card.
 
 use echoic_core::listener::Listener;
@@ -37,15 +38,8 @@ fn every_shipped_model_runs_with_the_built_in_features_and_is_in_the_card() {
     let built_in = Listener::from_bytes(echoic_core::listener::DEFAULT_MODEL).unwrap();
     let card = std::fs::read_to_string(root().join("models/MODEL_CARD.md")).unwrap();
     let audio = decode_mono(&root().join("tests/fixtures/music_armygeddon.wav")).unwrap();
-    let settings = built_in.metadata().features.to_settings();
-    let loud = analyse(&audio.samples, audio.sample_rate as f64, &settings, true).unwrap();
     let quiet_samples: Vec<f32> = audio.samples.iter().map(|s| s * 0.25).collect();
-    let quiet = analyse(&quiet_samples, audio.sample_rate as f64, &settings, true).unwrap();
-    let usable: Vec<usize> = loud.usable().collect();
-    assert!(
-        usable.len() > 100,
-        "the fixture is long enough to listen to"
-    );
+    let built_in_settings = built_in.metadata().features.to_settings();
 
     let mut embeddings = Vec::new();
     for (path, name) in models.iter().zip(&names) {
@@ -55,10 +49,26 @@ fn every_shipped_model_runs_with_the_built_in_features_and_is_in_the_card() {
             card.contains(name),
             "the model card does not describe {name}"
         );
+        let settings = meta.features.to_settings();
         assert_eq!(
-            meta.features,
-            built_in.metadata().features,
-            "{name} listens with other features than the built-in listener"
+            settings.validated(),
+            settings,
+            "{name} asks for settings the pipeline would adjust"
+        );
+        // Only the pooling may differ from the built-in listener's: the same cochlea, hop and
+        // buffer shape, so the cost per hop and what the editor draws stay the same.
+        let mut same_pooling = settings;
+        same_pooling.spec.pooling = built_in_settings.spec.pooling;
+        assert_eq!(
+            same_pooling, built_in_settings,
+            "{name} listens with another cochlea or buffer shape than the built-in listener"
+        );
+        let loud = analyse(&audio.samples, audio.sample_rate as f64, &settings, true).unwrap();
+        let quiet = analyse(&quiet_samples, audio.sample_rate as f64, &settings, true).unwrap();
+        let usable: Vec<usize> = loud.usable().collect();
+        assert!(
+            usable.len() > 100,
+            "the fixture is long enough to listen to"
         );
         let pca = meta.pca.as_ref().expect("principal axes");
         assert!(pca.validate(listener.latent_dim()).is_ok(), "{name}");
