@@ -25,7 +25,7 @@ fn shipped_models() -> Vec<PathBuf> {
 }
 
 #[test]
-fn every_shipped_model_runs_with_the_built_in_features_and_is_in_the_card() {
+fn every_shipped_model_runs_as_the_pipeline_serves_it_and_is_in_the_card() {
     let models = shipped_models();
     let names: Vec<_> = models
         .iter()

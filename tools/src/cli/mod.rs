@@ -365,10 +365,11 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = TrainConfig::default().speed_change)]
     pub speed_change: f64,
     /// How each step of the dilated buffer turns the frames it covers into one: the frame at
-    /// its look-back (the original Listener's), their mean, or their per-band maximum. Stored
-    /// in the model file; the plugin listens with it when the model is chosen.
-    #[arg(long, value_enum, default_value = "pick")]
-    pub pooling: PoolingArg,
+    /// its look-back (the original Listener's, and the default listening settings'), their
+    /// mean, or their per-band maximum. Stored in the model file; the plugin listens with it
+    /// when the model is chosen.
+    #[arg(long, value_enum)]
+    pub pooling: Option<PoolingArg>,
     /// Masked reconstruction: the widest run of input bands hidden in every step (0: off).
     #[arg(long, default_value_t = 0)]
     pub mask_bands: usize,
@@ -558,7 +559,9 @@ fn train_config(args: TrainArgs) -> TrainConfig {
         speed_change: args.speed_change,
         settings: ListenSettings {
             spec: DilatedSpec {
-                pooling: args.pooling.into(),
+                pooling: args
+                    .pooling
+                    .map_or(defaults.settings.spec.pooling, Pooling::from),
                 ..defaults.settings.spec
             },
             ..defaults.settings
