@@ -11,8 +11,6 @@
 //! - `unzipped/PKG/ARCHIVE/`: the audio members of the zip archives in it (warzone2100's `.wz`,
 //!   openarena's `.pk3`);
 //! - `midi/vN/`: the MIDI phrases generated for the instrument class and their fluidsynth renders;
-//! - `rendered/vN/PKG/FONT/`: phrases and drum grooves played by fluidsynth through the
-//!   SoundFonts a training package ships, read as that package's audio;
 //! - `evalclips/CLASS/`: every evaluation clip built for a class, up to the cap, with
 //!   `clips.tsv` listing them.
 //!
@@ -45,7 +43,6 @@ mod evaluation;
 mod instruments;
 pub(crate) mod packages;
 mod signal;
-mod soundfonts;
 mod training;
 
 /// Packages whose audio makes up the training corpus.
@@ -67,9 +64,6 @@ pub const TRAINING_PACKAGES: &[&str] = &[
     "supertux-data",
     "lugaru-data",
     "extremetuxracer-data",
-    "scratch",
-    "timgm6mb-soundfont",
-    "csound-soundfont",
 ];
 
 /// Packages the evaluation set is drawn from. Nothing from them may enter training.
