@@ -409,6 +409,11 @@ pub struct TrainArgs {
     /// than of its file.
     #[arg(long, default_value_t = 0.0)]
     pub contrast_package: f32,
+    /// Chance (0..1) that the contrastive partner of a moment whose path names its kind of
+    /// sound (speech, music, drums, instrument, animal: `voices/`, `music/`, `drum_kick.wav`)
+    /// is a moment of another file of that kind.
+    #[arg(long, default_value_t = 0.0)]
+    pub contrast_kind: f32,
     /// Continue from this checkpoint (its weights, normalisation and epoch count).
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -581,6 +586,7 @@ fn train_config(args: TrainArgs) -> TrainConfig {
             },
             contrast_reach_seconds: args.contrast_reach,
             contrast_package_share: args.contrast_package,
+            contrast_kind_share: args.contrast_kind,
         },
         resume: args.resume,
         init: args.init,

@@ -65,6 +65,12 @@ pub struct Objective {
     /// "same kind" than one recording, as far as a package holds one kind of sound. 0 turns it
     /// off.
     pub contrast_package_share: f32,
+    /// Chance that the partner of a moment whose path names its kind of sound (see
+    /// `train::kinds`) is instead a moment of another file of that kind, from any package (of
+    /// the same side of the split): "same kind" across recordings and sources, which the
+    /// evaluation's sound types ask for and one recording or one package cannot teach. 0 turns
+    /// it off.
+    pub contrast_kind_share: f32,
 }
 
 impl Objective {

@@ -183,8 +183,8 @@ impl Batch {
     }
 }
 
-/// Where each moment's contrastive partner comes from: another moment of its file, or, with a
-/// given chance, any moment of its package.
+/// Where each moment's contrastive partner comes from: another moment of its file, or, with
+/// given chances, any moment of its package or of another file of its kind.
 pub(super) struct Partners<'a> {
     /// Per sequence, the index of its file.
     file: &'a [u32],
@@ -200,6 +200,15 @@ pub(super) struct Partners<'a> {
     /// holds one kind of recording more often than two packages do, so this is a coarser
     /// "same kind" than one recording.
     package_share: f64,
+    /// Per file, its weak kind (see `kinds`), when its path names one.
+    file_kind: &'a [Option<u8>],
+    /// Per kind, the sequences a kind partner is drawn from, of the same side of the split as
+    /// `members`.
+    kind_members: Vec<Vec<usize>>,
+    /// Chance that the partner of a moment whose file has a kind is any of `kind_members` of
+    /// that kind from another file instead: the one "same kind" across recordings and
+    /// packages the corpus can tell without labels written by hand.
+    kind_share: f64,
 }
 
 impl<'a> Partners<'a> {
@@ -207,6 +216,7 @@ impl<'a> Partners<'a> {
     pub(super) fn new(
         (file, reach): (&'a [u32], usize),
         (package, package_share): (&'a [u32], f64),
+        (file_kind, kind_share): (&'a [Option<u8>], f64),
         among: &[usize],
     ) -> Self {
         let mut members = vec![Vec::new(); package.iter().max().map_or(0, |&p| p as usize + 1)];
@@ -215,17 +225,33 @@ impl<'a> Partners<'a> {
                 members[package[i] as usize].push(i);
             }
         }
+        let kinds = file_kind
+            .iter()
+            .flatten()
+            .max()
+            .map_or(0, |&k| k as usize + 1);
+        let mut kind_members = vec![Vec::new(); kinds];
+        if kind_share > 0.0 {
+            for &i in among {
+                if let Some(k) = file_kind[file[i] as usize] {
+                    kind_members[k as usize].push(i);
+                }
+            }
+        }
         Self {
             file,
             reach,
             package,
             members,
             package_share,
+            file_kind,
+            kind_members,
+            kind_share,
         }
     }
 
-    /// The partner of sequence `i`. Draws nothing for a package partner when its chance is 0,
-    /// so that runs without one repeat exactly. Allocation-free.
+    /// The partner of sequence `i`. Draws nothing for a package or kind partner when its
+    /// chance is 0, so that runs without one repeat exactly. Allocation-free.
     pub(super) fn draw(&self, i: usize, rng: &mut SplitMix64) -> usize {
         if self.package_share > 0.0 && rng.next_f64() < self.package_share {
             let members = &self.members[self.package[i] as usize];
@@ -239,9 +265,32 @@ impl<'a> Partners<'a> {
                 };
             }
         }
+        if let Some(kind) = self.file_kind[self.file[i] as usize] {
+            if self.kind_share > 0.0 && rng.next_f64() < self.kind_share {
+                if let Some(j) = self.other_file_of_kind(i, kind, rng) {
+                    return j;
+                }
+            }
+        }
         partner(i, self.file, self.reach, rng)
     }
+
+    /// A moment of `kind` from another file than `i`'s, or `None` after a few draws that all
+    /// fell in `i`'s file (a kind held by one file). Allocation-free; at most
+    /// [`KIND_DRAWS`] draws.
+    fn other_file_of_kind(&self, i: usize, kind: u8, rng: &mut SplitMix64) -> Option<usize> {
+        let members = &self.kind_members[kind as usize];
+        if members.is_empty() {
+            return None;
+        }
+        (0..KIND_DRAWS)
+            .map(|_| members[rng.below(members.len())])
+            .find(|&j| self.file[j] != self.file[i])
+    }
 }
+
+/// Draws a kind partner may take to leave its own file.
+const KIND_DRAWS: usize = 8;
 
 /// A contrastive partner for sequence `i`: another sequence of the same file at most `reach`
 /// kept sequences away (a file's kept sequences are consecutive, in time order), or `i` itself
@@ -332,7 +381,7 @@ mod tests {
         let file: Vec<u32> = (0..20).map(|i| i / 5).collect();
         let package: Vec<u32> = (0..20).map(|i| i / 10).collect();
         let among: Vec<usize> = (0..20).filter(|i| i % 2 == 1).collect();
-        let partners = Partners::new((&file, 2), (&package, 0.5), &among);
+        let partners = Partners::new((&file, 2), (&package, 0.5), (&[None; 4], 0.0), &among);
         let mut rng = SplitMix64(9);
         let (mut other_file, mut draws) = (0, 0);
         for _ in 0..500 {
@@ -353,7 +402,42 @@ mod tests {
         let share = other_file as f64 / draws as f64;
         assert!((0.2..0.3).contains(&share), "{share}");
         // Without a package share, partners are the file's alone.
-        let partners = Partners::new((&file, 2), (&package, 0.0), &among);
+        let partners = Partners::new((&file, 2), (&package, 0.0), (&[None; 4], 0.0), &among);
         assert!((0..20).all(|i| file[partners.draw(i, &mut rng)] == file[i]));
+    }
+
+    /// Kind partners come from another file of the same kind and the set drawn among, at
+    /// about the chance asked; files without a kind, and kinds held by one file, keep partners
+    /// from their own file.
+    #[test]
+    fn kind_partners_come_from_other_files_of_the_kind() {
+        // Files of 5 sequences: 0 and 2 are of kind 1, 1 has no kind, 3 is alone in kind 0;
+        // each file its own package.
+        let file: Vec<u32> = (0..20).map(|i| i / 5).collect();
+        let package = file.clone();
+        let kinds = [Some(1), None, Some(1), Some(0)];
+        let among: Vec<usize> = (0..20).collect();
+        let partners = Partners::new((&file, 2), (&package, 0.0), (&kinds, 0.5), &among);
+        let mut rng = SplitMix64(3);
+        let mut across = 0;
+        for _ in 0..1000 {
+            for i in 0..20 {
+                let j = partners.draw(i, &mut rng);
+                let (fi, fj) = (file[i] as usize, file[j] as usize);
+                if fi == fj {
+                    assert!(j.abs_diff(i) <= 2, "{i} → {j}");
+                } else {
+                    assert_eq!(kinds[fj], kinds[fi], "{i} → {j}");
+                    assert!(kinds[fi].is_some());
+                    across += 1;
+                }
+                if matches!(fi, 1 | 3) {
+                    assert_eq!(fj, fi, "{i} → {j}");
+                }
+            }
+        }
+        // Files 0 and 2 (10 of the 20 sequences) find the other half the time.
+        let share = f64::from(across) / 20_000.0;
+        assert!((0.22..0.28).contains(&share), "{share}");
     }
 }

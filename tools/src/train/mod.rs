@@ -43,6 +43,7 @@
 
 pub mod augment;
 mod batches;
+mod kinds;
 mod learner;
 pub mod model;
 mod speed;
@@ -248,9 +249,32 @@ pub struct TrainReport {
     pub seconds: f64,
 }
 
-/// Every audio file under `inputs`, sorted, with the package it belongs to (the first folder
-/// level under its input folder, or the input folder's name).
-fn collect_files(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+/// How many files each weak kind holds, and how many have none, for the log.
+fn kind_counts(files: &[TrainingFile]) -> String {
+    let count = |kind: Option<u8>| files.iter().filter(|f| f.kind == kind).count();
+    crate::corpus::CLASSES
+        .iter()
+        .enumerate()
+        .map(|(k, class)| format!("{class} {}", count(Some(k as u8))))
+        .chain(std::iter::once(format!("no kind {}", count(None))))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One audio file to train on.
+struct TrainingFile {
+    /// Where it is.
+    path: PathBuf,
+    /// The package it belongs to (the first folder level under its input folder, or the input
+    /// folder's name), which balanced draws and package partners group by.
+    package: String,
+    /// Its weak kind, read from its path under the input folder (see [`kinds`]), which kind
+    /// partners group by.
+    kind: Option<u8>,
+}
+
+/// Every audio file under `inputs`, sorted. Allocates and reads folders.
+fn collect_files(inputs: &[PathBuf]) -> Result<Vec<TrainingFile>> {
     let mut out = Vec::new();
     for root in inputs {
         if !root.is_dir() {
@@ -282,7 +306,12 @@ fn collect_files(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
                 (Some(first), Some(_)) => first.as_os_str().to_string_lossy().into_owned(),
                 _ => root_name.clone(),
             };
-            out.push((path, package));
+            let kind = kinds::kind_of(&format!("{root_name}/{}", rel.to_string_lossy()));
+            out.push(TrainingFile {
+                path,
+                package,
+                kind,
+            });
         }
     }
     Ok(out)
@@ -680,13 +709,13 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     let mut failures = Vec::new();
     let mut packages: BTreeMap<String, f64> = BTreeMap::new();
     let package_names: Vec<&String> = {
-        let mut names: Vec<&String> = files.iter().map(|(_, p)| p).collect();
+        let mut names: Vec<&String> = files.iter().map(|f| &f.package).collect();
         names.sort();
         names.dedup();
         names
     };
     let segment = (SEGMENT_SECONDS * cfg.sample_rate as f64) as usize;
-    for (i, (path, package)) in files.iter().enumerate() {
+    for (i, TrainingFile { path, package, .. }) in files.iter().enumerate() {
         bar.set_message(package.clone());
         let package_id = package_names.binary_search(&package).unwrap_or(0) as u32;
         match decode_mono_at(path, cfg.sample_rate) {
@@ -813,9 +842,12 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     let reach =
         (f64::from(cfg.objective.contrast_reach_seconds) / kept_spacing_seconds).round() as usize;
     let package_share = f64::from(cfg.objective.contrast_package_share);
+    let kind_share = f64::from(cfg.objective.contrast_kind_share);
+    let file_kind: Vec<Option<u8>> = files.iter().map(|f| f.kind).collect();
     let partners = Partners::new(
         (&store.file, reach),
         (&store.package, package_share),
+        (&file_kind, kind_share),
         &train_idx,
     );
     // A contrastive run validates on fixed pairs of clean validation buffers.
@@ -825,6 +857,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         let among = Partners::new(
             (&store.file, reach),
             (&store.package, package_share),
+            (&file_kind, kind_share),
             &val_idx,
         );
         validation_pairs.extend(
@@ -833,7 +866,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 .flat_map(|&i| [i, among.draw(i, &mut pair_rng)]),
         );
         say(format!(
-            "contrastive partners: {}{}",
+            "contrastive partners: {}{}{}",
             if reach == 0 {
                 "two views of the same moment".to_string()
             } else {
@@ -846,6 +879,15 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 format!(
                     ", or any moment of the same package ({:.0} %)",
                     package_share * 100.0
+                )
+            } else {
+                String::new()
+            },
+            if kind_share > 0.0 {
+                format!(
+                    ", or a moment of another file of the same kind ({:.0} %; {})",
+                    kind_share * 100.0,
+                    kind_counts(&files)
                 )
             } else {
                 String::new()

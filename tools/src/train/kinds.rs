@@ -1,0 +1,164 @@
+//! Weak kinds: what kind of sound a training file holds, read from the words of its path.
+//!
+//! Training packages name their folders and files for what they hold (`music/`, `voices/`,
+//! `samples/drums/`, `drum_snare_hard.flac`), so a path says, often, which of the evaluation's
+//! sound types ([`CLASSES`]) a recording is, with no label written by hand. Many paths say
+//! nothing (a game's `sounds/explosion.wav`): those files have no kind. `echoic train
+//! --contrast-kind` uses the kinds to draw contrastive partners from other recordings, and other
+//! packages, of the same kind.
+//!
+//! The words are matched whole, after splitting the path into its runs of letters (digits and
+//! every other character split words: `kick01` is `kick`), and the rules are tried in order, so that a package of spoken words
+//! (`ktuberling`, whose files are named for what the voice says: `cat`, `hat`) is speech before
+//! its words can read as an animal or a drum. Offline: allocates.
+
+use crate::corpus::CLASSES;
+
+/// The rules, in order: a path holding any of a rule's words has that rule's kind.
+const RULES: &[(&str, &[&str])] = &[
+    // Packages, and folders, of spoken words.
+    (
+        "speech",
+        &[
+            "klettres",
+            "ktuberling",
+            "fillets",
+            "voice",
+            "voices",
+            "speech",
+            "comments",
+            "announcer",
+        ],
+    ),
+    (
+        "drums",
+        &[
+            "drum", "drums", "drumkit", "kick", "snare", "hihat", "hat", "cymbal", "perc", "tabla",
+            "beats", "bd", "sn", "tom", "toms",
+        ],
+    ),
+    (
+        "instrument",
+        &[
+            "instrument",
+            "instruments",
+            "basses",
+            "bass",
+            "guit",
+            "guitar",
+            "piano",
+            "stringsnpads",
+            "strings",
+            "synth",
+            "organ",
+            "flute",
+            "violin",
+            "harp",
+            "ambi",
+        ],
+    ),
+    ("music", &["music", "soundtrack", "song", "songs"]),
+    (
+        "animal",
+        &[
+            "animal", "animals", "dog", "dogs", "cat", "cats", "bird", "birds", "cow", "horse",
+            "sheep", "wolf", "rabbit", "crow", "chicken", "pig", "frog", "duck", "lion", "owl",
+            "goat", "bark", "meow", "moo", "baa", "bee", "bees",
+        ],
+    ),
+];
+
+/// The kind of the file at `path` (a path relative to the training folder, package folder
+/// included), as an index into [`CLASSES`], or `None` when no word of the path names one.
+pub(super) fn kind_of(path: &str) -> Option<u8> {
+    let lower = path.to_ascii_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .collect();
+    RULES
+        .iter()
+        .find(|(_, names)| words.iter().any(|w| names.contains(w)))
+        .map(|(kind, _)| class_index(kind))
+}
+
+/// The index of `kind` in [`CLASSES`].
+fn class_index(kind: &str) -> u8 {
+    CLASSES
+        .iter()
+        .position(|&c| c == kind)
+        .expect("every rule names an evaluation class") as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(path: &str) -> Option<&'static str> {
+        kind_of(path).map(|k| CLASSES[k as usize])
+    }
+
+    #[test]
+    fn paths_name_their_kind() {
+        let cases = [
+            (
+                "hedgewars-data/games__hedgewars__Data__Sounds__voices__Pirate__Hello.wav",
+                Some("speech"),
+            ),
+            (
+                "ktuberling-data/ktuberling__sounds__en__hat.wav",
+                Some("speech"),
+            ),
+            (
+                "lmms-common/lmms__samples__drums__kick01.wav",
+                Some("drums"),
+            ),
+            (
+                "sonic-pi-samples/sonic-pi__samples__drum_snare_hard.wav",
+                Some("drums"),
+            ),
+            (
+                "lmms-common/lmms__samples__stringsnpads__pad.wav",
+                Some("instrument"),
+            ),
+            (
+                "wesnoth-1.16-music/games__wesnoth__1.16__data__core__music__battle.wav",
+                Some("music"),
+            ),
+            (
+                "megaglest-data/commondata__sounds__animals__cow1.wav",
+                Some("animal"),
+            ),
+            (
+                "lincity-ng-data/games__lincity-ng__sounds__Residential.wav",
+                None,
+            ),
+        ];
+        for (path, want) in cases {
+            assert_eq!(kind(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn words_match_whole() {
+        // "location" holds "cat", "bassoon" holds "bass": neither is the word.
+        assert_eq!(kind("pkg/location_bassoon.wav"), None);
+        assert_eq!(kind("DRUMS/Kick.WAV"), Some("drums"));
+        // Digits split words.
+        assert_eq!(
+            kind("lmms-common/lmms__samples__drums__tom04.wav"),
+            Some("drums")
+        );
+        assert_eq!(
+            kind("sonic-pi-samples/sonic-pi__samples__loop_perc2.wav"),
+            Some("drums")
+        );
+    }
+
+    #[test]
+    fn every_rule_names_a_class() {
+        for (name, _) in RULES {
+            assert!(CLASSES.contains(name), "{name}");
+        }
+    }
+}
