@@ -8,9 +8,10 @@
 //! packages, of the same kind.
 //!
 //! The words are matched whole, after splitting the path into its runs of letters (digits and
-//! every other character split words: `kick01` is `kick`), and the rules are tried in order, so that a package of spoken words
-//! (`ktuberling`, whose files are named for what the voice says: `cat`, `hat`) is speech before
-//! its words can read as an animal or a drum. Offline: allocates.
+//! every other character split words: `kick01` is `kick`), and the rules are tried in order,
+//! so that a package of spoken words (`ktuberling`, whose files are named for what the voice
+//! says: `cat`, `hat`) is speech before its words can read as an animal or a drum. Offline:
+//! allocates.
 
 use crate::corpus::CLASSES;
 
@@ -80,6 +81,17 @@ pub(super) fn kind_of(path: &str) -> Option<u8> {
         .iter()
         .find(|(_, names)| words.iter().any(|w| names.contains(w)))
         .map(|(kind, _)| class_index(kind))
+}
+
+/// How many of `kinds` (one per file) each kind holds, and how many have none, for the
+/// training log. Allocates.
+pub(super) fn summary(kinds: &[Option<u8>]) -> String {
+    let count = |kind: Option<u8>| kinds.iter().filter(|&&k| k == kind).count();
+    (0..CLASSES.len())
+        .map(|k| format!("{} {}", CLASSES[k], count(Some(k as u8))))
+        .chain(std::iter::once(format!("no kind {}", count(None))))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The index of `kind` in [`CLASSES`].
@@ -152,6 +164,14 @@ mod tests {
         assert_eq!(
             kind("sonic-pi-samples/sonic-pi__samples__loop_perc2.wav"),
             Some("drums")
+        );
+    }
+
+    #[test]
+    fn summary_counts_files_per_kind() {
+        assert_eq!(
+            summary(&[Some(0), None, Some(0), Some(4)]),
+            "speech 2, music 0, drums 0, instrument 0, animal 1, no kind 1"
         );
     }
 

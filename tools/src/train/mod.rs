@@ -249,18 +249,6 @@ pub struct TrainReport {
     pub seconds: f64,
 }
 
-/// How many files each weak kind holds, and how many have none, for the log.
-fn kind_counts(files: &[TrainingFile]) -> String {
-    let count = |kind: Option<u8>| files.iter().filter(|f| f.kind == kind).count();
-    crate::corpus::CLASSES
-        .iter()
-        .enumerate()
-        .map(|(k, class)| format!("{class} {}", count(Some(k as u8))))
-        .chain(std::iter::once(format!("no kind {}", count(None))))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// One audio file to train on.
 struct TrainingFile {
     /// Where it is.
@@ -887,7 +875,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 format!(
                     ", or a moment of another file of the same kind ({:.0} %; {})",
                     kind_share * 100.0,
-                    kind_counts(&files)
+                    kinds::summary(&file_kind)
                 )
             } else {
                 String::new()
