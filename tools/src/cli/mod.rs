@@ -286,6 +286,11 @@ pub struct CorpusArgs {
     /// Do not draw progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Also train on isolated instruments, drum grooves and animals: two General MIDI
+    /// SoundFonts played by fluidsynth and Scratch's sound library (4 h more). The shipped
+    /// listeners were trained without them.
+    #[arg(long)]
+    pub with_instruments: bool,
 }
 
 /// Arguments of `echoic train`.
@@ -632,6 +637,7 @@ fn corpus(args: CorpusArgs) -> anyhow::Result<()> {
         clips_per_class: args.clips_per_class,
         balance_classes: !args.unbalanced,
         progress: !args.quiet,
+        with_instruments: args.with_instruments,
         ..CorpusConfig::default()
     };
     let start = Instant::now();

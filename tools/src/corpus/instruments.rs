@@ -2,6 +2,7 @@
 //! rendered by fluidsynth. Offline: runs fluidsynth and writes files.
 
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result};
@@ -47,10 +48,17 @@ const GM_NAMES: [&str; 128] = [
 /// (agogo, woodblock, taiko, melodic tom, synth drum, reverse cymbal), which belongs with drums,
 /// and the sound effects 120–127 (bird tweet, seashore, applause, ...), which would blur the
 /// animal and other classes.
-fn instrument_programs() -> Vec<u8> {
+pub(super) fn instrument_programs() -> Vec<u8> {
     (0u8..120)
         .filter(|p| !matches!(p, 113 | 115 | 116 | 117 | 118 | 119))
         .collect()
+}
+
+/// The file stem of a program's phrase, `gmNNN_program_name_VARIANT`, for the evaluation's
+/// renders and the training packages' alike; `echoic train`'s weak kinds read the `gm` word as
+/// an instrument. Allocates.
+pub(super) fn phrase_name(program: u8, variant: usize) -> String {
+    format!("gm{program:03}_{}_{variant}", GM_NAMES[program as usize])
 }
 
 /// A comfortable MIDI note range for a program.
@@ -75,16 +83,21 @@ fn polyphonic(p: u8) -> bool {
     matches!(p, 0..=7 | 16..=21 | 24..=27 | 46 | 48..=51 | 88..=95)
 }
 
-struct Note {
-    start: f64,
-    dur: f64,
-    key: u8,
-    vel: u8,
+/// One note of a phrase, in seconds from the phrase's start.
+pub(super) struct Note {
+    /// When the key goes down.
+    pub(super) start: f64,
+    /// How long it is held.
+    pub(super) dur: f64,
+    /// The MIDI key.
+    pub(super) key: u8,
+    /// The MIDI velocity, 1–127.
+    pub(super) vel: u8,
 }
 
 /// A random phrase in a major, minor or pentatonic scale whose last note starts at `target`
 /// seconds or later.
-fn phrase(program: u8, target: f64, rng: &mut SplitMix64) -> (f64, Vec<Note>) {
+pub(super) fn phrase(program: u8, target: f64, rng: &mut SplitMix64) -> (f64, Vec<Note>) {
     const SCALES: [&[i32]; 3] = [
         &[0, 2, 4, 5, 7, 9, 11],
         &[0, 2, 3, 5, 7, 8, 10],
@@ -138,22 +151,24 @@ fn phrase(program: u8, target: f64, rng: &mut SplitMix64) -> (f64, Vec<Note>) {
     (bpm, notes)
 }
 
-/// A format-0 standard MIDI file: one track on channel 1 with a program change and the notes.
-fn midi_file(program: u8, bpm: f64, notes: &[Note]) -> Vec<u8> {
+/// A format-0 standard MIDI file: one track on `channel` (0-based; 9 is General MIDI's
+/// percussion) with a program change and the notes.
+pub(super) fn midi_file(channel: u8, program: u8, bpm: f64, notes: &[Note]) -> Vec<u8> {
+    assert!(channel < 16, "MIDI has 16 channels");
     const DIVISION: u16 = 480;
     let ticks = |secs: f64| -> u32 { (secs * bpm / 60.0 * DIVISION as f64).round() as u32 };
     let mut events: Vec<(u32, [u8; 3])> = Vec::new();
     for n in notes {
-        events.push((ticks(n.start), [0x90, n.key, n.vel]));
-        events.push((ticks(n.start + n.dur), [0x80, n.key, 64]));
+        events.push((ticks(n.start), [0x90 | channel, n.key, n.vel]));
+        events.push((ticks(n.start + n.dur), [0x80 | channel, n.key, 64]));
     }
     // Note-offs before note-ons at the same tick.
-    events.sort_by_key(|(t, e)| (*t, e[0] == 0x90));
+    events.sort_by_key(|(t, e)| (*t, e[0] & 0xF0 == 0x90));
     let mut track: Vec<u8> = Vec::new();
     let tempo = (60_000_000.0 / bpm).round() as u32;
     track.extend([0x00, 0xFF, 0x51, 0x03]);
     track.extend(&tempo.to_be_bytes()[1..]);
-    track.extend([0x00, 0xC0, program]);
+    track.extend([0x00, 0xC0 | channel, program]);
     let mut last = 0;
     for (t, e) in events {
         push_vlq(&mut track, t - last);
@@ -182,6 +197,22 @@ fn push_vlq(out: &mut Vec<u8>, mut v: u32) {
     }
     bytes.reverse();
     out.extend(bytes);
+}
+
+/// Writes `midi` to `mid` and has fluidsynth play it through `font` into `wav` (44.1 kHz), unless
+/// `wav` is there already. Runs fluidsynth and writes files.
+pub(super) fn render_midi(font: &Path, midi: &[u8], mid: &Path, wav: &Path) -> Result<()> {
+    if wav.is_file() {
+        return Ok(());
+    }
+    write_atomic(mid, midi)?;
+    let tmp = part_path(wav);
+    run(Command::new("fluidsynth")
+        .args(["-ni", "-q", "-g", "0.5", "-r", "44100", "-T", "wav", "-F"])
+        .arg(&tmp)
+        .arg(font)
+        .arg(mid))?;
+    Ok(fs::rename(&tmp, wav)?)
 }
 
 pub(super) fn instrument_clips(
@@ -216,25 +247,12 @@ pub(super) fn instrument_clips(
             + 0.2
             + (cfg.max_clip_seconds - cfg.min_clip_seconds - 0.8) * prng.next_f64();
         let (bpm, notes) = phrase(program, target, &mut prng);
-        let name = format!("gm{program:03}_{}_{variant}", GM_NAMES[program as usize]);
+        let name = phrase_name(program, variant);
         let mid = midi_dir.join(format!("{name}.mid"));
         let wav = midi_dir.join(format!("{name}.wav"));
-        if !wav.is_file() {
-            if let Err(e) = write_atomic(&mid, &midi_file(program, bpm, &notes)) {
-                fail(pb, fails, &mid, &e);
-                continue;
-            }
-            let tmp = part_path(&wav);
-            let rendered = run(Command::new("fluidsynth")
-                .args(["-ni", "-q", "-g", "0.5", "-r", "44100", "-T", "wav", "-F"])
-                .arg(&tmp)
-                .arg(&sf2)
-                .arg(&mid))
-            .and_then(|_| Ok(fs::rename(&tmp, &wav)?));
-            if let Err(e) = rendered {
-                fail(pb, fails, &mid, &e);
-                continue;
-            }
+        if let Err(e) = render_midi(&sf2, &midi_file(0, program, bpm, &notes), &mid, &wav) {
+            fail(pb, fails, &mid, &e);
+            continue;
         }
         let samples = match decode_mono(&wav) {
             Ok(d) => resample(&d.samples, d.sample_rate, rate),
@@ -280,7 +298,7 @@ mod tests {
     fn midi_file_is_well_formed() {
         let mut rng = SplitMix64(1);
         let (bpm, notes) = phrase(0, 3.0, &mut rng);
-        let m = midi_file(0, bpm, &notes);
+        let m = midi_file(0, 0, bpm, &notes);
         assert_eq!(&m[..4], b"MThd");
         assert_eq!(&m[14..18], b"MTrk");
         let len = u32::from_be_bytes([m[18], m[19], m[20], m[21]]) as usize;

@@ -11,6 +11,8 @@
 //! - `unzipped/PKG/ARCHIVE/`: the audio members of the zip archives in it (warzone2100's `.wz`,
 //!   openarena's `.pk3`);
 //! - `midi/vN/`: the MIDI phrases generated for the instrument class and their fluidsynth renders;
+//! - `rendered/vN/PKG/FONT/`: phrases and drum grooves played by fluidsynth through the
+//!   SoundFonts a training package ships, read as that package's audio;
 //! - `evalclips/CLASS/`: every evaluation clip built for a class, up to the cap, with
 //!   `clips.tsv` listing them.
 //!
@@ -43,6 +45,7 @@ mod evaluation;
 mod instruments;
 pub(crate) mod packages;
 mod signal;
+mod soundfonts;
 mod training;
 
 /// Packages whose audio makes up the training corpus.
@@ -65,6 +68,12 @@ pub const TRAINING_PACKAGES: &[&str] = &[
     "lugaru-data",
     "extremetuxracer-data",
 ];
+
+/// Training packages of isolated instruments, drum grooves and animals: two General MIDI
+/// SoundFonts, played by fluidsynth (`soundfonts`), and Scratch's sound library. Taken only
+/// with [`CorpusConfig::with_instruments`] (`echoic corpus --with-instruments`), because the
+/// shipped listeners were trained without them and their recipes must rebuild their corpus.
+pub const INSTRUMENT_PACKAGES: &[&str] = &["scratch", "timgm6mb-soundfont", "csound-soundfont"];
 
 /// Packages the evaluation set is drawn from. Nothing from them may enter training.
 pub const EVALUATION_PACKAGES: &[&str] = &[
@@ -119,6 +128,9 @@ pub struct CorpusConfig {
     pub seed: u64,
     /// Draw progress bars on the terminal.
     pub progress: bool,
+    /// Add [`INSTRUMENT_PACKAGES`] to the training packages, for listeners trained on more
+    /// instruments than the shipped ones heard.
+    pub with_instruments: bool,
 }
 
 impl Default for CorpusConfig {
@@ -136,7 +148,21 @@ impl Default for CorpusConfig {
             eval_rms_dbfs: -20.0,
             seed: 0x000E_C01C,
             progress: true,
+            with_instruments: false,
         }
+    }
+}
+
+impl CorpusConfig {
+    /// The packages this build trains on: [`TRAINING_PACKAGES`], and [`INSTRUMENT_PACKAGES`]
+    /// when asked for. Allocates.
+    pub fn training_packages(&self) -> Vec<&'static str> {
+        let extra = if self.with_instruments {
+            INSTRUMENT_PACKAGES
+        } else {
+            &[]
+        };
+        TRAINING_PACKAGES.iter().chain(extra).copied().collect()
     }
 }
 
@@ -224,7 +250,8 @@ pub fn check_disjoint(training: &[&str], evaluation: &[&str]) -> Result<()> {
 /// report; an error is returned only when the build as a whole cannot go on (a directory that
 /// cannot be created, the manifest that cannot be written, the package lists overlapping).
 pub fn build_corpus(cfg: &CorpusConfig) -> Result<CorpusReport> {
-    check_disjoint(TRAINING_PACKAGES, EVALUATION_PACKAGES)?;
+    let training_packages = cfg.training_packages();
+    check_disjoint(&training_packages, EVALUATION_PACKAGES)?;
     let train_dir = cfg.out_dir.join("train");
     let eval_dir = cfg.out_dir.join("eval");
     assert!(
@@ -242,7 +269,7 @@ pub fn build_corpus(cfg: &CorpusConfig) -> Result<CorpusReport> {
     let mut fails = Vec::new();
 
     // 1. Download and extract every package.
-    let all: Vec<&str> = TRAINING_PACKAGES
+    let all: Vec<&str> = training_packages
         .iter()
         .chain(EVALUATION_PACKAGES)
         .copied()
@@ -259,10 +286,20 @@ pub fn build_corpus(cfg: &CorpusConfig) -> Result<CorpusReport> {
     }
     pb.finish_with_message("downloaded and extracted");
 
-    // 2. Training corpus, package by package.
+    // 2. Training corpus, package by package, after taking out the instrument packages an
+    // earlier build with them left, since `echoic train` reads every folder of `train/`.
+    for pkg in INSTRUMENT_PACKAGES
+        .iter()
+        .filter(|p| !training_packages.contains(p))
+    {
+        let dir = train_dir.join(pkg);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
+    }
     let mut manifest_rows: Vec<ManifestRow> = Vec::new();
     let eval_files = EvalFiles::index(&cfg.cache_dir);
-    for pkg in TRAINING_PACKAGES.iter().filter(|p| ready.contains(p)) {
+    for pkg in training_packages.iter().filter(|p| ready.contains(p)) {
         match build_training_package(
             cfg,
             pkg,
@@ -486,6 +523,8 @@ mod tests {
     #[test]
     fn package_lists_are_disjoint() {
         check_disjoint(TRAINING_PACKAGES, EVALUATION_PACKAGES).unwrap();
+        check_disjoint(INSTRUMENT_PACKAGES, EVALUATION_PACKAGES).unwrap();
+        check_disjoint(TRAINING_PACKAGES, INSTRUMENT_PACKAGES).unwrap();
         assert!(check_disjoint(&["a", "b"], &["b"]).is_err());
     }
 }

@@ -11,9 +11,10 @@ use echoic_core::rng::SplitMix64;
 
 use super::packages::{decode_with_ffmpeg, extracted_dir, unzip_audio, walk};
 use super::signal::{dbfs, fade, SILENCE_DBFS};
+use super::soundfonts::{render_soundfonts, rendered_dir};
 use super::{
     bar, fail, hash_str, read_index, rel_string, sanitize, write_index, write_wav_atomic,
-    CorpusConfig, Failure, ManifestRow, EVALUATION_PACKAGES, TRAINING_PACKAGES,
+    CorpusConfig, Failure, ManifestRow, EVALUATION_PACKAGES,
 };
 use crate::audio_file::{decode_mono, has_extension, is_audio_file, resample, wav_seconds};
 
@@ -44,7 +45,7 @@ pub(super) fn build_training_package(
     fails: &mut Vec<Failure>,
 ) -> Result<Vec<ManifestRow>> {
     assert!(
-        TRAINING_PACKAGES.contains(&pkg) && !EVALUATION_PACKAGES.contains(&pkg),
+        cfg.training_packages().contains(&pkg) && !EVALUATION_PACKAGES.contains(&pkg),
         "{pkg} is not a training package"
     );
     let dir = cfg.out_dir.join("train").join(pkg);
@@ -71,8 +72,10 @@ pub(super) fn build_training_package(
     }
 
     unzip_audio(&cfg.cache_dir, pkg)?;
+    render_soundfonts(cfg, pkg)?;
     let mut files: Vec<PathBuf> = walk(&extracted_dir(&cfg.cache_dir, pkg));
     files.extend(walk(&cfg.cache_dir.join("unzipped").join(pkg)));
+    files.extend(walk(&rendered_dir(&cfg.cache_dir, pkg)));
     let mut files: Vec<(PathBuf, String)> = files
         .into_iter()
         .filter(|p| is_audio_file(p) || has_extension(p, FFMPEG_EXTENSIONS))
@@ -267,6 +270,11 @@ fn train_name(rel: &str) -> String {
     let rel = rel
         .strip_prefix("extracted/")
         .or_else(|| rel.strip_prefix("unzipped/"))
+        // rendered/vN/PKG/...: drop the version too.
+        .or_else(|| {
+            let r = rel.strip_prefix("rendered/")?;
+            r.split_once('/').map(|(_, r)| r)
+        })
         .unwrap_or(rel);
     // Drop the package name and the usual usr/share prefix.
     let rel = rel.split_once('/').map_or(rel, |(_, r)| r);
@@ -291,6 +299,10 @@ mod tests {
         assert_eq!(
             train_name("unzipped/warzone2100-data/base.wz/audio/sfx/a.ogg"),
             "base.wz__audio__sfx__a.wav"
+        );
+        assert_eq!(
+            train_name("rendered/v1/timgm6mb-soundfont/TimGM6mb/groove_03.wav"),
+            "TimGM6mb__groove_03.wav"
         );
         assert!(excluded_from_training(
             "unzipped/openarena-data/mp-pak0.pk3/sound/voices/festivoxmale/boom.ogg"
