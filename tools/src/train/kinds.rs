@@ -17,6 +17,10 @@ use crate::corpus::CLASSES;
 
 /// The rules, in order: a path holding any of a rule's words has that rule's kind.
 const RULES: &[(&str, &[&str])] = &[
+    // General MIDI programs played through a training package's SoundFont
+    // (`corpus::soundfonts` names each phrase `gmNNN_program_name`): an instrument, whatever its
+    // name says (`voice_oohs`, `music_box`, `steel_drums`).
+    ("instrument", &["gm"]),
     // Packages, and folders, of spoken words.
     (
         "speech",
@@ -34,8 +38,23 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "drums",
         &[
-            "drum", "drums", "drumkit", "kick", "snare", "hihat", "hat", "cymbal", "perc", "tabla",
-            "beats", "bd", "sn", "tom", "toms",
+            "drum",
+            "drums",
+            "drumkit",
+            "kick",
+            "snare",
+            "hihat",
+            "hat",
+            "cymbal",
+            "perc",
+            "tabla",
+            "beats",
+            "bd",
+            "sn",
+            "tom",
+            "toms",
+            "percussion",
+            "groove",
         ],
     ),
     (
@@ -144,6 +163,23 @@ mod tests {
             (
                 "lincity-ng-data/games__lincity-ng__sounds__Residential.wav",
                 None,
+            ),
+            (
+                "timgm6mb-soundfont/TimGM6mb__gm053_voice_oohs_1.wav",
+                Some("instrument"),
+            ),
+            (
+                "csound-soundfont/sf_GMbank__gm010_music_box_0.wav",
+                Some("instrument"),
+            ),
+            ("timgm6mb-soundfont/TimGM6mb__groove_03.wav", Some("drums")),
+            (
+                "scratch/scratch__Media__Sounds__Percussion__Cymbal.wav",
+                Some("drums"),
+            ),
+            (
+                "scratch/scratch__Media__Sounds__Animal__Rooster.wav",
+                Some("animal"),
             ),
         ];
         for (path, want) in cases {
