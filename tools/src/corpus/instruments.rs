@@ -2,7 +2,7 @@
 //! rendered by fluidsynth. Offline: runs fluidsynth and writes files.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
@@ -58,8 +58,14 @@ pub(super) fn instrument_programs() -> Vec<u8> {
 /// renders and the training packages' alike; `echoic train`'s weak kinds read the `gm` word as
 /// an instrument. Allocates.
 pub(super) fn phrase_name(program: u8, variant: usize) -> String {
-    format!("gm{program:03}_{}_{variant}", GM_NAMES[program as usize])
+    format!(
+        "{PHRASE_WORD}{program:03}_{}_{variant}",
+        GM_NAMES[program as usize]
+    )
 }
+
+/// The word every phrase's file stem begins with ([`phrase_name`]).
+pub(crate) const PHRASE_WORD: &str = "gm";
 
 /// A comfortable MIDI note range for a program.
 fn program_range(p: u8) -> (u8, u8) {
@@ -199,6 +205,15 @@ fn push_vlq(out: &mut Vec<u8>, mut v: u32) {
     out.extend(bytes);
 }
 
+/// The MIDI file and the render of the phrase or groove `name` in `dir`: `name.mid` and
+/// `name.wav`. Allocates.
+pub(super) fn render_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{name}.mid")),
+        dir.join(format!("{name}.wav")),
+    )
+}
+
 /// Writes `midi` to `mid` and has fluidsynth play it through `font` into `wav` (44.1 kHz), unless
 /// `wav` is there already. Runs fluidsynth and writes files.
 pub(super) fn render_midi(font: &Path, midi: &[u8], mid: &Path, wav: &Path) -> Result<()> {
@@ -248,8 +263,7 @@ pub(super) fn instrument_clips(
             + (cfg.max_clip_seconds - cfg.min_clip_seconds - 0.8) * prng.next_f64();
         let (bpm, notes) = phrase(program, target, &mut prng);
         let name = phrase_name(program, variant);
-        let mid = midi_dir.join(format!("{name}.mid"));
-        let wav = midi_dir.join(format!("{name}.wav"));
+        let (mid, wav) = render_paths(&midi_dir, &name);
         if let Err(e) = render_midi(&sf2, &midi_file(0, program, bpm, &notes), &mid, &wav) {
             fail(pb, fails, &mid, &e);
             continue;

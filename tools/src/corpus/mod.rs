@@ -48,6 +48,9 @@ mod signal;
 mod soundfonts;
 mod training;
 
+pub(crate) use instruments::PHRASE_WORD;
+pub(crate) use soundfonts::GROOVE_WORD;
+
 /// Packages whose audio makes up the training corpus.
 pub const TRAINING_PACKAGES: &[&str] = &[
     "hedgewars-data",

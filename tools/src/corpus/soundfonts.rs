@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use echoic_core::rng::SplitMix64;
 
-use super::instruments::{instrument_programs, midi_file, phrase, phrase_name, render_midi, Note};
+use super::instruments::{
+    instrument_programs, midi_file, phrase, phrase_name, render_midi, render_paths, Note,
+};
 use super::packages::{extracted_dir, require_tool, walk};
 use super::{hash_str, sanitize, CorpusConfig};
 use crate::audio_file::has_extension;
@@ -27,6 +29,9 @@ const GROOVES_PER_FONT: usize = 48;
 /// How long each phrase and groove plays, at least: long enough for the contrastive partners
 /// (up to 5 s apart in one file) to be two moments of one performance.
 const RENDER_SECONDS: f64 = 20.0;
+
+/// The word every groove's file stem begins with (`groove_NN`).
+pub(crate) const GROOVE_WORD: &str = "groove";
 
 /// General MIDI's percussion channel (0-based).
 const PERCUSSION_CHANNEL: u8 = 9;
@@ -60,24 +65,19 @@ pub(super) fn render_soundfonts(cfg: &CorpusConfig, pkg: &str) -> Result<()> {
             for variant in 0..PHRASES_PER_PROGRAM {
                 let name = phrase_name(program, variant);
                 let (bpm, notes) = phrase(program, RENDER_SECONDS, &mut seed_of(&name));
-                let midi = midi_file(0, program, bpm, &notes);
-                render(&font, &midi, &dir, &name)?;
+                let (mid, wav) = render_paths(&dir, &name);
+                render_midi(&font, &midi_file(0, program, bpm, &notes), &mid, &wav)?;
             }
         }
         for groove in 0..GROOVES_PER_FONT {
-            let name = format!("groove_{groove:02}");
+            let name = format!("{GROOVE_WORD}_{groove:02}");
             let (bpm, notes) = drum_groove(RENDER_SECONDS, &mut seed_of(&name));
+            let (mid, wav) = render_paths(&dir, &name);
             let midi = midi_file(PERCUSSION_CHANNEL, 0, bpm, &notes);
-            render(&font, &midi, &dir, &name)?;
+            render_midi(&font, &midi, &mid, &wav)?;
         }
     }
     Ok(())
-}
-
-fn render(font: &Path, midi: &[u8], dir: &Path, name: &str) -> Result<()> {
-    let mid = dir.join(format!("{name}.mid"));
-    let wav = dir.join(format!("{name}.wav"));
-    render_midi(font, midi, &mid, &wav)
 }
 
 /// General MIDI percussion keys, by role.

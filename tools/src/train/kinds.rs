@@ -13,14 +13,14 @@
 //! says: `cat`, `hat`) is speech before its words can read as an animal or a drum. Offline:
 //! allocates.
 
-use crate::corpus::CLASSES;
+use crate::corpus::{CLASSES, GROOVE_WORD, PHRASE_WORD};
 
 /// The rules, in order: a path holding any of a rule's words has that rule's kind.
 const RULES: &[(&str, &[&str])] = &[
     // General MIDI programs played through a training package's SoundFont
     // (`corpus::soundfonts` names each phrase `gmNNN_program_name`): an instrument, whatever its
     // name says (`voice_oohs`, `music_box`, `steel_drums`).
-    ("instrument", &["gm"]),
+    ("instrument", &[PHRASE_WORD]),
     // Packages, and folders, of spoken words.
     (
         "speech",
@@ -54,7 +54,7 @@ const RULES: &[(&str, &[&str])] = &[
             "tom",
             "toms",
             "percussion",
-            "groove",
+            GROOVE_WORD,
         ],
     ),
     (
