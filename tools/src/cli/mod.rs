@@ -419,6 +419,10 @@ pub struct TrainArgs {
     /// is a moment of another file of that kind.
     #[arg(long, default_value_t = 0.0)]
     pub contrast_kind: f32,
+    /// Leave the other moments of a moment's kind of sound out of its contrastive negatives
+    /// (false-negative cancellation), so that the contrast does not push one kind apart.
+    #[arg(long)]
+    pub contrast_cancel_kind: bool,
     /// Continue from this checkpoint (its weights, normalisation and epoch count).
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -592,6 +596,7 @@ fn train_config(args: TrainArgs) -> TrainConfig {
             contrast_reach_seconds: args.contrast_reach,
             contrast_package_share: args.contrast_package,
             contrast_kind_share: args.contrast_kind,
+            contrast_cancel_kind: args.contrast_cancel_kind,
         },
         resume: args.resume,
         init: args.init,

@@ -9,8 +9,8 @@
 //!   with the clean buffer as the target (masked reconstruction), extra weight on each frame's
 //!   spectral peaks, a cross-entropy on where each frame peaks, and a contrastive loss that
 //!   pulls two augmented views of one sound together (one moment, or two moments of one
-//!   recording) and pushes other moments apart, in the raw embedding's cosine or in the
-//!   plugin's whitened principal geometry.
+//!   recording) and pushes other moments apart (all of them, or those of other kinds), in the
+//!   raw embedding's cosine or in the plugin's whitened principal geometry.
 //!
 //! Every function here works on batch-major buffers (`steps × n_bands` values each) and
 //! allocates nothing.
@@ -71,6 +71,11 @@ pub struct Objective {
     /// evaluation's sound types ask for and one recording or one package cannot teach. 0 turns
     /// it off.
     pub contrast_kind_share: f32,
+    /// Leave the other moments of an anchor's kind (see `train::kinds`) out of its contrastive
+    /// negatives (false-negative cancellation). A batch holds many moments of one kind, and
+    /// pushing them apart teaches the listener to tell the recordings of a kind apart where
+    /// the evaluation asks it to hear them as one. Moments of no known kind stay negatives.
+    pub contrast_cancel_kind: bool,
 }
 
 impl Objective {

@@ -110,6 +110,8 @@ pub(super) struct Batch {
     /// The sequences of the batch: each drawn one, followed by its partner when the objective
     /// contrasts views.
     sequences: Vec<usize>,
+    /// The kind of each of `sequences`, when the contrast cancels same-kind negatives.
+    kinds: Vec<Option<u8>>,
 }
 
 impl Batch {
@@ -135,6 +137,12 @@ impl Batch {
             }
         }
         let idx = &self.sequences;
+        let cancels_kind = objective.contrast().is_some() && objective.contrast_cancel_kind;
+        if cancels_kind {
+            self.kinds.clear();
+            self.kinds
+                .extend(idx.iter().map(|&i| source.partners.kind(i)));
+        }
         if cfg.augmentation.is_active() || source.speed.is_some() {
             self.db.resize(idx.len() * seq_len, 0.0);
             for (&i, sequence) in idx.iter().zip(self.db.chunks_exact_mut(seq_len)) {
@@ -178,6 +186,7 @@ impl Batch {
             target: &self.target,
             weights: objective.weighs().then_some(&self.weights[..]),
             contrast: objective.contrast(),
+            kinds: cancels_kind.then_some(&self.kinds[..]),
         };
         (example, idx.len())
     }
@@ -265,7 +274,7 @@ impl<'a> Partners<'a> {
                 };
             }
         }
-        if let Some(kind) = self.file_kind[self.file[i] as usize] {
+        if let Some(kind) = self.kind(i) {
             if self.kind_share > 0.0 && rng.next_f64() < self.kind_share {
                 if let Some(j) = self.other_file_of_kind(i, kind, rng) {
                     return j;
@@ -273,6 +282,11 @@ impl<'a> Partners<'a> {
             }
         }
         partner(i, self.file, self.reach, rng)
+    }
+
+    /// The kind of sequence `i`'s file, when its path names one.
+    pub(super) fn kind(&self, i: usize) -> Option<u8> {
+        self.file_kind[self.file[i] as usize]
     }
 
     /// A moment of `kind` from another file than `i`'s, or `None` after a few draws that all
@@ -404,6 +418,48 @@ mod tests {
         // Without a package share, partners are the file's alone.
         let partners = Partners::new((&file, 2), (&package, 0.0), (&[None; 4], 0.0), &among);
         assert!((0..20).all(|i| file[partners.draw(i, &mut rng)] == file[i]));
+    }
+
+    /// With cancelled same-kind negatives, the example gives each of its sequences (a drawn
+    /// moment, then its partner) the kind of its file; without, it gives none.
+    #[test]
+    fn a_batch_carries_its_sequences_kinds_when_the_contrast_cancels_them() {
+        use echoic_core::listener::format::{Level, Normalisation};
+        // Files of 2 sequences of 2 values: kinds 0, none and 1.
+        let file: Vec<u32> = (0..6).map(|i| i / 2).collect();
+        let kinds = [Some(0), None, Some(1)];
+        let train: Vec<usize> = (0..6).collect();
+        let partners = Partners::new((&file, 1), (&file, 0.0), (&kinds, 0.0), &train);
+        let values: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let normalisation = Normalisation {
+            offset: vec![0.0],
+            scale: vec![1.0],
+            level: Level::Absolute,
+        };
+        let source = || BatchSource {
+            normalised: &values,
+            db: &values,
+            train: &train,
+            partners: &partners,
+            normalisation: &normalisation,
+            n_bands: 1,
+            seq_len: 2,
+            speed: None,
+        };
+        let mut cfg = TrainConfig::default();
+        cfg.objective.contrast_weight = 0.1;
+        cfg.objective.contrast_cancel_kind = true;
+        let mut batch = Batch::default();
+        let mut rng = SplitMix64(5);
+        let (example, sequences) = batch.prepare(source(), &[4, 0, 3], &cfg, &mut rng);
+        assert_eq!(sequences, 6);
+        assert_eq!(
+            example.kinds,
+            Some(&[Some(1), Some(1), Some(0), Some(0), None, None][..])
+        );
+        cfg.objective.contrast_cancel_kind = false;
+        let (example, _) = batch.prepare(source(), &[4, 0, 3], &cfg, &mut rng);
+        assert_eq!(example.kinds, None);
     }
 
     /// Kind partners come from another file of the same kind and the set drawn among, at

@@ -158,12 +158,20 @@ impl Learner {
     /// The loss a run with an engine-only objective is validated on, summed over `b` clean
     /// normalised sequences: their squared reconstruction errors plus, in squared-error units
     /// (see `Workspace::loss_for`), the peak loss when set and the contrastive loss when given
-    /// (the sequences then come in pairs, 0 with 1, 2 with 3, …). Engine only.
-    pub(crate) fn clean_loss(&mut self, x: &[f32], b: usize, contrast: Option<Contrast>) -> f64 {
+    /// (the sequences then come in pairs, 0 with 1, 2 with 3, …), with same-kind negatives
+    /// cancelled when `kinds` gives each sequence's kind. Engine only.
+    pub(crate) fn clean_loss(
+        &mut self,
+        x: &[f32],
+        b: usize,
+        contrast: Option<Contrast>,
+        kinds: Option<&[Option<u8>]>,
+    ) -> f64 {
         match self {
             Learner::Engine { trainer, workspace } => {
                 let example = Example {
                     contrast,
+                    kinds,
                     ..Example::plain(x)
                 };
                 workspace.loss_for(trainer.network(), example, b, b)

@@ -542,11 +542,12 @@ fn evaluate(
 
 /// The validation loss of a run with an engine-only objective: the normalised sequences `idx`
 /// in batches of `batch` sequences, clean, as [`Learner::clean_loss`] measures them, per value.
-/// With a contrast, `idx` holds pairs (each sequence followed by its partner). Allocates.
+/// With a contrast, `idx` holds pairs (each sequence followed by its partner), and `kinds`,
+/// when given, their kinds (one per `idx`) for cancelling same-kind negatives. Allocates.
 fn engine_validation_loss(
     learner: &mut Learner,
     data: &[f32],
-    idx: &[usize],
+    (idx, kinds): (&[usize], Option<&[Option<u8>]>),
     batch: usize,
     cfg: &ModelConfig,
     contrast: Option<Contrast>,
@@ -554,9 +555,11 @@ fn engine_validation_loss(
     let seq_len = cfg.steps * cfg.n_bands;
     let mut buf = Vec::new();
     let mut sum = 0.0;
-    for chunk in idx.chunks(batch.max(2) / 2 * 2) {
+    let chunk_len = batch.max(2) / 2 * 2;
+    for (k, chunk) in idx.chunks(chunk_len).enumerate() {
         gather(data, chunk, seq_len, &mut buf);
-        sum += learner.clean_loss(&buf, chunk.len(), contrast);
+        let chunk_kinds = kinds.map(|all| &all[k * chunk_len..][..chunk.len()]);
+        sum += learner.clean_loss(&buf, chunk.len(), contrast, chunk_kinds);
     }
     sum / (idx.len() * seq_len).max(1) as f64
 }
@@ -840,6 +843,8 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     );
     // A contrastive run validates on fixed pairs of clean validation buffers.
     let mut validation_pairs = Vec::new();
+    // Their kinds, when the contrast cancels same-kind negatives.
+    let mut validation_kinds = Vec::new();
     if cfg.objective.contrast().is_some() {
         let mut pair_rng = SplitMix64(cfg.seed ^ 0x9a1f);
         let among = Partners::new(
@@ -853,8 +858,11 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 .iter()
                 .flat_map(|&i| [i, among.draw(i, &mut pair_rng)]),
         );
+        if cfg.objective.contrast_cancel_kind {
+            validation_kinds.extend(validation_pairs.iter().map(|&i| among.kind(i)));
+        }
         say(format!(
-            "contrastive partners: {}{}{}",
+            "contrastive partners: {}{}{}{}",
             if reach == 0 {
                 "two views of the same moment".to_string()
             } else {
@@ -879,6 +887,11 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 )
             } else {
                 String::new()
+            },
+            if cfg.objective.contrast_cancel_kind {
+                "; moments of an anchor's kind are not its negatives"
+            } else {
+                ""
             }
         ));
     }
@@ -1021,7 +1034,12 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             engine_validation_loss(
                 &mut learner,
                 &data,
-                &validation_pairs,
+                (
+                    &validation_pairs,
+                    cfg.objective
+                        .contrast_cancel_kind
+                        .then_some(&validation_kinds[..]),
+                ),
                 moments_per_batch * 2,
                 &model_cfg,
                 Some(contrast),
@@ -1030,7 +1048,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             engine_validation_loss(
                 &mut learner,
                 &data,
-                &val_idx,
+                (&val_idx, None),
                 moments_per_batch,
                 &model_cfg,
                 None,

@@ -161,28 +161,43 @@ fn engine_gradients_match_candle_autograd() {
     use echoic_core::listener::lstm::{Contrast, Example, Geometry, Network, Workspace};
     let mut worst = 0.0f64;
     // Plain reconstruction; a denoising target with per-value weights; and that with the
-    // contrastive loss on the embeddings of pairs.
-    for (activation, denoising, contrast) in [
-        (Activation::Relu, false, None),
-        (Activation::Tanh, false, None),
-        (Activation::Tanh, true, None),
+    // contrastive loss on the embeddings of pairs, in both geometries, every other sequence a
+    // negative or the anchor's kind left out of its negatives.
+    let contrast = |geometry| Contrast {
+        weight: 0.3,
+        temperature: 0.5,
+        geometry,
+    };
+    // Sequence 3 is 0's kind, 5 and 6 are 2's, 4's is not known; 2's partner 3 is of
+    // another kind, and 5's partner 4 of none.
+    let kinds = [Some(0), Some(0), Some(1), Some(0), None, Some(1), Some(1)];
+    for (activation, denoising, contrast, kinds) in [
+        (Activation::Relu, false, None, None),
+        (Activation::Tanh, false, None, None),
+        (Activation::Tanh, true, None, None),
         (
             Activation::Tanh,
             true,
-            Some(Contrast {
-                weight: 0.3,
-                temperature: 0.5,
-                geometry: Geometry::Cosine,
-            }),
+            Some(contrast(Geometry::Cosine)),
+            None,
         ),
         (
             Activation::Tanh,
             false,
-            Some(Contrast {
-                weight: 0.3,
-                temperature: 0.5,
-                geometry: Geometry::Whitened,
-            }),
+            Some(contrast(Geometry::Whitened)),
+            None,
+        ),
+        (
+            Activation::Tanh,
+            true,
+            Some(contrast(Geometry::Cosine)),
+            Some(&kinds[..]),
+        ),
+        (
+            Activation::Tanh,
+            false,
+            Some(contrast(Geometry::Whitened)),
+            Some(&kinds[..]),
         ),
     ] {
         let cfg = ModelConfig {
@@ -233,8 +248,8 @@ fn engine_gradients_match_candle_autograd() {
         if let Some(c) = contrast {
             let e = net.encode(&tensor(&x)).unwrap();
             let contrastive = match c.geometry {
-                Geometry::Cosine => candle_contrastive_loss(&e, c),
-                Geometry::Whitened => candle_whitened_contrastive_loss(&e, &whitening, c),
+                Geometry::Cosine => candle_contrastive_loss(&e, c, kinds),
+                Geometry::Whitened => candle_whitened_contrastive_loss(&e, &whitening, c, kinds),
             };
             loss = (loss + contrastive).unwrap();
         }
@@ -249,13 +264,14 @@ fn engine_gradients_match_candle_autograd() {
             target: &target,
             weights: error_weights.as_deref(),
             contrast,
+            kinds,
         };
         let engine_loss = workspace.gradients_for(&network, example, b, b) / values as f64;
         let engine_grads = workspace.grads();
         let candle_loss = f64::from(loss.to_scalar::<f32>().unwrap());
         assert!(
             (engine_loss - candle_loss).abs() <= 1e-5 * candle_loss,
-            "{activation:?}: loss {engine_loss} vs {candle_loss}"
+            "{activation:?} {kinds:?}: loss {engine_loss} vs {candle_loss}"
         );
         let mut offset = 0;
         for (name, shape) in cfg.tensor_shapes() {
@@ -287,11 +303,12 @@ fn engine_gradients_match_candle_autograd() {
 }
 
 /// The contrastive loss written with candle's tensor operations, the reference for the
-/// engine's: `weight · mean ℓ` with `ℓᵢ = −log softmax_{j≠i}(zᵢ·zⱼ/τ)[partner]` on unit-length
-/// embeddings, partners 0–1, 2–3, …
+/// engine's: `weight · mean ℓ` with `ℓᵢ = −log softmax_{j∈Nᵢ}(zᵢ·zⱼ/τ)[partner]` on
+/// unit-length embeddings, partners 0–1, 2–3, … (`Nᵢ` as [`candle_nt_xent`] leaves it).
 fn candle_contrastive_loss(
     embeddings: &candle_core::Tensor,
     contrast: echoic_core::listener::lstm::Contrast,
+    kinds: Option<&[Option<u8>]>,
 ) -> candle_core::Tensor {
     let (b, _) = embeddings.dims2().unwrap();
     let norms = embeddings
@@ -303,16 +320,18 @@ fn candle_contrastive_loss(
         .unwrap();
     let z = embeddings.broadcast_div(&norms).unwrap();
     let logits = (z.matmul(&z.t().unwrap()).unwrap() / f64::from(contrast.temperature)).unwrap();
-    candle_nt_xent(&logits, b, contrast.weight)
+    candle_nt_xent(&logits, b, contrast.weight, kinds)
 }
 
 /// The whitened contrastive loss written with candle's tensor operations, the reference for the
-/// engine's: `weight · mean ℓ` with `ℓᵢ = −log softmax_{j≠i}(sᵢⱼ/τ)[partner]`,
+/// engine's: `weight · mean ℓ` with `ℓᵢ = −log softmax_{j∈Nᵢ}(sᵢⱼ/τ)[partner]`,
 /// `sᵢⱼ = −‖P(eᵢ − eⱼ)‖² / 2k` for the `k` rows of `P` in `whitening`, partners 0–1, 2–3, …
+/// (`Nᵢ` as [`candle_nt_xent`] leaves it).
 fn candle_whitened_contrastive_loss(
     embeddings: &candle_core::Tensor,
     whitening: &[f32],
     contrast: echoic_core::listener::lstm::Contrast,
+    kinds: Option<&[Option<u8>]>,
 ) -> candle_core::Tensor {
     use candle_core::{Device, Tensor};
     let (b, h) = embeddings.dims2().unwrap();
@@ -327,17 +346,29 @@ fn candle_whitened_contrastive_loss(
         .broadcast_add(&squares.t().unwrap()))
     .unwrap();
     let logits = (d2 * (-1.0 / (2.0 * k as f64 * f64::from(contrast.temperature)))).unwrap();
-    candle_nt_xent(&logits, b, contrast.weight)
+    candle_nt_xent(&logits, b, contrast.weight, kinds)
 }
 
-/// `weight · mean ℓ` over the `b × b` `logits`, `ℓᵢ = −log softmax_{j≠i}(logitsᵢⱼ)[partner]`,
-/// partners 0–1, 2–3, … (an odd last row only a negative): the part both references share.
-fn candle_nt_xent(logits: &candle_core::Tensor, b: usize, weight: f32) -> candle_core::Tensor {
+/// `weight · mean ℓ` over the `b × b` `logits`, `ℓᵢ = −log softmax_{j∈Nᵢ}(logitsᵢⱼ)[partner]`,
+/// partners 0–1, 2–3, … (an odd last row only a negative), where `Nᵢ` is every `j ≠ i` less,
+/// when `kinds` is given, the other sequences of `i`'s kind than its partner: the part both
+/// references share.
+fn candle_nt_xent(
+    logits: &candle_core::Tensor,
+    b: usize,
+    weight: f32,
+    kinds: Option<&[Option<u8>]>,
+) -> candle_core::Tensor {
     use candle_core::{Device, Tensor};
     let mut mask = vec![0.0f32; b * b];
     let mut partners = vec![0.0f32; b * b];
     for i in 0..b {
-        mask[i * b + i] = -1e4;
+        for j in 0..b {
+            let same_kind = kinds.is_some_and(|k| k[i].is_some() && k[i] == k[j]);
+            if j == i || (same_kind && j != i ^ 1) {
+                mask[i * b + j] = -1e4;
+            }
+        }
         if i / 2 * 2 + 1 < b {
             partners[i * b + (i ^ 1)] = 1.0;
         }

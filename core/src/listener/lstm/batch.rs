@@ -59,13 +59,21 @@ pub struct Example<'a> {
     /// An auxiliary loss on the embeddings of sequence pairs; `None` trains reconstruction
     /// alone.
     pub contrast: Option<Contrast>,
+    /// Per sequence, its kind of sound when known. A contrast then leaves an anchor's other
+    /// sequences of its kind out of its negatives (false-negative cancellation): a batch
+    /// holds many moments of one kind, and pushing them apart teaches the embedding to tell
+    /// recordings apart where a user asks it to hear one kind. `None` makes every other
+    /// sequence a negative.
+    pub kinds: Option<&'a [Option<u8>]>,
 }
 
 /// An auxiliary contrastive loss on the embeddings (NT-Xent, as SimCLR): the sequences come in
 /// pairs (0 with 1, 2 with 3, …), two views of the same moment, and each embedding should be
 /// nearer (in cosine similarity) to its partner than to every other sequence of its share of
-/// the batch. For sequence `i` with partner `p`, `ℓᵢ = −sᵢₚ/τ + log Σ_{j≠i} exp(sᵢⱼ/τ)`; the
-/// loss added to the mean squared error is `weight · mean ℓ`.
+/// the batch. For sequence `i` with partner `p`, `ℓᵢ = −sᵢₚ/τ + log Σ_{j∈Nᵢ} exp(sᵢⱼ/τ)`,
+/// where `Nᵢ` holds every `j ≠ i` except, when the [`Example`] gives kinds, the other
+/// sequences of `i`'s kind (its partner always counts); the loss added to the mean squared
+/// error is `weight · mean ℓ`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Contrast {
     /// How much the contrastive loss counts against the reconstruction error.
@@ -98,6 +106,7 @@ impl<'a> Example<'a> {
             target: x,
             weights: None,
             contrast: None,
+            kinds: None,
         }
     }
 
@@ -109,13 +118,21 @@ impl<'a> Example<'a> {
             target: &self.target[values.clone()],
             weights: self.weights.map(|w| &w[values]),
             contrast: self.contrast,
+            kinds: self.kinds.map(|k| &k[range]),
         }
     }
 }
 
-/// NT-Xent over the cosines of the `b` embeddings `e` (`b × h`): adds `dℓ/de`, scaled for a
-/// batch of `total`, to `d` and returns `weight · Σ ℓᵢ`. Allocation-free.
-fn cosine_contrast(e: &[f32], d: &mut [f32], b: usize, h: usize, c: Contrast, total: usize) -> f64 {
+/// NT-Xent over the cosines of the `b` embeddings `e` (`b × h`), negatives as `kinds` leave
+/// them (see [`softmax_pairs`]): adds `dℓ/de`, scaled for a batch of `total`, to `d` and
+/// returns `weight · Σ ℓᵢ`. Allocation-free.
+fn cosine_contrast(
+    (e, d): (&[f32], &mut [f32]),
+    (b, h): (usize, usize),
+    kinds: Option<&[Option<u8>]>,
+    c: Contrast,
+    total: usize,
+) -> f64 {
     let tau = c.temperature;
     let norm = |i: usize| -> f32 {
         e[i * h..][..h]
@@ -137,6 +154,7 @@ fn cosine_contrast(e: &[f32], d: &mut [f32], b: usize, h: usize, c: Contrast, to
     let scale = c.weight / total as f32;
     let loss = softmax_pairs(
         b,
+        kinds,
         |i, j| cosine(i, j) / tau,
         |i, j, g| {
             let g = scale * g / tau;
@@ -164,14 +182,13 @@ fn cosine_contrast(e: &[f32], d: &mut [f32], b: usize, h: usize, c: Contrast, to
     f64::from(c.weight) * loss
 }
 
-/// NT-Xent over `sᵢⱼ = −‖zᵢ − zⱼ‖² / 2k` of the `b` whitened embeddings `z` (`b × k`): sets
-/// `dz` to `dℓ/dz`, scaled for a batch of `total`, and returns `weight · Σ ℓᵢ`.
-/// Allocation-free.
+/// NT-Xent over `sᵢⱼ = −‖zᵢ − zⱼ‖² / 2k` of the `b` whitened embeddings `z` (`b × k`),
+/// negatives as `kinds` leave them (see [`softmax_pairs`]): sets `dz` to `dℓ/dz`, scaled for
+/// a batch of `total`, and returns `weight · Σ ℓᵢ`. Allocation-free.
 fn whitened_contrast(
-    z: &[f32],
-    dz: &mut [f32],
-    b: usize,
-    k: usize,
+    (z, dz): (&[f32], &mut [f32]),
+    (b, k): (usize, usize),
+    kinds: Option<&[Option<u8>]>,
     c: Contrast,
     total: usize,
 ) -> f64 {
@@ -189,6 +206,7 @@ fn whitened_contrast(
     let scale = c.weight / total as f32;
     let loss = softmax_pairs(
         b,
+        kinds,
         |i, j| similarity(i, j) / tau,
         |i, j, g| {
             // ∂sᵢⱼ/∂zᵢ = −(zᵢ − zⱼ)/k = −∂sᵢⱼ/∂zⱼ.
@@ -204,27 +222,32 @@ fn whitened_contrast(
 }
 
 /// The NT-Xent sum over the pairs (0 with 1, 2 with 3, …) of `b` sequences with logits
-/// `logit(i, j)`: returns `Σᵢ ℓᵢ` and calls `gradient(i, j, ∂ℓᵢ/∂logitᵢⱼ)` for every `j ≠ i`.
-/// An odd last sequence is only a negative. Allocation-free.
+/// `logit(i, j)`: returns `Σᵢ ℓᵢ` and calls `gradient(i, j, ∂ℓᵢ/∂logitᵢⱼ)` for every `j` in
+/// `i`'s softmax. That softmax holds every `j ≠ i`, less the sequences of `i`'s kind other than
+/// its partner when `kinds` is given. An odd last sequence is only a negative.
+/// Allocation-free.
 fn softmax_pairs(
     b: usize,
+    kinds: Option<&[Option<u8>]>,
     logit: impl Fn(usize, usize) -> f32,
     mut gradient: impl FnMut(usize, usize, f32),
 ) -> f64 {
+    let same_kind = |i: usize, j: usize| kinds.is_some_and(|k| k[i].is_some() && k[i] == k[j]);
     let mut loss = 0.0f64;
     for i in 0..b / 2 * 2 {
         let partner = i ^ 1;
-        // Softmax over j ≠ i, in two passes (max, then sum).
+        let counted = |j: &usize| *j != i && (*j == partner || !same_kind(i, *j));
+        // Softmax over the counted j, in two passes (max, then sum).
         let top = (0..b)
-            .filter(|&j| j != i)
+            .filter(counted)
             .map(|j| logit(i, j))
             .fold(f32::NEG_INFINITY, f32::max);
         let sum: f32 = (0..b)
-            .filter(|&j| j != i)
+            .filter(counted)
             .map(|j| (logit(i, j) - top).exp())
             .sum();
         loss += f64::from(top + sum.ln() - logit(i, partner));
-        for j in (0..b).filter(|&j| j != i) {
+        for j in (0..b).filter(counted) {
             let p = (logit(i, j) - top).exp() / sum;
             gradient(i, j, p - f32::from(u8::from(j == partner)));
         }
@@ -472,8 +495,11 @@ impl Workspace {
             swap_major(w, &mut self.weights, b, t_steps, n);
         }
         self.forward(net, b, net.layer_count());
+        if let Some(kinds) = example.kinds {
+            assert!(kinds.len() >= b, "kind slice too short");
+        }
         let contrastive = match example.contrast {
-            Some(contrast) => self.contrast(net, contrast, b, total),
+            Some(contrast) => self.contrast(net, contrast, example.kinds, b, total),
             None => {
                 self.d_embedding.fill(0.0);
                 0.0
@@ -501,8 +527,15 @@ impl Workspace {
     /// The contrastive loss of the loaded batch's embeddings (see [`Contrast`]): sets
     /// `d_embedding` to its gradient, scaled for a batch of `total`, and returns
     /// `weight · Σ ℓᵢ` over these `b` sequences (an odd last sequence has no partner and is
-    /// only a negative). Allocation-free.
-    fn contrast(&mut self, net: &Network, contrast: Contrast, b: usize, total: usize) -> f64 {
+    /// only a negative), with negatives as `kinds` leave them. Allocation-free.
+    fn contrast(
+        &mut self,
+        net: &Network,
+        contrast: Contrast,
+        kinds: Option<&[Option<u8>]>,
+        b: usize,
+        total: usize,
+    ) -> f64 {
         let encoder = net.config().encoder.len();
         let h = net.layer(encoder - 1).units;
         let e = last_step(&self.tapes[encoder - 1], self.steps, b, h);
@@ -512,7 +545,7 @@ impl Workspace {
             return 0.0;
         }
         match contrast.geometry {
-            Geometry::Cosine => cosine_contrast(e, d, b, h, contrast, total),
+            Geometry::Cosine => cosine_contrast((e, d), (b, h), kinds, contrast, total),
             Geometry::Whitened => {
                 let p = &self.whitening;
                 let k = p.len() / h;
@@ -524,7 +557,7 @@ impl Workspace {
                     }
                 }
                 let dz = &mut self.d_whitened[..b * k];
-                let loss = whitened_contrast(z, dz, b, k, contrast, total);
+                let loss = whitened_contrast((z, dz), (b, k), kinds, contrast, total);
                 // Back through P: de_i = Pᵀ dz_i.
                 for (di, dzi) in d.chunks_exact_mut(h).zip(dz.chunks_exact(k)) {
                     for (row, &g) in p.chunks_exact(h).zip(dzi) {

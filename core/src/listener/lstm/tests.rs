@@ -182,6 +182,7 @@ fn the_forward_only_loss_is_the_training_loss() {
             target: &target,
             weights,
             contrast,
+            kinds: None,
         };
         let trained = workspace.gradients_for(&net, example, b, b);
         let grads = workspace.grads().to_vec();
@@ -232,6 +233,42 @@ fn two_threads_give_the_one_thread_gradient_and_step() {
         );
         assert!(err < 1e-5, "{activation:?} after a step: {err}");
     }
+}
+
+/// A kind that every sequence shares leaves each anchor only its partner in the softmax, so
+/// the contrast costs nothing and moves nothing, in both threads' shares; unknown kinds leave
+/// every negative in, and the step differs.
+#[test]
+fn a_kind_shared_by_the_batch_cancels_every_negative_in_both_shares() {
+    let cfg = small(Activation::Tanh);
+    let b = 12;
+    let x = random_batch(&cfg, b, 8);
+    let contrast = Contrast {
+        weight: 0.5,
+        temperature: 0.2,
+        geometry: Geometry::Cosine,
+    };
+    let step = |kinds: Option<&[Option<u8>]>, contrast: Option<Contrast>| {
+        let config = TrainerConfig {
+            threads: 2,
+            ..TrainerConfig::default()
+        };
+        let mut trainer = Trainer::new(random_network(&cfg, 5), config, b);
+        let example = Example {
+            contrast,
+            kinds,
+            ..Example::plain(&x)
+        };
+        let loss = trainer.step_on(example, b);
+        (loss, trainer.network().params().to_vec())
+    };
+    let plain = step(None, None);
+    let one_kind = [Some(3); 12];
+    assert_eq!(step(Some(&one_kind), Some(contrast)), plain);
+    let unknown = [None; 12];
+    let (loss, params) = step(Some(&unknown), Some(contrast));
+    assert!(loss > plain.0, "{loss} vs {}", plain.0);
+    assert!(relative_error(&params, &plain.1) > 1e-4);
 }
 
 /// Adagrad's first step is `lr·g / √(0.1 + g²)` (Keras' accumulator start), no weight decay.

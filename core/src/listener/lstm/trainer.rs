@@ -309,6 +309,7 @@ impl Trainer {
                     target: tail.target.as_ptr(),
                     weights: tail.weights.map_or(std::ptr::null(), <[f32]>::as_ptr),
                     contrast: tail.contrast,
+                    kinds: tail.kinds.map_or(std::ptr::null(), <[Option<u8>]>::as_ptr),
                     len: tail.input.len(),
                     b: b - split,
                     total: b,
@@ -470,6 +471,8 @@ enum Job {
         weights: *const f32,
         /// The contrastive loss, if any.
         contrast: Option<Contrast>,
+        /// The share's kinds of sound, `b` of them, or null when none are known.
+        kinds: *const Option<u8>,
         /// Values in the share.
         len: usize,
         /// Sequences in the share.
@@ -525,6 +528,7 @@ impl Job {
                 target,
                 weights,
                 contrast,
+                kinds,
                 len,
                 b,
                 total,
@@ -534,6 +538,7 @@ impl Job {
                     target: from_raw_parts(target, len),
                     weights: (!weights.is_null()).then(|| from_raw_parts(weights, len)),
                     contrast,
+                    kinds: (!kinds.is_null()).then(|| from_raw_parts(kinds, b)),
                 };
                 (*workspace).gradients_for(&*net, example, b, total)
             }
