@@ -101,6 +101,12 @@ impl Objective {
         })
     }
 
+    /// Whether a contrast is asked for and leaves same-kind moments out of its negatives (see
+    /// [`contrast_cancel_kind`](Self::contrast_cancel_kind)).
+    pub fn cancels_kind(&self) -> bool {
+        self.contrast().is_some() && self.contrast_cancel_kind
+    }
+
     /// The contrastive loss, when asked for.
     pub fn contrast(&self) -> Option<Contrast> {
         (self.contrast_weight > 0.0).then_some(Contrast {

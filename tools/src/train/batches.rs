@@ -137,7 +137,7 @@ impl Batch {
             }
         }
         let idx = &self.sequences;
-        let cancels_kind = objective.contrast().is_some() && objective.contrast_cancel_kind;
+        let cancels_kind = objective.cancels_kind();
         if cancels_kind {
             self.kinds.clear();
             self.kinds

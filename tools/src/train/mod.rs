@@ -858,7 +858,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 .iter()
                 .flat_map(|&i| [i, among.draw(i, &mut pair_rng)]),
         );
-        if cfg.objective.contrast_cancel_kind {
+        if cfg.objective.cancels_kind() {
             validation_kinds.extend(validation_pairs.iter().map(|&i| among.kind(i)));
         }
         say(format!(
@@ -888,7 +888,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             } else {
                 String::new()
             },
-            if cfg.objective.contrast_cancel_kind {
+            if cfg.objective.cancels_kind() {
                 "; moments of an anchor's kind are not its negatives"
             } else {
                 ""
@@ -1037,7 +1037,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 (
                     &validation_pairs,
                     cfg.objective
-                        .contrast_cancel_kind
+                        .cancels_kind()
                         .then_some(&validation_kinds[..]),
                 ),
                 moments_per_batch * 2,
