@@ -18,9 +18,10 @@
 //! does what was trained), keep the best epoch and stop after `patience` epochs without
 //! improvement; then fit the principal axes of the training embeddings and write the model file.
 //!
-//! Every epoch writes a checkpoint; `resume` continues from one (its weights, normalisation and
-//! epoch count; the optimiser's moments start afresh) on the same files and split, which it
-//! checks: a changed corpus would be split anew, and validation would hear training audio.
+//! Every epoch writes a checkpoint, a whole model with its own principal axes; `resume`
+//! continues from one (its weights, normalisation and epoch count; the optimiser's moments
+//! start afresh) on the same files and split, which it checks: a changed corpus would be split
+//! anew, and validation would hear training audio.
 //!
 //! Training runs on the CPU LSTM engine (`echoic_core::listener::lstm`) on one thread or two,
 //! or through candle: on a CUDA GPU, or on the CPU as the reference (see the `learner` module).
@@ -588,6 +589,26 @@ fn principal_axes(
     Ok(pca::fit(&embeddings, cfg.latent_dim(), axes))
 }
 
+/// The principal axes a model file or checkpoint carries: those of up to
+/// [`TrainConfig::pca_max_sequences`] training embeddings `embed` gives of `data`, at most
+/// [`TrainConfig::pca_axes`]. Allocates.
+fn model_file_axes(
+    data: &[f32],
+    train_idx: &[usize],
+    cfg: &TrainConfig,
+    model_cfg: &ModelConfig,
+    embed: impl FnMut(&[f32], usize) -> Result<Vec<f32>>,
+) -> Result<Option<pca::Pca>> {
+    principal_axes(
+        data,
+        train_idx,
+        cfg.pca_max_sequences.max(2),
+        model_cfg,
+        cfg.pca_axes,
+        embed,
+    )
+}
+
 /// `git describe --always --dirty` in the current directory, if git and a repository are there.
 fn git_describe() -> Option<String> {
     let out = std::process::Command::new("git")
@@ -1085,6 +1106,12 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 ("train_loss".to_string(), train_loss.into()),
                 ("validation_loss".to_string(), validation_loss.into()),
             ]);
+            // Axes of this epoch's embeddings, fitted as the model file's are, so that every
+            // checkpoint is a whole model: `echoic eval` measures its learned sounds and axes
+            // (a run's hearing can be followed epoch by epoch), and the editor can run it.
+            meta.pca = model_file_axes(&data, &train_idx, cfg, &model_cfg, |x, n| {
+                Ok(learner.embed(x, n))
+            })?;
             let tensors = learner.weights()?;
             let path = ckpt_dir.join(format!("epoch-{epoch:03}.safetensors"));
             std::fs::write(&path, format::encode(&meta, &tensors)?)
@@ -1126,14 +1153,9 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         / model_cfg.n_bands as f64;
     let validation_rmse_db = mse_db.sqrt();
 
-    meta.pca = principal_axes(
-        &data,
-        &train_idx,
-        cfg.pca_max_sequences.max(2),
-        &model_cfg,
-        cfg.pca_axes,
-        |x, n| final_net.embed_normalised(x, n),
-    )?;
+    meta.pca = model_file_axes(&data, &train_idx, cfg, &model_cfg, |x, n| {
+        final_net.embed_normalised(x, n)
+    })?;
 
     let last = epochs.last().cloned();
     // Counted from the start of training, resumed or not.

@@ -110,7 +110,24 @@ fn training_smoke_run_lowers_the_loss_and_writes_a_loadable_file() {
     assert!(checkpoint_dir(&cfg.out)
         .join("epoch-002.safetensors")
         .exists());
-    assert!(Listener::load(checkpoint_dir(&cfg.out).join("epoch-001.safetensors")).is_ok());
+    // Every checkpoint is a whole model, with the axes of its own epoch's embeddings: the
+    // best epoch's are the model file's, up to the two paths' rounding.
+    for epoch in 1..=2 {
+        let path = checkpoint_dir(&cfg.out).join(format!("epoch-{epoch:03}.safetensors"));
+        let checkpoint = Listener::load(path).unwrap();
+        let axes = checkpoint
+            .metadata()
+            .pca
+            .as_ref()
+            .expect("a checkpoint's axes");
+        assert_eq!(axes.validate(checkpoint.latent_dim()), Ok(()));
+        if epoch == report.best_epoch {
+            assert_eq!(axes.axes.len(), pca.axes.len());
+            for (a, b) in axes.explained_variance.iter().zip(&pca.explained_variance) {
+                assert!((a - b).abs() <= 1e-3 * b.abs().max(1e-6), "{a} vs {b}");
+            }
+        }
+    }
     // The written normalisation maps the training range near 0..1.
     assert!(meta
         .normalisation
