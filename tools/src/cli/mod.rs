@@ -47,7 +47,8 @@ pub enum Command {
     /// Download Debian packages and build the training corpus and the labelled evaluation set.
     Corpus(CorpusArgs),
     /// Train a listener model on folders of audio (wav, flac, ogg) and write it as safetensors.
-    Train(TrainArgs),
+    /// Boxed: its many options would make every command as large.
+    Train(Box<TrainArgs>),
     /// Run the listener over audio files: one .npy per file and a summary.csv.
     Embed(EmbedArgs),
     /// Measure a model on a labelled folder (`DIR/<class>/<clip>`), beside the mean-spectrum
@@ -336,6 +337,10 @@ pub struct TrainArgs {
     /// Stop after this many epochs without a better validation loss.
     #[arg(long, default_value_t = TrainConfig::default().patience)]
     pub patience: usize,
+    /// Keep the mean of the weights of the last N epochs instead of the best epoch's (0: the
+    /// best epoch's).
+    #[arg(long, default_value_t = TrainConfig::default().average_last)]
+    pub average_last: usize,
     /// Seed of the initialisation, split and shuffles.
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
@@ -456,7 +461,7 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Corpus(args) => corpus(args),
-        Command::Train(args) => train_listener(args),
+        Command::Train(args) => train_listener(*args),
         Command::Embed(args) => embed(args),
         Command::Eval(args) => eval(args),
         Command::Adapt(args) => adapt_files(args),
@@ -551,6 +556,7 @@ fn train_config(args: TrainArgs) -> TrainConfig {
         max_sequences: args.max_sequences,
         stride: args.stride,
         patience: args.patience,
+        average_last: args.average_last,
         seed: args.seed,
         log: !args.quiet,
         device: args.device.unwrap_or(defaults.device),
@@ -692,7 +698,7 @@ mod tests {
             let Command::Train(a) = Cli::try_parse_from(args).unwrap().command else {
                 panic!("not train")
             };
-            train_config(a)
+            train_config(*a)
         };
         let default = config(&[]);
         assert_eq!(default.settings, TrainConfig::default().settings);

@@ -74,7 +74,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use learner::Learner;
 use model::Autoencoder;
 use speed::SpeedChange;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -127,6 +127,12 @@ pub struct TrainConfig {
     pub validation_fraction: f64,
     /// Stop after this many epochs without a better validation loss.
     pub patience: usize,
+    /// Keep the mean of the weights of the last `average_last` epochs run instead of the best
+    /// epoch's; 0 keeps the best epoch's. What the listener hears swings from one epoch to the
+    /// next by as much as many recipe changes move it, and the mean of the last epochs hears
+    /// more steadily (model card: "Trained past the cap"). A resumed run averages its own
+    /// epochs only.
+    pub average_last: usize,
     /// Seed of the initialisation, file split and shuffles.
     pub seed: u64,
     /// Write a checkpoint after every epoch.
@@ -190,6 +196,7 @@ impl Default for TrainConfig {
             stride: 5,
             validation_fraction: 0.1,
             patience: 5,
+            average_last: 0,
             seed: 0x000e_c01c,
             checkpoints: true,
             pca_axes: 8,
@@ -589,6 +596,18 @@ fn principal_axes(
     Ok(pca::fit(&embeddings, cfg.latent_dim(), axes))
 }
 
+/// The element-wise mean of sets of the same tensors (one set per epoch). Allocates.
+fn mean_weights(sets: &VecDeque<Vec<NamedTensor>>) -> Vec<NamedTensor> {
+    let n = sets.len() as f32;
+    let mut mean = sets[0].clone();
+    for (i, tensor) in mean.iter_mut().enumerate() {
+        for (k, value) in tensor.data.iter_mut().enumerate() {
+            *value = sets.iter().map(|set| set[i].data[k]).sum::<f32>() / n;
+        }
+    }
+    mean
+}
+
 /// The principal axes a model file or checkpoint carries: those of up to
 /// [`TrainConfig::pca_max_sequences`] training embeddings `embed` gives of `data`, at most
 /// [`TrainConfig::pca_axes`]. Allocates.
@@ -976,6 +995,8 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     let mut batch = Batch::default();
     let mut augment_rng = SplitMix64(cfg.seed ^ 0xa0_9e47);
     let mut epochs = Vec::new();
+    // The weights of the last `cfg.average_last` epochs, oldest first.
+    let mut last_epochs: VecDeque<Vec<NamedTensor>> = VecDeque::new();
     // Contrasting views fills each batch with two views of half as many moments.
     let moments_per_batch = if cfg.objective.contrast().is_some() {
         (cfg.batch_size / 2).max(1)
@@ -1099,6 +1120,12 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         if improved {
             best = Some((epoch, validation_loss, learner.weights()?));
         }
+        if cfg.average_last > 0 {
+            if last_epochs.len() == cfg.average_last {
+                last_epochs.pop_front();
+            }
+            last_epochs.push_back(learner.weights()?);
+        }
         if cfg.checkpoints {
             meta.provenance.epochs = epoch;
             meta.metrics = BTreeMap::from([
@@ -1130,8 +1157,14 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         bail!("no epoch ran")
     };
 
-    // The kept weights: validation error in dB, principal axes of the training embeddings.
-    let tensors = best_weights;
+    // The kept weights (the best epoch's, or the mean of the last epochs'): validation error
+    // in dB, principal axes of the training embeddings.
+    let averaged = last_epochs.len();
+    let tensors = if averaged > 0 {
+        mean_weights(&last_epochs)
+    } else {
+        best_weights
+    };
     let final_net = Autoencoder::from_parts(meta.clone(), &tensors, cfg.device)?;
     let eval_idx = if val_idx.is_empty() {
         &train_idx
@@ -1172,7 +1205,6 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         .map_or(f64::NAN, |e| e.train_loss);
     meta.metrics = BTreeMap::from([
         ("train_loss".to_string(), best_train.into()),
-        ("validation_loss".to_string(), best_loss.into()),
         ("validation_rmse_db".to_string(), validation_rmse_db.into()),
         (
             "validation_is_training_set".to_string(),
@@ -1184,10 +1216,24 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         ),
         ("parameters".to_string(), model_cfg.parameter_count().into()),
     ]);
+    // The validation loss is the kept weights' only when they are one epoch's; a run resumed
+    // from averaged weights then has no loss to beat but its own epochs'.
+    if averaged > 0 {
+        meta.metrics
+            .insert("averaged_epochs".to_string(), averaged.into());
+    } else {
+        meta.metrics
+            .insert("validation_loss".to_string(), best_loss.into());
+    }
     let bytes = format::encode(&meta, &tensors)?;
     std::fs::write(&cfg.out, bytes).with_context(|| format!("writing {}", cfg.out.display()))?;
+    let kept = if averaged > 0 {
+        format!("mean of the last {averaged} epochs; best epoch {best_epoch}")
+    } else {
+        format!("epoch {best_epoch}")
+    };
     say(format!(
-        "wrote {} (epoch {best_epoch}, validation loss {best_loss:.5}, {validation_rmse_db:.2} dB RMS)",
+        "wrote {} ({kept}, validation loss {best_loss:.5}, {validation_rmse_db:.2} dB RMS)",
         cfg.out.display()
     ));
     Ok(TrainReport {

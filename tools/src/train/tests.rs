@@ -396,6 +396,45 @@ fn candle_nt_xent(
     ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(weight) / b as f64)).unwrap()
 }
 
+/// `average_last` keeps the mean of the last epochs' weights (those the checkpoints hold), with
+/// the axes and validation error of that mean, and no one epoch's validation loss.
+#[test]
+fn averaging_keeps_the_mean_of_the_last_epochs_weights() {
+    let dir = fresh_corpus("average");
+    let cfg = TrainConfig {
+        epochs: 3,
+        patience: 10,
+        average_last: 2,
+        ..smoke_config(&dir)
+    };
+    train(&cfg, ProgressDrawTarget::hidden()).unwrap();
+    let read = |path: &Path| format::decode(&std::fs::read(path).unwrap()).unwrap();
+    let (meta, kept) = read(&cfg.out);
+    let (_, second) = read(&checkpoint_dir(&cfg.out).join("epoch-002.safetensors"));
+    let (_, third) = read(&checkpoint_dir(&cfg.out).join("epoch-003.safetensors"));
+    assert_eq!(kept.len(), third.len());
+    for ((mean, a), b) in kept.iter().zip(&second).zip(&third) {
+        assert_eq!((&mean.name, &mean.name), (&a.name, &b.name));
+        for ((m, x), y) in mean.data.iter().zip(&a.data).zip(&b.data) {
+            assert!(
+                (m - (x + y) / 2.0).abs() <= 1e-6 * (1.0 + m.abs()),
+                "{}",
+                mean.name
+            );
+        }
+    }
+    // The last epoch trained, so the mean is not its weights.
+    assert!(kept.iter().zip(&third).any(|(m, t)| m.data != t.data));
+    assert_eq!(meta.metrics["averaged_epochs"].as_u64(), Some(2));
+    assert!(!meta.metrics.contains_key("validation_loss"));
+    assert!(meta.metrics["validation_rmse_db"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
+    assert!(meta.pca.is_some());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Every training option together (max pooling, relative level, augmentation, speed changes,
 /// masking, peak weights, the peak loss, package balance, Adagrad) trains a loadable model that
 /// listens as it was trained, and `resume` continues from a checkpoint where it left off.
