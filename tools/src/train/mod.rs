@@ -1117,14 +1117,16 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             stats.seconds
         ));
         epochs.push(stats);
+        // This epoch's weights, read once for the best epoch, the average and the checkpoint.
+        let weights = learner.weights()?;
         if improved {
-            best = Some((epoch, validation_loss, learner.weights()?));
+            best = Some((epoch, validation_loss, weights.clone()));
         }
         if cfg.average_last > 0 {
             if last_epochs.len() == cfg.average_last {
                 last_epochs.pop_front();
             }
-            last_epochs.push_back(learner.weights()?);
+            last_epochs.push_back(weights.clone());
         }
         if cfg.checkpoints {
             meta.provenance.epochs = epoch;
@@ -1139,9 +1141,8 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             meta.pca = model_file_axes(&data, &train_idx, cfg, &model_cfg, |x, n| {
                 Ok(learner.embed(x, n))
             })?;
-            let tensors = learner.weights()?;
             let path = ckpt_dir.join(format!("epoch-{epoch:03}.safetensors"));
-            std::fs::write(&path, format::encode(&meta, &tensors)?)
+            std::fs::write(&path, format::encode(&meta, &weights)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         let best_epoch = best.as_ref().map_or(epoch, |b| b.0);
