@@ -131,6 +131,46 @@ impl Pca {
         n
     }
 
+    /// Like [`Pca::whiten`], but divides each projection by `λ^(strength/2)` rather than `λ^(1/2)`,
+    /// then scales all of them by one factor so that the mean squared distance between two
+    /// independent training embeddings stays `2·n` (`n` the axes written), as it is for whitened
+    /// coordinates. `strength` 1 whitens (to rounding); 0 keeps the principal projections'
+    /// proportions; in between, the weak axes count for more than their share of the variance,
+    /// but less than the strong ones. Returns `n`, as [`project`](Self::project) does.
+    /// Allocation-free.
+    ///
+    /// ```
+    /// use echoic_core::pca::Pca;
+    ///
+    /// let pca = Pca {
+    ///     mean: vec![0.0, 0.0],
+    ///     axes: vec![vec![1.0, 0.0], vec![0.0, 1.0]],
+    ///     explained_variance: vec![4.0, 1.0],
+    /// };
+    /// let (mut whitened, mut tempered) = ([0.0; 2], [0.0; 2]);
+    /// pca.whiten(&[2.0, 1.0], &mut whitened);
+    /// assert_eq!(whitened, [1.0, 1.0]);
+    /// // Half strength: divided by λ^¼ (√2 and 1), then scaled by √(2 / (√4 + √1)).
+    /// pca.whiten_partially(&[2.0, 1.0], 0.5, &mut tempered);
+    /// let scale = (2.0f32 / 3.0).sqrt();
+    /// assert!((tempered[0] - 2.0f32.sqrt() * scale).abs() < 1e-6);
+    /// assert!((tempered[1] - scale).abs() < 1e-6);
+    /// ```
+    pub fn whiten_partially(&self, embedding: &[f32], strength: f32, out: &mut [f32]) -> usize {
+        let n = self.project(embedding, out);
+        let variances = &self.explained_variance[..n];
+        let floored = |v: f32| v.max(f32::MIN_POSITIVE);
+        let spread: f32 = variances
+            .iter()
+            .map(|&v| floored(v).powf(1.0 - strength))
+            .sum();
+        let scale = (n as f32 / spread).sqrt();
+        for (o, &v) in out.iter_mut().zip(variances) {
+            *o *= scale / floored(v).powf(strength / 2.0);
+        }
+        n
+    }
+
     /// The rows that [`whiten`](Self::whiten) dots a centred embedding with: each of the
     /// [`n_axes`](Self::n_axes) axes divided by the square root of its variance, end to end
     /// (`n_axes × dim`). Training reads distances in the whitened space through them. Allocates.
@@ -341,6 +381,48 @@ mod tests {
         assert!((out[0] - 1.0).abs() < 1e-6 && (out[1] - 2.8).abs() < 1e-6);
         assert_eq!(pca.project(&[1.0, 2.0], &mut out), 0, "wrong length");
         assert_eq!(out, [0.0; 4]);
+    }
+
+    #[test]
+    fn partial_whitening_spans_projection_to_whitening_at_the_whitened_scale() {
+        let pca = pca();
+        let e = [3.0, 2.0, 2.0];
+        let (mut whitened, mut partial) = ([0.0; 2], [0.0; 2]);
+        pca.whiten(&e, &mut whitened);
+        assert_eq!(pca.whiten_partially(&e, 1.0, &mut partial), 2);
+        for (p, w) in partial.iter().zip(&whitened) {
+            assert!(
+                (p - w).abs() < 1e-5,
+                "strength 1 whitens: {partial:?} {whitened:?}"
+            );
+        }
+        // At any strength an embedding one standard deviation out along each axis in turn sums
+        // to n in squared coordinates, as whitened ones do: the mean squared distance between
+        // independent training embeddings stays 2n.
+        for strength in [0.0, 0.5, 0.75, 1.0] {
+            let squares: f32 = (0..2)
+                .map(|i| {
+                    let sd = pca.explained_variance[i].sqrt();
+                    let along: Vec<f32> =
+                        (0..3).map(|j| pca.mean[j] + sd * pca.axes[i][j]).collect();
+                    pca.whiten_partially(&along, strength, &mut partial);
+                    partial[i] * partial[i]
+                })
+                .sum();
+            assert!(
+                (squares - 2.0).abs() < 1e-5,
+                "strength {strength}: {squares}"
+            );
+        }
+        // Strength 0 keeps the projections' proportions.
+        pca.whiten_partially(&e, 0.0, &mut partial);
+        assert!((partial[0] / partial[1] - 2.0 / 1.4).abs() < 1e-5);
+        assert_eq!(
+            pca.whiten_partially(&[1.0, 2.0], 0.5, &mut partial),
+            0,
+            "wrong length"
+        );
+        assert_eq!(partial, [0.0; 2]);
     }
 
     #[test]

@@ -27,7 +27,7 @@
 use super::{adapt_model, listen};
 use crate::audio_file::decode_mono_at;
 use crate::corpus::packages::decode_with_ffmpeg;
-use crate::evaluation::auc::{learned_sound_auc, whiten_rows, LabelledClips, LearnedSoundAuc};
+use crate::evaluation::auc::{learned_sound_auc, similarity_rows, LabelledClips, LearnedSoundAuc};
 use crate::evaluation::{evaluate, evaluate_without, EvalReport};
 use crate::train::model::Autoencoder;
 use anyhow::{ensure, Context, Result};
@@ -416,8 +416,8 @@ fn clip_buffers(clips: &[Clip], rate: u32, settings: &ListenSettings) -> Result<
         .collect()
 }
 
-/// The learned-sound AUC of `listener` over the clips (their `buffers`), whitened by the
-/// listener's principal axes as the plugin's similarity is. Allocates.
+/// The learned-sound AUC of `listener` over the clips (their `buffers`), compared on the
+/// listener's principal axes as the plugin's similarity compares. Allocates.
 fn measure(
     listener: &Listener,
     buffers: &[Vec<f32>],
@@ -432,13 +432,13 @@ fn measure(
         .context("the model has no usable principal axes")?;
     let latent = listener.latent_dim();
     let mut hops: Vec<Range<usize>> = Vec::new();
-    let mut whitened = Vec::new();
+    let mut mapped = Vec::new();
     for clip in buffers {
         let n = clip.len() / listener.sequence_len();
         let embedded = listener.embed_batch(clip, n)?;
         let first = hops.last().map_or(0, |r| r.end);
         hops.push(first..first + n);
-        whitened.extend(whiten_rows(&embedded, latent, pca));
+        mapped.extend(similarity_rows(&embedded, latent, pca));
     }
     let labels: Vec<usize> = clips.iter().map(|c| c.label).collect();
     let keys: Vec<&str> = clips.iter().map(|c| c.source.as_str()).collect();
@@ -454,7 +454,7 @@ fn measure(
         .collect();
     let hop_seconds = listener.metadata().features.hop_seconds;
     Ok(learned_sound_auc(
-        &whitened,
+        &mapped,
         pca.n_axes(),
         &LabelledClips {
             hops: &hops,

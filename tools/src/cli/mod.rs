@@ -408,7 +408,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.2)]
     pub contrast_temperature: f32,
     /// The similarity the contrastive loss sharpens: the embedding's cosine, or the whitened
-    /// principal distance the plugin's learned sounds read (axes refitted every epoch).
+    /// distance on the principal axes the plugin's learned sounds read (axes refitted every
+    /// epoch).
     #[arg(long, default_value = "cosine", value_parser = ["cosine", "whitened"])]
     pub contrast_geometry: String,
     /// How far apart (seconds) the two views' moments may lie in one file: 0 pairs two views

@@ -9,15 +9,16 @@
 //! the AUC compares the scores of the other clips of the teacher's class with those of the other
 //! classes.
 //!
-//! The similarity whitens both the embedding and the learned mean with the PCA before comparing
-//! them. Whitening is affine, so the whitened mean of a capture is the mean of its whitened hops:
-//! the hops are whitened once ([`whiten_rows`]) and the learned sounds then work in that space with
-//! [`unit_pca`], which leaves whitened coordinates as they are. The result is the plugin's
-//! similarity (to rounding), without whitening every hop again for every teacher.
+//! The similarity maps both the embedding and the learned mean into partially whitened principal
+//! coordinates before comparing them ([`Pca::whiten_partially`]). The map is affine, so the
+//! mapped mean of a capture is the mean of its mapped hops: the hops are mapped once
+//! ([`similarity_rows`]) and the learned sounds then work in that space with [`unit_pca`], which
+//! leaves its coordinates as they are. The result is the plugin's similarity (to rounding),
+//! without mapping every hop again for every teacher.
 
 use std::ops::Range;
 
-use echoic_core::outputs::learned::{LearnedSounds, DEFAULT_LEARN_SECONDS};
+use echoic_core::outputs::learned::{LearnedSounds, DEFAULT_LEARN_SECONDS, SIMILARITY_WHITENING};
 use echoic_core::pca::Pca;
 
 /// ROC-AUC of a score: the probability that a random positive scores above a random negative,
@@ -74,8 +75,8 @@ pub struct LabelledClips<'a> {
     pub n_classes: usize,
 }
 
-/// The PCA of `dim` identity axes with zero mean and unit variance: whitening with it leaves a
-/// whitened vector unchanged. Allocates.
+/// The PCA of `dim` identity axes with zero mean and unit variance: whitening with it, fully or
+/// partially, leaves a vector unchanged. Allocates.
 pub fn unit_pca(dim: usize) -> Pca {
     Pca {
         mean: vec![0.0; dim],
@@ -86,13 +87,14 @@ pub fn unit_pca(dim: usize) -> Pca {
     }
 }
 
-/// Every `rows.len() / dim` row whitened by `pca` onto its `pca.n_axes()` axes, laid end to end.
+/// Every `rows.len() / dim` row in the learned-sound similarity's coordinates on `pca`'s
+/// `pca.n_axes()` axes (partially whitened, at [`SIMILARITY_WHITENING`]), laid end to end.
 /// Allocates the result.
-pub fn whiten_rows(rows: &[f32], dim: usize, pca: &Pca) -> Vec<f32> {
+pub fn similarity_rows(rows: &[f32], dim: usize, pca: &Pca) -> Vec<f32> {
     let k = pca.n_axes();
     let mut out = vec![0.0; rows.len() / dim * k];
     for (row, w) in rows.chunks_exact(dim).zip(out.chunks_exact_mut(k)) {
-        pca.whiten(row, w);
+        pca.whiten_partially(row, SIMILARITY_WHITENING, w);
     }
     out
 }
@@ -126,7 +128,7 @@ fn mean_similarity(learned: &LearnedSounds, hops: &[f32], dim: usize, pca: &Pca)
 }
 
 /// Teaches every clip in turn and measures the AUC of the others' mean similarity (module
-/// documentation). `hops` holds whitened rows of `dim` values, indexed by `clips.hops`. Allocates.
+/// documentation). `hops` holds rows of `dim` values in the similarity's coordinates ([`similarity_rows`]), indexed by `clips.hops`. Allocates.
 pub fn learned_sound_auc(
     hops: &[f32],
     dim: usize,
@@ -220,7 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn similarity_in_whitened_space_is_the_plugins() {
+    fn similarity_in_its_own_coordinates_is_the_plugins() {
         let (dim, n) = (12, 400);
         let mut state = 5u64;
         let rows: Vec<f32> = (0..n * dim)
@@ -228,15 +230,15 @@ mod tests {
             .collect();
         let pca = echoic_core::pca::fit(&rows, dim, 4).unwrap();
         let k = pca.n_axes();
-        let whitened = whiten_rows(&rows, dim, &pca);
+        let mapped = similarity_rows(&rows, dim, &pca);
         let hop = 0.01;
         let (direct, short) = teach(&rows[..300 * dim], dim, hop);
         assert!(!short, "300 hops fill a 2 s capture");
-        let (via_whitened, _) = teach(&whitened[..300 * k], k, hop);
+        let (via_mapped, _) = teach(&mapped[..300 * k], k, hop);
         let unit = unit_pca(k);
         for i in 300..n {
             let a = direct.similarity(&rows[i * dim..(i + 1) * dim], Some(&pca))[0];
-            let b = via_whitened.similarity(&whitened[i * k..(i + 1) * k], Some(&unit))[0];
+            let b = via_mapped.similarity(&mapped[i * k..(i + 1) * k], Some(&unit))[0];
             assert!((a - b).abs() < 1e-4, "hop {i}: {a} vs {b}");
         }
     }

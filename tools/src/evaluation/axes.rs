@@ -2,8 +2,9 @@
 //! of each of the first axes with the hop's level, spectral centroid and periodicity. An axis
 //! that correlates with level near ±1 is a level meter, not a description of the sound.
 //!
-//! The axes are read as whitened coordinates (what the plugin's Axis sources send): whitening
-//! divides an axis by a positive constant, so the correlations are those of the plain projection.
+//! The axes are read in the learned-sound similarity's coordinates, which divide each axis by a
+//! positive constant, as the whitening of the plugin's Axis sources does: the correlations are
+//! those of the plain projection, and of the Axis sources.
 
 use echoic_core::erb::erb_space;
 use echoic_core::frame::{Frame, SILENCE_DB};
@@ -112,8 +113,9 @@ pub fn pearson(x: &[f32], y: &[f32]) -> Option<f64> {
     (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
 }
 
-/// The correlations of the first [`CORRELATED_AXES`] of the whitened hops (`k` coordinates per
-/// hop, in the order of `features`) with the hop features. Allocates.
+/// The correlations of the first [`CORRELATED_AXES`] of the hops' principal coordinates, each
+/// axis scaled by any positive constant (`k` coordinates per hop, in the order of `features`),
+/// with the hop features. Allocates.
 pub fn axis_correlations(
     whitened: &[f32],
     k: usize,

@@ -25,7 +25,7 @@ use echoic_core::worker::ListenSettings;
 
 use crate::offline::Analysis;
 use crate::train::model::Autoencoder;
-use auc::{learned_sound_auc, whiten_rows, LabelledClips, LearnedSoundAuc};
+use auc::{learned_sound_auc, similarity_rows, LabelledClips, LearnedSoundAuc};
 use axes::{axis_correlations, AxisCorrelation, HopFeatures};
 use knn::{knn_cross_validated_accuracy, knn_leave_one_source_out_accuracy};
 
@@ -145,7 +145,7 @@ pub struct EvalReport {
     /// correlations.
     #[serde(default)]
     pub usable_hops: usize,
-    /// Learned-sound AUC with each hop's spectrum frame as the "embedding", whitened by a PCA of
+    /// Learned-sound AUC with each hop's spectrum frame as the "embedding", compared on a PCA of
     /// [`MAX_AXES`] axes fitted on the evaluation frames themselves (which flatters it slightly);
     /// `None` when the frames do not vary.
     #[serde(default)]
@@ -186,8 +186,8 @@ struct Measured {
     hops: Vec<Range<usize>>,
     /// Every usable hop's spectrum frame, dB (`hops × n_bands`): the baseline's "embedding".
     hop_spectra: Vec<f32>,
-    /// Every usable hop's embedding whitened by the model's PCA (`hops × axes`); empty without
-    /// one.
+    /// Every usable hop's embedding in the learned-sound similarity's coordinates on the model's
+    /// PCA (`hops × axes`, see [`similarity_rows`]); empty without one.
     hop_embeddings: Vec<f32>,
     /// Every usable hop's level, centroid and periodicity.
     features: HopFeatures,
@@ -235,7 +235,8 @@ impl Measured {
         }
     }
 
-    /// Adds every usable hop of the clip: its spectrum, whitened embedding and features.
+    /// Adds every usable hop of the clip: its spectrum, its embedding in the similarity's
+    /// coordinates and its features.
     /// Allocates.
     fn add_hops(
         &mut self,
@@ -254,7 +255,7 @@ impl Measured {
             if let Some(pca) = pca {
                 let embedding = &embedded[i * latent..(i + 1) * latent];
                 self.hop_embeddings
-                    .extend(whiten_rows(embedding, latent, pca));
+                    .extend(similarity_rows(embedding, latent, pca));
             }
             count += 1;
         }
@@ -307,18 +308,19 @@ fn sources_per_class(labels: &[usize], sources: &[usize], n_classes: usize) -> V
         .collect()
 }
 
-/// The learned-sound AUC and the axis correlations of one representation, from its hops whitened
-/// onto `k` principal axes (`whitened`, in the order of `clips.hops` and `features`). Allocates.
-fn whitened_scores(
-    whitened: &[f32],
+/// The learned-sound AUC and the axis correlations of one representation, from its hops in the
+/// similarity's coordinates on `k` principal axes (`mapped`, from [`similarity_rows`], in the
+/// order of `clips.hops` and `features`). Allocates.
+fn similarity_scores(
+    mapped: &[f32],
     k: usize,
     clips: &LabelledClips,
     features: &HopFeatures,
     hop_seconds: f64,
 ) -> (LearnedSoundAuc, Vec<AxisCorrelation>) {
     (
-        learned_sound_auc(whitened, k, clips, hop_seconds),
-        axis_correlations(whitened, k, features),
+        learned_sound_auc(mapped, k, clips, hop_seconds),
+        axis_correlations(mapped, k, features),
     )
 }
 
@@ -383,20 +385,14 @@ pub fn evaluate_without(
         sources: &sources,
         n_classes: classes.len(),
     };
-    let scores = |whitened: &[f32], k: usize| {
-        whitened_scores(
-            whitened,
-            k,
-            &clips,
-            &measured.features,
-            settings.hop_seconds,
-        )
+    let scores = |mapped: &[f32], k: usize| {
+        similarity_scores(mapped, k, &clips, &measured.features, settings.hop_seconds)
     };
     let (learned_sound_mean_spectrum, axes_mean_spectrum) =
         echoic_core::pca::fit(&measured.hop_spectra, settings.n_bands, MAX_AXES)
             .map(|p| {
                 scores(
-                    &whiten_rows(&measured.hop_spectra, settings.n_bands, &p),
+                    &similarity_rows(&measured.hop_spectra, settings.n_bands, &p),
                     p.n_axes(),
                 )
             })

@@ -52,7 +52,8 @@ pub struct Objective {
     /// The contrastive loss's temperature.
     pub contrast_temperature: f32,
     /// The similarity the contrastive loss sharpens: the raw embedding's cosine, or the
-    /// whitened principal distance the plugin's learned sounds read (training then refits the
+    /// whitened distance on the principal axes the plugin's learned sounds read (which they whiten
+    /// partially; training then refits the
     /// principal axes at the start of every epoch).
     pub contrast_geometry: Geometry,
     /// How far apart, in seconds, the two views' moments may lie in one recording: 0 makes

@@ -16,9 +16,9 @@
 //!    by default, a contrastive loss ([`AdaptContrast`]): each minibatch holds two augmented
 //!    views of each of its moments, and each view's embedding, whitened on the model's
 //!    principal axes, should lie nearer its partner (a moment up to a second later in the same
-//!    run of sound) than every other moment. That loss works in the distance the
-//!    learned-sound similarity reads, so it teaches the listener to tell this history's sounds
-//!    apart where the user sees it; reconstruction alone only taught it to redraw them (see
+//!    run of sound) than every other moment. That loss works on the axes the learned-sound
+//!    similarity reads (fully whitened, where the similarity whitens them partially), so it
+//!    teaches the listener to tell this history's sounds apart where the user sees it; reconstruction alone only taught it to redraw them (see
 //!    [`AdaptConfig::contrast`]);
 //! 4. the held-out loss (the same loss, the views neighbouring buffers without augmentation)
 //!    is measured before training and after each epoch; the best epoch's
@@ -105,8 +105,8 @@ pub struct AdaptConfig {
     /// rest of the general set, without the adapted packages' clips, the 5-NN between sources
     /// moved from 0.783 to 0.776 (drums) and from 0.809 to 0.792 (languages).
     pub blend: f32,
-    /// A contrastive loss beside reconstruction, in the learned-sound similarity's whitened
-    /// geometry ([`AdaptContrast::default`]); `None` fine-tunes on reconstruction alone, as does
+    /// A contrastive loss beside reconstruction, in the whitened geometry of the learned-sound
+    /// similarity's axes ([`AdaptContrast::default`]); `None` fine-tunes on reconstruction alone, as does
     /// a model without principal axes. Measured with `echoic adapt-eval` (three minutes of drum
     /// one-shots or of prompts in five languages, learned-sound ROC-AUC on other kits or
     /// prompts) over this seed, 1 and 2, keeping the whole change: reconstruction
@@ -131,8 +131,8 @@ pub struct AdaptConfig {
 /// Adaptation's contrastive loss: every minibatch is made of pairs, two views of one moment of
 /// the history, and the loss ([`Contrast`] in [`Geometry::Whitened`]) asks each view's whitened
 /// embedding to be nearer its partner than every other moment of the minibatch. It teaches the
-/// listener what tells this history's sounds apart, in the very distance the learned-sound
-/// similarity reads.
+/// listener what tells this history's sounds apart, on the very axes the learned-sound
+/// similarity reads (which it whitens partially).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdaptContrast {
     /// Weight of the contrastive loss against the reconstruction error.
