@@ -128,7 +128,8 @@ fn mean_similarity(learned: &LearnedSounds, hops: &[f32], dim: usize, pca: &Pca)
 }
 
 /// Teaches every clip in turn and measures the AUC of the others' mean similarity (module
-/// documentation). `hops` holds rows of `dim` values in the similarity's coordinates ([`similarity_rows`]), indexed by `clips.hops`. Allocates.
+/// documentation). `hops` holds rows of `dim` values in the similarity's coordinates
+/// ([`similarity_rows`]), indexed by `clips.hops`. Allocates.
 pub fn learned_sound_auc(
     hops: &[f32],
     dim: usize,

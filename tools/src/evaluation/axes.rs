@@ -117,13 +117,13 @@ pub fn pearson(x: &[f32], y: &[f32]) -> Option<f64> {
 /// axis scaled by any positive constant (`k` coordinates per hop, in the order of `features`),
 /// with the hop features. Allocates.
 pub fn axis_correlations(
-    whitened: &[f32],
+    coordinates: &[f32],
     k: usize,
     features: &HopFeatures,
 ) -> Vec<AxisCorrelation> {
     (0..CORRELATED_AXES.min(k))
         .map(|axis| {
-            let values: Vec<f32> = whitened.chunks_exact(k).map(|w| w[axis]).collect();
+            let values: Vec<f32> = coordinates.chunks_exact(k).map(|w| w[axis]).collect();
             AxisCorrelation {
                 loudness: pearson(&values, &features.loudness_db),
                 centroid: pearson(&values, &features.centroid_hz),

@@ -18,8 +18,8 @@
 //!    principal axes, should lie nearer its partner (a moment up to a second later in the same
 //!    run of sound) than every other moment. That loss works on the axes the learned-sound
 //!    similarity reads (fully whitened, where the similarity whitens them partially), so it
-//!    teaches the listener to tell this history's sounds apart where the user sees it; reconstruction alone only taught it to redraw them (see
-//!    [`AdaptConfig::contrast`]);
+//!    teaches the listener to tell this history's sounds apart where the user sees it;
+//!    reconstruction alone only taught it to redraw them (see [`AdaptConfig::contrast`]);
 //! 4. the held-out loss (the same loss, the views neighbouring buffers without augmentation)
 //!    is measured before training and after each epoch; the best epoch's
 //!    weights are kept (the base's when none is better), and training stops after
@@ -101,19 +101,21 @@ pub struct AdaptConfig {
     /// +0.057 / +0.057 / +0.046, the languages gain +0.191 / +0.163 / +0.123, and the whole
     /// general set's 5-NN between sources (0.791 before) 0.759 / 0.766 / 0.769 after adapting
     /// on languages. 0.7 keeps the drum gain whole for a third less of that loss. At 0.7 over
-    /// six seeds (this one and the next two, 0 to 2): drums +0.059, languages +0.171; on the
-    /// rest of the general set, without the adapted packages' clips, the 5-NN between sources
-    /// moved from 0.783 to 0.776 (drums) and from 0.809 to 0.792 (languages).
+    /// six seeds (this one and the next two, 0 to 2): drums +0.059, languages +0.171 (with the
+    /// similarity's earlier full whitening; +0.060 and +0.162 with its partial whitening); on
+    /// the rest of the general set, without the adapted packages' clips, the 5-NN between
+    /// sources moved from 0.783 to 0.776 (drums) and from 0.809 to 0.792 (languages).
     pub blend: f32,
     /// A contrastive loss beside reconstruction, in the whitened geometry of the learned-sound
-    /// similarity's axes ([`AdaptContrast::default`]); `None` fine-tunes on reconstruction alone, as does
-    /// a model without principal axes. Measured with `echoic adapt-eval` (three minutes of drum
-    /// one-shots or of prompts in five languages, learned-sound ROC-AUC on other kits or
-    /// prompts) over this seed, 1 and 2, keeping the whole change: reconstruction
-    /// alone changed the AUC by −0.004 (drums) and +0.001 (languages); the contrast raised it by
-    /// +0.071, +0.035, +0.065 (drums) and +0.226, +0.187, +0.159 (languages). The general set's
-    /// 5-NN between sources (0.791 before) read 0.788, 0.779, 0.794 after adapting on drums and
-    /// 0.753, 0.762, 0.762 after adapting on languages. With the default
+    /// similarity's axes ([`AdaptContrast::default`]); `None` fine-tunes on reconstruction
+    /// alone, as does a model without principal axes. Measured with `echoic adapt-eval` (three
+    /// minutes of drum one-shots or of prompts in five languages, learned-sound ROC-AUC on
+    /// other kits or prompts, with the similarity's earlier full whitening) over this seed, 1
+    /// and 2, keeping the whole change: reconstruction alone changed the AUC by −0.004 (drums)
+    /// and +0.001 (languages); the contrast raised it by +0.071, +0.035, +0.065 (drums) and
+    /// +0.226, +0.187, +0.159 (languages). The general set's 5-NN between sources (0.791
+    /// before) read 0.788, 0.779, 0.794 after adapting on drums and 0.753, 0.762, 0.762 after
+    /// adapting on languages. With the default
     /// [`blend`](Self::blend) of 0.7: +0.065, +0.041, +0.066 (drums), +0.190, +0.165, +0.134
     /// (languages); 5-NN 0.791, 0.776, 0.794 and 0.771, 0.765, 0.762.
     ///
