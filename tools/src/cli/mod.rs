@@ -292,6 +292,10 @@ pub struct CorpusArgs {
     /// listeners were trained without them.
     #[arg(long)]
     pub with_instruments: bool,
+    /// Also train on 0 A.D.'s recorded sounds (`0ad-data`, a 1.4 GB download): music, voices,
+    /// animal calls, combat and ambience. The shipped listeners were trained without them.
+    #[arg(long)]
+    pub with_large_packages: bool,
 }
 
 /// Arguments of `echoic train`.
@@ -650,6 +654,7 @@ fn corpus(args: CorpusArgs) -> anyhow::Result<()> {
         balance_classes: !args.unbalanced,
         progress: !args.quiet,
         with_instruments: args.with_instruments,
+        with_large_packages: args.with_large_packages,
         ..CorpusConfig::default()
     };
     let start = Instant::now();

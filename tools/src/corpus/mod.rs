@@ -9,7 +9,7 @@
 //! - `debs/PKG_*.deb`: what `apt-get download PKG` fetched;
 //! - `extracted/PKG/`: `dpkg-deb -x` of it;
 //! - `unzipped/PKG/ARCHIVE/`: the audio members of the zip archives in it (warzone2100's `.wz`,
-//!   openarena's `.pk3`);
+//!   openarena's `.pk3`, 0ad-data's `public.zip`);
 //! - `midi/vN/`: the MIDI phrases generated for the instrument class and their fluidsynth renders;
 //! - `rendered/vN/PKG/FONT/`: phrases and drum grooves played by fluidsynth through the
 //!   SoundFonts a training package ships, read as that package's audio;
@@ -78,6 +78,13 @@ pub const TRAINING_PACKAGES: &[&str] = &[
 /// shipped listeners were trained without them and their recipes must rebuild their corpus.
 pub const INSTRUMENT_PACKAGES: &[&str] = &["scratch", "timgm6mb-soundfont", "csound-soundfont"];
 
+/// Training packages too large to fetch unless asked for: `0ad-data` is a 1.4 GB download whose
+/// `public.zip` holds 0 A.D.'s 1,800 recorded sounds (music, voices in four ancient languages,
+/// about 60 animal calls, combat, work and ambience). Taken only with
+/// [`CorpusConfig::with_large_packages`] (`echoic corpus --with-large-packages`), so that a
+/// default build stays a small download and the shipped listeners' recipes rebuild their corpus.
+pub const LARGE_PACKAGES: &[&str] = &["0ad-data"];
+
 /// Packages the evaluation set is drawn from. Nothing from them may enter training.
 pub const EVALUATION_PACKAGES: &[&str] = &[
     "asterisk-core-sounds-en-g722",
@@ -134,6 +141,9 @@ pub struct CorpusConfig {
     /// Add [`INSTRUMENT_PACKAGES`] to the training packages, for listeners trained on more
     /// instruments than the shipped ones heard.
     pub with_instruments: bool,
+    /// Add [`LARGE_PACKAGES`] to the training packages, for listeners trained on more hours (and
+    /// more animals) than a default download holds.
+    pub with_large_packages: bool,
 }
 
 impl Default for CorpusConfig {
@@ -152,20 +162,28 @@ impl Default for CorpusConfig {
             seed: 0x000E_C01C,
             progress: true,
             with_instruments: false,
+            with_large_packages: false,
         }
     }
 }
 
 impl CorpusConfig {
     /// The packages this build trains on: [`TRAINING_PACKAGES`], and [`INSTRUMENT_PACKAGES`]
-    /// when asked for. Allocates.
+    /// and [`LARGE_PACKAGES`] when asked for. Allocates.
     pub fn training_packages(&self) -> Vec<&'static str> {
-        let extra = if self.with_instruments {
-            INSTRUMENT_PACKAGES
-        } else {
-            &[]
+        let when = |asked: bool, packages: &'static [&'static str]| {
+            if asked {
+                packages
+            } else {
+                &[]
+            }
         };
-        TRAINING_PACKAGES.iter().chain(extra).copied().collect()
+        TRAINING_PACKAGES
+            .iter()
+            .chain(when(self.with_instruments, INSTRUMENT_PACKAGES))
+            .chain(when(self.with_large_packages, LARGE_PACKAGES))
+            .copied()
+            .collect()
     }
 }
 
@@ -289,10 +307,11 @@ pub fn build_corpus(cfg: &CorpusConfig) -> Result<CorpusReport> {
     }
     pb.finish_with_message("downloaded and extracted");
 
-    // 2. Training corpus, package by package, after taking out the instrument packages an
+    // 2. Training corpus, package by package, after taking out the optional packages an
     // earlier build with them left, since `echoic train` reads every folder of `train/`.
     for pkg in INSTRUMENT_PACKAGES
         .iter()
+        .chain(LARGE_PACKAGES)
         .filter(|p| !training_packages.contains(p))
     {
         let dir = train_dir.join(pkg);
@@ -528,6 +547,28 @@ mod tests {
         check_disjoint(TRAINING_PACKAGES, EVALUATION_PACKAGES).unwrap();
         check_disjoint(INSTRUMENT_PACKAGES, EVALUATION_PACKAGES).unwrap();
         check_disjoint(TRAINING_PACKAGES, INSTRUMENT_PACKAGES).unwrap();
+        check_disjoint(LARGE_PACKAGES, EVALUATION_PACKAGES).unwrap();
+        check_disjoint(LARGE_PACKAGES, TRAINING_PACKAGES).unwrap();
+        check_disjoint(LARGE_PACKAGES, INSTRUMENT_PACKAGES).unwrap();
         assert!(check_disjoint(&["a", "b"], &["b"]).is_err());
+    }
+
+    #[test]
+    fn optional_packages_join_the_training_packages_only_when_asked_for() {
+        let with = |with_instruments, with_large_packages| {
+            CorpusConfig {
+                with_instruments,
+                with_large_packages,
+                ..CorpusConfig::default()
+            }
+            .training_packages()
+        };
+        assert_eq!(with(false, false), TRAINING_PACKAGES);
+        let large = with(false, true);
+        assert!(large.contains(&"0ad-data") && !large.contains(&"scratch"));
+        let both = with(true, true);
+        let optional = INSTRUMENT_PACKAGES.len() + LARGE_PACKAGES.len();
+        assert_eq!(both.len(), TRAINING_PACKAGES.len() + optional);
+        assert!(both.contains(&"0ad-data") && both.contains(&"scratch"));
     }
 }
