@@ -171,19 +171,23 @@ impl CorpusConfig {
     /// The packages this build trains on: [`TRAINING_PACKAGES`], and [`INSTRUMENT_PACKAGES`]
     /// and [`LARGE_PACKAGES`] when asked for. Allocates.
     pub fn training_packages(&self) -> Vec<&'static str> {
-        let when = |asked: bool, packages: &'static [&'static str]| {
-            if asked {
-                packages
-            } else {
-                &[]
-            }
-        };
         TRAINING_PACKAGES
             .iter()
-            .chain(when(self.with_instruments, INSTRUMENT_PACKAGES))
-            .chain(when(self.with_large_packages, LARGE_PACKAGES))
+            .chain(self.optional_packages(true))
             .copied()
             .collect()
+    }
+
+    /// The optional packages this build takes (`asked`) or leaves out (`!asked`): the one place
+    /// that pairs each optional list with the option that takes it.
+    fn optional_packages(&self, asked: bool) -> impl Iterator<Item = &'static &'static str> {
+        [
+            (INSTRUMENT_PACKAGES, self.with_instruments),
+            (LARGE_PACKAGES, self.with_large_packages),
+        ]
+        .into_iter()
+        .filter(move |&(_, taken)| taken == asked)
+        .flat_map(|(packages, _)| packages.iter())
     }
 }
 
@@ -309,11 +313,7 @@ pub fn build_corpus(cfg: &CorpusConfig) -> Result<CorpusReport> {
 
     // 2. Training corpus, package by package, after taking out the optional packages an
     // earlier build with them left, since `echoic train` reads every folder of `train/`.
-    for pkg in INSTRUMENT_PACKAGES
-        .iter()
-        .chain(LARGE_PACKAGES)
-        .filter(|p| !training_packages.contains(p))
-    {
+    for pkg in cfg.optional_packages(false) {
         let dir = train_dir.join(pkg);
         if dir.exists() {
             fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
@@ -570,5 +570,12 @@ mod tests {
         let optional = INSTRUMENT_PACKAGES.len() + LARGE_PACKAGES.len();
         assert_eq!(both.len(), TRAINING_PACKAGES.len() + optional);
         assert!(both.contains(&"0ad-data") && both.contains(&"scratch"));
+        // What an earlier build may have left in `train/` and this one removes.
+        let only_large = CorpusConfig {
+            with_large_packages: true,
+            ..CorpusConfig::default()
+        };
+        let left_out: Vec<_> = only_large.optional_packages(false).copied().collect();
+        assert_eq!(left_out, INSTRUMENT_PACKAGES);
     }
 }
