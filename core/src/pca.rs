@@ -158,6 +158,19 @@ impl Pca {
     /// ```
     pub fn whiten_partially(&self, embedding: &[f32], strength: f32, out: &mut [f32]) -> usize {
         let n = self.project(embedding, out);
+        for (o, factor) in out
+            .iter_mut()
+            .zip(self.partial_whitening_factors(n, strength))
+        {
+            *o *= factor;
+        }
+        n
+    }
+
+    /// What [`whiten_partially`](Self::whiten_partially) multiplies each of the first `n`
+    /// projections by: `scale / λ^(strength/2)`, with the one `scale` that keeps the mean
+    /// squared distance at `2·n`. Allocation-free.
+    fn partial_whitening_factors(&self, n: usize, strength: f32) -> impl Iterator<Item = f32> + '_ {
         let variances = &self.explained_variance[..n];
         let floored = |v: f32| v.max(f32::MIN_POSITIVE);
         let spread: f32 = variances
@@ -165,10 +178,23 @@ impl Pca {
             .map(|&v| floored(v).powf(1.0 - strength))
             .sum();
         let scale = (n as f32 / spread).sqrt();
-        for (o, &v) in out.iter_mut().zip(variances) {
-            *o *= scale / floored(v).powf(strength / 2.0);
-        }
-        n
+        variances
+            .iter()
+            .map(move |&v| scale / floored(v).powf(strength / 2.0))
+    }
+
+    /// The rows that [`whiten_partially`](Self::whiten_partially) at `strength` dots a centred
+    /// embedding with, end to end (`n_axes × dim`): each axis times its factor. Training
+    /// measures its contrast through them in the geometry the learned sounds read
+    /// (`strength` = `outputs::learned::SIMILARITY_WHITENING`); at strength 1 they are
+    /// [`whitening`](Self::whitening)'s rows, to rounding. Allocates.
+    pub fn partial_whitening(&self, strength: f32) -> Vec<f32> {
+        let n = self.n_axes();
+        self.axes
+            .iter()
+            .zip(self.partial_whitening_factors(n, strength))
+            .flat_map(|(axis, factor)| axis.iter().map(move |a| a * factor))
+            .collect()
     }
 
     /// The rows that [`whiten`](Self::whiten) dots a centred embedding with: each of the
@@ -423,6 +449,35 @@ mod tests {
             "wrong length"
         );
         assert_eq!(partial, [0.0; 2]);
+    }
+
+    #[test]
+    fn partial_whitening_rows_dot_centred_embeddings_into_partially_whitened_ones() {
+        let pca = pca();
+        let e = [3.0, 2.0, 2.0];
+        let centred: Vec<f32> = e.iter().zip(&pca.mean).map(|(x, m)| x - m).collect();
+        let dot = |rows: &[f32]| -> Vec<f32> {
+            rows.chunks_exact(3)
+                .map(|row| row.iter().zip(&centred).map(|(r, c)| r * c).sum())
+                .collect()
+        };
+        let mut partial = [0.0; 2];
+        for strength in [0.0, 0.5, 0.75, 1.0] {
+            let rows = pca.partial_whitening(strength);
+            assert_eq!(rows.len(), 2 * 3);
+            pca.whiten_partially(&e, strength, &mut partial);
+            let through_rows = dot(&rows);
+            for (r, p) in through_rows.iter().zip(&partial) {
+                assert!(
+                    (r - p).abs() < 1e-5,
+                    "strength {strength}: {through_rows:?} {partial:?}"
+                );
+            }
+        }
+        let (full, whitening) = (pca.partial_whitening(1.0), pca.whitening());
+        for (p, w) in full.iter().zip(&whitening) {
+            assert!((p - w).abs() < 1e-6, "{full:?} {whitening:?}");
+        }
     }
 
     #[test]

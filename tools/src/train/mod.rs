@@ -139,6 +139,13 @@ pub struct TrainConfig {
     pub checkpoints: bool,
     /// Principal axes to store (at most 8).
     pub pca_axes: usize,
+    /// How strongly a whitened contrast ([`Geometry::Whitened`]) whitens the principal axes it
+    /// measures on, as the `strength` of [`Pca::partial_whitening`](echoic_core::pca::Pca::partial_whitening):
+    /// 1 divides each axis by its deviation, as the Axis outputs and Adapt read them;
+    /// [`SIMILARITY_WHITENING`](echoic_core::outputs::learned::SIMILARITY_WHITENING) (¾)
+    /// measures as the learned sounds do, so that what the loss separates is what a learned
+    /// sound tells apart.
+    pub contrast_whitening: f32,
     /// Most training embeddings the principal axes are fitted on.
     pub pca_max_sequences: usize,
     /// Print per-epoch summaries on stderr even when the progress bars are not drawn (stderr
@@ -200,6 +207,7 @@ impl Default for TrainConfig {
             seed: 0x000e_c01c,
             checkpoints: true,
             pca_axes: 8,
+            contrast_whitening: 1.0,
             pca_max_sequences: 20_000,
             log: true,
             device: ListenerDevice::preferred(),
@@ -934,6 +942,17 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 ""
             }
         ));
+        if cfg
+            .objective
+            .contrast()
+            .is_some_and(|c| c.geometry == Geometry::Whitened)
+        {
+            say(format!(
+                "contrast measured on the principal axes, refitted every epoch, whitened at \
+                 strength {}",
+                cfg.contrast_whitening
+            ));
+        }
     }
 
     let speed_change =
@@ -1026,7 +1045,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 |x, n| Ok(learner.embed(x, n)),
             )?
             .context("the whitened contrast needs principal axes of the embeddings")?;
-            learner.set_whitening(&axes.whitening());
+            learner.set_whitening(&axes.partial_whitening(cfg.contrast_whitening));
         }
         draws.epoch(&mut rng, &mut shuffled);
         let bar = multi.add(ProgressBar::new(n_batches as u64));
