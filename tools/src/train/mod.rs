@@ -139,6 +139,8 @@ pub struct TrainConfig {
     pub checkpoints: bool,
     /// Principal axes to store (at most 8).
     pub pca_axes: usize,
+    /// Most training embeddings the principal axes are fitted on.
+    pub pca_max_sequences: usize,
     /// How strongly a whitened contrast ([`Geometry::Whitened`]) whitens the principal axes it
     /// measures on, as the `strength` of [`Pca::partial_whitening`](echoic_core::pca::Pca::partial_whitening):
     /// 1 divides each axis by its deviation, as the Axis outputs and Adapt read them;
@@ -146,8 +148,6 @@ pub struct TrainConfig {
     /// measures as the learned sounds do, so that what the loss separates is what a learned
     /// sound tells apart.
     pub contrast_whitening: f32,
-    /// Most training embeddings the principal axes are fitted on.
-    pub pca_max_sequences: usize,
     /// Print per-epoch summaries on stderr even when the progress bars are not drawn (stderr
     /// not a terminal, or a hidden target), so that redirected logs keep them.
     pub log: bool,
@@ -207,8 +207,8 @@ impl Default for TrainConfig {
             seed: 0x000e_c01c,
             checkpoints: true,
             pca_axes: 8,
-            contrast_whitening: 1.0,
             pca_max_sequences: 20_000,
+            contrast_whitening: 1.0,
             log: true,
             device: ListenerDevice::preferred(),
             threads: 1,
@@ -893,6 +893,11 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     let mut validation_pairs = Vec::new();
     // Their kinds, when the contrast cancels same-kind negatives.
     let mut validation_kinds = Vec::new();
+    // A whitened contrast measures on principal axes refitted at the start of every epoch.
+    let whitened_contrast = cfg
+        .objective
+        .contrast()
+        .is_some_and(|c| c.geometry == Geometry::Whitened);
     if cfg.objective.contrast().is_some() {
         let mut pair_rng = SplitMix64(cfg.seed ^ 0x9a1f);
         let among = Partners::new(
@@ -942,11 +947,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 ""
             }
         ));
-        if cfg
-            .objective
-            .contrast()
-            .is_some_and(|c| c.geometry == Geometry::Whitened)
-        {
+        if whitened_contrast {
             say(format!(
                 "contrast measured on the principal axes, refitted every epoch, whitened at \
                  strength {}",
@@ -1031,11 +1032,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     }
     for epoch in first_epoch..=cfg.epochs {
         let t0 = Instant::now();
-        if cfg
-            .objective
-            .contrast()
-            .is_some_and(|c| c.geometry == Geometry::Whitened)
-        {
+        if whitened_contrast {
             let axes = principal_axes(
                 &data,
                 &train_idx,
