@@ -305,6 +305,11 @@ pub struct CorpusArgs {
     /// animal calls, combat and ambience. The shipped listeners were trained without them.
     #[arg(long)]
     pub with_large_packages: bool,
+    /// Also train on two games' recorded animal calls, with their music and effects
+    /// (`widelands-data`, `wesnoth-1.16-data`): birds, crickets, frog, wolves, horses and more.
+    /// The shipped listeners were trained without them.
+    #[arg(long)]
+    pub with_animal_calls: bool,
 }
 
 /// Arguments of `echoic train`.
@@ -670,6 +675,7 @@ fn corpus(args: CorpusArgs) -> anyhow::Result<()> {
         progress: !args.quiet,
         with_instruments: args.with_instruments,
         with_large_packages: args.with_large_packages,
+        with_animal_calls: args.with_animal_calls,
         ..CorpusConfig::default()
     };
     let start = Instant::now();

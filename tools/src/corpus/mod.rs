@@ -85,6 +85,15 @@ pub const INSTRUMENT_PACKAGES: &[&str] = &["scratch", "timgm6mb-soundfont", "cso
 /// default build stays a small download and the shipped listeners' recipes rebuild their corpus.
 pub const LARGE_PACKAGES: &[&str] = &["0ad-data"];
 
+/// Training packages taken for their recorded animal calls, the evaluation's weakest class:
+/// Widelands' birds, crickets, frog, coyote, moose, stag, wolves, boar, ducks and farm animals,
+/// and Wesnoth's wolves, horses and bird ambiences (about 5 min of calls in all), with the two
+/// games' music and effects. Taken only with [`CorpusConfig::with_animal_calls`] (`echoic
+/// corpus --with-animal-calls`), because the shipped listeners were trained without them and
+/// their recipes must rebuild their corpus. None of their calls is a copy of an evaluation
+/// animal (the model card's near-copy check).
+pub const ANIMAL_CALL_PACKAGES: &[&str] = &["widelands-data", "wesnoth-1.16-data"];
+
 /// Packages the evaluation set is drawn from. Nothing from them may enter training.
 pub const EVALUATION_PACKAGES: &[&str] = &[
     "asterisk-core-sounds-en-g722",
@@ -144,6 +153,9 @@ pub struct CorpusConfig {
     /// Add [`LARGE_PACKAGES`] to the training packages, for listeners trained on more hours (and
     /// more animals) than a default download holds.
     pub with_large_packages: bool,
+    /// Add [`ANIMAL_CALL_PACKAGES`] to the training packages, for listeners trained on more
+    /// kinds of animal call than the default packages hold.
+    pub with_animal_calls: bool,
 }
 
 impl Default for CorpusConfig {
@@ -163,13 +175,14 @@ impl Default for CorpusConfig {
             progress: true,
             with_instruments: false,
             with_large_packages: false,
+            with_animal_calls: false,
         }
     }
 }
 
 impl CorpusConfig {
-    /// The packages this build trains on: [`TRAINING_PACKAGES`], and [`INSTRUMENT_PACKAGES`]
-    /// and [`LARGE_PACKAGES`] when asked for. Allocates.
+    /// The packages this build trains on: [`TRAINING_PACKAGES`], and [`INSTRUMENT_PACKAGES`],
+    /// [`LARGE_PACKAGES`] and [`ANIMAL_CALL_PACKAGES`] when asked for. Allocates.
     pub fn training_packages(&self) -> Vec<&'static str> {
         TRAINING_PACKAGES
             .iter()
@@ -184,6 +197,7 @@ impl CorpusConfig {
         [
             (INSTRUMENT_PACKAGES, self.with_instruments),
             (LARGE_PACKAGES, self.with_large_packages),
+            (ANIMAL_CALL_PACKAGES, self.with_animal_calls),
         ]
         .into_iter()
         .filter(move |&(_, taken)| taken == asked)
@@ -550,32 +564,44 @@ mod tests {
         check_disjoint(LARGE_PACKAGES, EVALUATION_PACKAGES).unwrap();
         check_disjoint(LARGE_PACKAGES, TRAINING_PACKAGES).unwrap();
         check_disjoint(LARGE_PACKAGES, INSTRUMENT_PACKAGES).unwrap();
+        check_disjoint(ANIMAL_CALL_PACKAGES, EVALUATION_PACKAGES).unwrap();
+        check_disjoint(ANIMAL_CALL_PACKAGES, TRAINING_PACKAGES).unwrap();
+        check_disjoint(ANIMAL_CALL_PACKAGES, INSTRUMENT_PACKAGES).unwrap();
+        check_disjoint(ANIMAL_CALL_PACKAGES, LARGE_PACKAGES).unwrap();
         assert!(check_disjoint(&["a", "b"], &["b"]).is_err());
     }
 
     #[test]
     fn optional_packages_join_the_training_packages_only_when_asked_for() {
-        let with = |with_instruments, with_large_packages| {
+        let with = |with_instruments, with_large_packages, with_animal_calls| {
             CorpusConfig {
                 with_instruments,
                 with_large_packages,
+                with_animal_calls,
                 ..CorpusConfig::default()
             }
             .training_packages()
         };
-        assert_eq!(with(false, false), TRAINING_PACKAGES);
-        let large = with(false, true);
+        assert_eq!(with(false, false, false), TRAINING_PACKAGES);
+        let large = with(false, true, false);
         assert!(large.contains(&"0ad-data") && !large.contains(&"scratch"));
-        let both = with(true, true);
-        let optional = INSTRUMENT_PACKAGES.len() + LARGE_PACKAGES.len();
-        assert_eq!(both.len(), TRAINING_PACKAGES.len() + optional);
-        assert!(both.contains(&"0ad-data") && both.contains(&"scratch"));
+        let calls = with(false, false, true);
+        assert!(calls.contains(&"widelands-data") && !calls.contains(&"0ad-data"));
+        let all = with(true, true, true);
+        let optional =
+            INSTRUMENT_PACKAGES.len() + LARGE_PACKAGES.len() + ANIMAL_CALL_PACKAGES.len();
+        assert_eq!(all.len(), TRAINING_PACKAGES.len() + optional);
+        assert!(all.contains(&"0ad-data") && all.contains(&"scratch"));
+        assert!(all.contains(&"wesnoth-1.16-data"));
         // What an earlier build may have left in `train/` and this one removes.
         let only_large = CorpusConfig {
             with_large_packages: true,
             ..CorpusConfig::default()
         };
         let left_out: Vec<_> = only_large.optional_packages(false).copied().collect();
-        assert_eq!(left_out, INSTRUMENT_PACKAGES);
+        assert_eq!(
+            left_out,
+            [INSTRUMENT_PACKAGES, ANIMAL_CALL_PACKAGES].concat()
+        );
     }
 }

@@ -83,7 +83,8 @@ const RULES: &[(&str, &[&str])] = &[
         &[
             "animal", "animals", "dog", "dogs", "cat", "cats", "bird", "birds", "cow", "horse",
             "sheep", "wolf", "rabbit", "crow", "chicken", "pig", "frog", "duck", "lion", "owl",
-            "goat", "bark", "meow", "moo", "baa", "bee", "bees",
+            "goat", "bark", "meow", "moo", "baa", "bee", "bees", "ox", "donkey", "boar", "coyote",
+            "moose", "stag", "cricket", "crickets", "critters",
         ],
     ),
 ];
@@ -179,6 +180,18 @@ mod tests {
             ),
             (
                 "scratch/scratch__Media__Sounds__Animal__Rooster.wav",
+                Some("animal"),
+            ),
+            (
+                "widelands-data/games__widelands__data__sound__farm__ox_00.wav",
+                Some("animal"),
+            ),
+            (
+                "widelands-data/games__widelands__data__world__critters__duck__duck_00.wav",
+                Some("animal"),
+            ),
+            (
+                "wesnoth-1.16-data/games__wesnoth__1.16__data__core__sounds__ambient__birds1.wav",
                 Some("animal"),
             ),
         ];
