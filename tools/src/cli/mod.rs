@@ -384,6 +384,11 @@ pub struct TrainArgs {
     /// draws every package alike.
     #[arg(long, default_value_t = TrainConfig::default().package_balance)]
     pub package_balance: f64,
+    /// Kind balance of the batches, 0..1, after the packages: 0 draws the kinds read from the
+    /// paths (and the files with none) as the package balance leaves them, 1 draws every kind
+    /// alike.
+    #[arg(long, default_value_t = TrainConfig::default().kind_balance)]
+    pub kind_balance: f64,
     /// Augment training buffers on the fly: gain, tilt, pitch shift, mixes and backgrounds.
     #[arg(long)]
     pub augment: bool,
@@ -595,6 +600,7 @@ fn train_config(args: TrainArgs) -> TrainConfig {
             _ => Level::Absolute,
         },
         package_balance: args.package_balance,
+        kind_balance: args.kind_balance,
         augmentation: if args.augment {
             Augmentation::default()
         } else {

@@ -13,17 +13,36 @@ use echoic_core::rng::SplitMix64;
 pub(super) struct Draws {
     /// The training sequences.
     train: Vec<usize>,
-    /// Running sums of the sequences' draw weights, one per training sequence; empty when the
-    /// packages are not balanced (an epoch is then a plain shuffle).
+    /// Running sums of the sequences' draw weights, one per training sequence; empty when
+    /// nothing is balanced (an epoch is then a plain shuffle).
     cumulative: Vec<f64>,
 }
 
+/// How strongly the draws even out the corpus's packages and kinds, each 0..1 (0: as the corpus
+/// holds them; 1: every package, or every kind, alike).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Balance {
+    /// Evens out packages, so that a large package neither dominates nor is cut.
+    pub package: f64,
+    /// Evens out weak kinds (files with no kind count as one more kind), after the packages, so
+    /// that a kind the corpus holds little of (animal calls) is heard, and contrasted, more.
+    pub kind: f64,
+}
+
 impl Draws {
-    /// Draws over `train` (indices into `package`, each sequence's package) where each package
-    /// is drawn in proportion to its sequence count to the power `1 − balance`. Allocates.
-    pub(super) fn new(package: &[u32], train: &[usize], balance: f64) -> Self {
-        let balance = balance.clamp(0.0, 1.0);
-        if balance == 0.0 {
+    /// Draws over `train` (indices into `package`, each sequence's package, and into `kind`,
+    /// each sequence's weak kind). Each package is drawn in proportion to its sequence count to
+    /// the power `1 − balance.package`; then each kind in proportion to its share of those
+    /// draws to the power `1 − balance.kind`. Allocates.
+    pub(super) fn new(
+        package: &[u32],
+        kind: &[Option<u8>],
+        train: &[usize],
+        balance: Balance,
+    ) -> Self {
+        let package_balance = balance.package.clamp(0.0, 1.0);
+        let kind_balance = balance.kind.clamp(0.0, 1.0);
+        if package_balance == 0.0 && kind_balance == 0.0 {
             return Self {
                 train: train.to_vec(),
                 cumulative: Vec::new(),
@@ -35,11 +54,26 @@ impl Draws {
             counts[package[i] as usize] += 1;
         }
         // A package of n sequences gets n^(1−balance) of the draws, so each sequence n^−balance.
-        let mut total = 0.0;
-        let cumulative = train
+        let mut weights: Vec<f64> = train
             .iter()
-            .map(|&i| {
-                total += (counts[package[i] as usize] as f64).powf(-balance);
+            .map(|&i| (counts[package[i] as usize] as f64).powf(-package_balance))
+            .collect();
+        if kind_balance > 0.0 {
+            // A kind holding w of the package-balanced weight gets w^(1−balance) of the draws.
+            let group = |i: usize| kind[i].map_or(0, |k| usize::from(k) + 1);
+            let mut kind_weight = vec![0.0f64; usize::from(u8::MAX) + 2];
+            for (&w, &i) in weights.iter().zip(train) {
+                kind_weight[group(i)] += w;
+            }
+            for (w, &i) in weights.iter_mut().zip(train) {
+                *w *= kind_weight[group(i)].powf(-kind_balance);
+            }
+        }
+        let mut total = 0.0;
+        let cumulative = weights
+            .iter()
+            .map(|w| {
+                total += w;
                 total
             })
             .collect();
@@ -47,6 +81,24 @@ impl Draws {
             train: train.to_vec(),
             cumulative,
         }
+    }
+
+    /// The share of the draws that falls on training sequences for which `of` holds (the
+    /// sequences' own share when nothing is balanced). Allocation-free.
+    pub(super) fn share(&self, of: impl Fn(usize) -> bool) -> f64 {
+        let Some(&total) = self.cumulative.last() else {
+            let hits = self.train.iter().filter(|&&i| of(i)).count();
+            return hits as f64 / self.train.len().max(1) as f64;
+        };
+        let mut before = 0.0;
+        let mut hits = 0.0;
+        for (&c, &i) in self.cumulative.iter().zip(&self.train) {
+            if of(i) {
+                hits += c - before;
+            }
+            before = c;
+        }
+        hits / total
     }
 
     /// This epoch's order into `order` (as long as the training set): a shuffle, or weighted
@@ -333,27 +385,86 @@ fn partner(i: usize, file: &[u32], reach: usize, rng: &mut SplitMix64) -> usize 
 mod tests {
     use super::*;
 
+    /// The share of 200 epochs' draws that falls on sequences for which `of` holds.
+    fn drawn_share(draws: &Draws, train: &[usize], of: impl Fn(usize) -> bool) -> f64 {
+        let mut rng = SplitMix64(4);
+        let mut order = train.to_vec();
+        let mut hits = 0usize;
+        for _ in 0..200 {
+            order.copy_from_slice(train);
+            draws.epoch(&mut rng, &mut order);
+            hits += order.iter().filter(|&&i| of(i)).count();
+        }
+        hits as f64 / (200 * train.len()) as f64
+    }
+
     /// Package 0 holds 90 sequences and package 1 holds 10: balance 0 keeps 9 : 1 (a plain
     /// shuffle), balance 1 draws both alike, 0.5 in between (3 : 1).
     #[test]
     fn package_balance_sets_the_draw_shares() {
         let package: Vec<u32> = (0..100).map(|i| u32::from(i >= 90)).collect();
+        let kind = vec![None; 100];
         let train: Vec<usize> = (0..100).collect();
         let share_of_small = |balance: f64| {
-            let draws = Draws::new(&package, &train, balance);
-            let mut rng = SplitMix64(4);
-            let mut order = train.clone();
-            let mut small = 0usize;
-            for _ in 0..200 {
-                order.copy_from_slice(&train);
-                draws.epoch(&mut rng, &mut order);
-                small += order.iter().filter(|&&i| i >= 90).count();
-            }
-            small as f64 / (200 * 100) as f64
+            let draws = Draws::new(
+                &package,
+                &kind,
+                &train,
+                Balance {
+                    package: balance,
+                    kind: 0.0,
+                },
+            );
+            let drawn = drawn_share(&draws, &train, |i| i >= 90);
+            let expected = draws.share(|i| i >= 90);
+            assert!(
+                (drawn - expected).abs() < 0.02,
+                "{drawn} against {expected}"
+            );
+            drawn
         };
         assert_eq!(share_of_small(0.0), 0.1);
         assert!((share_of_small(1.0) - 0.5).abs() < 0.02);
         assert!((share_of_small(0.5) - 0.25).abs() < 0.02);
+    }
+
+    /// Four packages of 25 sequences: three hold speech, one holds animal calls in its last 5
+    /// sequences (a package of mixed kinds). Packages balanced alike leave the animals 5 %;
+    /// kinds balanced alike (speech, animal, no kind) give them a third, and 0.5 gives them
+    /// √5 / (√75 + √5 + √20) of the draws.
+    #[test]
+    fn kind_balance_evens_out_kinds_after_packages() {
+        let package: Vec<u32> = (0..100).map(|i| i / 25).collect();
+        let kind: Vec<Option<u8>> = (0..100)
+            .map(|i| match i {
+                0..=74 => Some(0),
+                95.. => Some(4),
+                _ => None,
+            })
+            .collect();
+        let train: Vec<usize> = (0..100).collect();
+        let animal_share = |balance: f64| {
+            let draws = Draws::new(
+                &package,
+                &kind,
+                &train,
+                Balance {
+                    package: 1.0,
+                    kind: balance,
+                },
+            );
+            let drawn = drawn_share(&draws, &train, |i| kind[i] == Some(4));
+            let expected = draws.share(|i| kind[i] == Some(4));
+            assert!(
+                (drawn - expected).abs() < 0.01,
+                "{drawn} against {expected}"
+            );
+            expected
+        };
+        assert!((animal_share(0.0) - 0.05).abs() < 1e-12);
+        assert!((animal_share(1.0) - 1.0 / 3.0).abs() < 1e-12);
+        let half = 5f64.sqrt() / (75f64.sqrt() + 5f64.sqrt() + 20f64.sqrt());
+        assert!((animal_share(0.5) - half).abs() < 1e-12);
     }
 
     /// Partners stay in their file, within reach, and cover both directions; a file of one

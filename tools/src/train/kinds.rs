@@ -114,6 +114,17 @@ pub(super) fn summary(kinds: &[Option<u8>]) -> String {
         .join(", ")
 }
 
+/// Each kind's share, in per cent, as `share` gives it (the last: files with no kind), in one
+/// line.
+pub(super) fn shares(share: impl Fn(Option<u8>) -> f64) -> String {
+    (0..CLASSES.len())
+        .map(|k| (CLASSES[k], share(Some(k as u8))))
+        .chain(std::iter::once(("no kind", share(None))))
+        .map(|(name, s)| format!("{name} {:.1} %", s * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The index of `kind` in [`CLASSES`].
 fn class_index(kind: &str) -> u8 {
     CLASSES
@@ -221,6 +232,15 @@ mod tests {
         assert_eq!(
             summary(&[Some(0), None, Some(0), Some(4)]),
             "speech 2, music 0, drums 0, instrument 0, animal 1, no kind 1"
+        );
+    }
+
+    #[test]
+    fn shares_name_every_kind_in_per_cent() {
+        assert_eq!(
+            shares(|k| if k == Some(4) { 0.25 } else { 0.125 }),
+            "speech 12.5 %, music 12.5 %, drums 12.5 %, instrument 12.5 %, animal 25.0 %, \
+             no kind 12.5 %"
         );
     }
 

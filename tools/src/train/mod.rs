@@ -56,7 +56,7 @@ use crate::audio_file::{decode_mono_at, is_audio_file, AUDIO_EXTENSIONS};
 use crate::offline::analyse;
 use anyhow::{bail, Context, Result};
 pub use augment::{Augmentation, Objective};
-use batches::{Batch, BatchSource, Draws, Partners, SpeedSource};
+use batches::{Balance, Batch, BatchSource, Draws, Partners, SpeedSource};
 use candle_core::Device;
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::format;
@@ -167,6 +167,11 @@ pub struct TrainConfig {
     /// holds them, shuffled without replacement; 1: every package alike, drawn with
     /// replacement), so that a large package neither dominates nor is cut.
     pub package_balance: f64,
+    /// How strongly weak kinds ([`kinds`]; files with no kind count as one more) are balanced
+    /// after the packages: each kind is drawn in proportion to its share of the package-balanced
+    /// draws to the power `1 − kind_balance` (0: off; 1: every kind alike), so that a kind the
+    /// corpus holds little of, animal calls above all, takes part in more batches and contrasts.
+    pub kind_balance: f64,
     /// On-the-fly augmentation of training buffers.
     pub augmentation: Augmentation,
     /// Largest speed change of a training buffer, as resampling makes it (0.1: played between
@@ -216,6 +221,7 @@ impl Default for TrainConfig {
             optimiser: Optimiser::AdamW,
             level: Level::Absolute,
             package_balance: 0.0,
+            kind_balance: 0.0,
             augmentation: Augmentation::none(),
             speed_change: 0.0,
             objective: Objective::default(),
@@ -875,14 +881,28 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         ),
     };
     let data = normalisation.applied(&store.data, seq_len);
-    let draws = Draws::new(&store.package, &train_idx, cfg.package_balance);
+    let file_kind: Vec<Option<u8>> = files.iter().map(|f| f.kind).collect();
+    let sequence_kind: Vec<Option<u8>> =
+        store.file.iter().map(|&f| file_kind[f as usize]).collect();
+    let draws = Draws::new(
+        &store.package,
+        &sequence_kind,
+        &train_idx,
+        Balance {
+            package: cfg.package_balance,
+            kind: cfg.kind_balance,
+        },
+    );
+    say(format!(
+        "draws by kind: {}",
+        kinds::shares(|kind| draws.share(|i| sequence_kind[i] == kind))
+    ));
     // A contrastive partner's reach in kept sequences, which lie `store.stride` frames apart.
     let kept_spacing_seconds = settings.hop_seconds * store.stride as f64;
     let reach =
         (f64::from(cfg.objective.contrast_reach_seconds) / kept_spacing_seconds).round() as usize;
     let package_share = f64::from(cfg.objective.contrast_package_share);
     let kind_share = f64::from(cfg.objective.contrast_kind_share);
-    let file_kind: Vec<Option<u8>> = files.iter().map(|f| f.kind).collect();
     let partners = Partners::new(
         (&store.file, reach),
         (&store.package, package_share),

@@ -453,6 +453,7 @@ fn training_with_every_option_runs_and_resumes() {
         settings,
         level: Level::Relative,
         package_balance: 0.5,
+        kind_balance: 0.5,
         augmentation: Augmentation::default(),
         speed_change: 0.1,
         objective: Objective {
