@@ -186,29 +186,14 @@ impl Pca {
     /// The rows that [`whiten_partially`](Self::whiten_partially) at `strength` dots a centred
     /// embedding with, end to end (`n_axes × dim`): each axis times its factor. Training
     /// measures its contrast through them in the geometry the learned sounds read
-    /// (`strength` = `outputs::learned::SIMILARITY_WHITENING`); at strength 1 they are
-    /// [`whitening`](Self::whitening)'s rows, to rounding. Allocates.
+    /// (`strength` = `outputs::learned::SIMILARITY_WHITENING`); at strength 1 each axis is
+    /// divided by its deviation, as [`whiten`](Self::whiten) reads it. Allocates.
     pub fn partial_whitening(&self, strength: f32) -> Vec<f32> {
         let n = self.n_axes();
         self.axes
             .iter()
             .zip(self.partial_whitening_factors(n, strength))
             .flat_map(|(axis, factor)| axis.iter().map(move |a| a * factor))
-            .collect()
-    }
-
-    /// The rows that [`whiten`](Self::whiten) dots a centred embedding with: each of the
-    /// [`n_axes`](Self::n_axes) axes divided by the square root of its variance, end to end
-    /// (`n_axes × dim`). Training reads distances in the whitened space through them. Allocates.
-    pub fn whitening(&self) -> Vec<f32> {
-        self.axes
-            .iter()
-            .zip(&self.explained_variance)
-            .take(self.n_axes())
-            .flat_map(|(axis, &var)| {
-                let root = var.max(f32::MIN_POSITIVE).sqrt();
-                axis.iter().map(move |a| a / root)
-            })
             .collect()
     }
 }
@@ -474,9 +459,14 @@ mod tests {
                 );
             }
         }
-        let (full, whitening) = (pca.partial_whitening(1.0), pca.whitening());
-        for (p, w) in full.iter().zip(&whitening) {
-            assert!((p - w).abs() < 1e-6, "{full:?} {whitening:?}");
+        // At strength 1 the rows are each axis over its deviation, as `whiten` divides.
+        let full = pca.partial_whitening(1.0);
+        let dim = pca.dim();
+        for (k, row) in full.chunks(dim).enumerate() {
+            let root = pca.explained_variance[k].sqrt();
+            for (r, a) in row.iter().zip(&pca.axes[k]) {
+                assert!((r - a / root).abs() < 1e-6, "{full:?}");
+            }
         }
     }
 

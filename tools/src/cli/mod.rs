@@ -436,8 +436,8 @@ pub struct TrainArgs {
     #[arg(long, default_value = "cosine", value_parser = ["cosine", "whitened"])]
     pub contrast_geometry: String,
     /// How strongly the whitened contrast whitens the principal axes (0..1): 1 divides each
-    /// axis by its deviation, as the Axis outputs read them; 0.75 measures as the learned
-    /// sounds do.
+    /// axis by its deviation, as the Axis outputs read them; the learned sounds' own strength
+    /// (`outputs::learned::SIMILARITY_WHITENING` in echoic-core) measures as they do.
     #[arg(long, default_value_t = TrainConfig::default().contrast_whitening, value_parser = unit_f32)]
     pub contrast_whitening: f32,
     /// How far apart (seconds) the two views' moments may lie in one file: 0 pairs two views

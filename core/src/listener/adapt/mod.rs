@@ -340,7 +340,8 @@ pub fn adapt(
     let contrast = cfg.contrast.and_then(|c| {
         let pca = meta.pca.as_ref().filter(|p| p.validate(latent).is_ok())?;
         let runs = history::sound_runs(&history_db[..split], n_bands, &spec, stride);
-        Some((c, pca.whitening(), train_db, runs))
+        // Fully whitened, as the Axis outputs read the axes.
+        Some((c, pca.partial_whitening(1.0), train_db, runs))
     });
     let batch = match contrast {
         // Whole pairs.

@@ -355,9 +355,9 @@ impl Workspace {
     }
 
     /// Sets the rows of `P` that a [`Geometry::Whitened`] contrast measures with: `k` rows of
-    /// the embedding's length, each a principal axis divided by the root of its variance
-    /// ([`Pca::whitening`](crate::pca::Pca::whitening)). Allocates the batch's whitened
-    /// coordinates.
+    /// the embedding's length, each a principal axis scaled as
+    /// [`Pca::partial_whitening`](crate::pca::Pca::partial_whitening) makes them (at strength 1,
+    /// divided by the root of its variance). Allocates the batch's whitened coordinates.
     pub fn set_whitening(&mut self, rows: Vec<f32>) {
         let latent = self.d_embedding.len() / self.capacity;
         assert!(
