@@ -385,8 +385,14 @@ fn partner(i: usize, file: &[u32], reach: usize, rng: &mut SplitMix64) -> usize 
 mod tests {
     use super::*;
 
-    /// The share of 200 epochs' draws that falls on sequences for which `of` holds.
-    fn drawn_share(draws: &Draws, train: &[usize], of: impl Fn(usize) -> bool) -> f64 {
+    /// The share of 200 epochs' draws that falls on sequences for which `of` holds, and the
+    /// share [`Draws::share`] expects, checked to agree within `tolerance`.
+    fn drawn_and_expected_share(
+        draws: &Draws,
+        train: &[usize],
+        of: impl Fn(usize) -> bool,
+        tolerance: f64,
+    ) -> (f64, f64) {
         let mut rng = SplitMix64(4);
         let mut order = train.to_vec();
         let mut hits = 0usize;
@@ -395,7 +401,13 @@ mod tests {
             draws.epoch(&mut rng, &mut order);
             hits += order.iter().filter(|&&i| of(i)).count();
         }
-        hits as f64 / (200 * train.len()) as f64
+        let drawn = hits as f64 / (200 * train.len()) as f64;
+        let expected = draws.share(of);
+        assert!(
+            (drawn - expected).abs() < tolerance,
+            "{drawn} against {expected}"
+        );
+        (drawn, expected)
     }
 
     /// Package 0 holds 90 sequences and package 1 holds 10: balance 0 keeps 9 : 1 (a plain
@@ -415,13 +427,7 @@ mod tests {
                     kind: 0.0,
                 },
             );
-            let drawn = drawn_share(&draws, &train, |i| i >= 90);
-            let expected = draws.share(|i| i >= 90);
-            assert!(
-                (drawn - expected).abs() < 0.02,
-                "{drawn} against {expected}"
-            );
-            drawn
+            drawn_and_expected_share(&draws, &train, |i| i >= 90, 0.02).0
         };
         assert_eq!(share_of_small(0.0), 0.1);
         assert!((share_of_small(1.0) - 0.5).abs() < 0.02);
@@ -453,13 +459,7 @@ mod tests {
                     kind: balance,
                 },
             );
-            let drawn = drawn_share(&draws, &train, |i| kind[i] == Some(4));
-            let expected = draws.share(|i| kind[i] == Some(4));
-            assert!(
-                (drawn - expected).abs() < 0.01,
-                "{drawn} against {expected}"
-            );
-            expected
+            drawn_and_expected_share(&draws, &train, |i| kind[i] == Some(4), 0.01).1
         };
         assert!((animal_share(0.0) - 0.05).abs() < 1e-12);
         assert!((animal_share(1.0) - 1.0 / 3.0).abs() < 1e-12);
