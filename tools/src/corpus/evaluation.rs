@@ -132,6 +132,26 @@ pub(super) fn build_eval_class(
     Ok(to_rows(entries))
 }
 
+/// The files an evaluation clip's `source` names, relative to the cache directory, in the
+/// forms the clip builders write: one file (speech, animals), a song's stems joined by `+`
+/// (music), or a kit folder and the one-shots a pattern used, `kit/{a.wav+b.wav}` (drums). An
+/// instrument's source names its SoundFont and phrase, not a recording, so it names no file.
+/// Allocates.
+pub(super) fn source_files(source: &str) -> Vec<String> {
+    let (folder, names) = match source.strip_suffix('}').and_then(|s| s.split_once("/{")) {
+        Some((kit, names)) => (Some(kit), names),
+        None => (None, source),
+    };
+    names
+        .split('+')
+        .map(|name| folder.map_or_else(|| name.to_string(), |kit| format!("{kit}/{name}")))
+        .filter(|file| {
+            let path = Path::new(file);
+            is_audio_file(path) || has_extension(path, &["g722"])
+        })
+        .collect()
+}
+
 /// Puts the kept clips of a class into `out/eval/CLASS/` (hard links into the cache where
 /// possible) and removes anything else there.
 pub(super) fn publish_eval_class(
@@ -427,6 +447,37 @@ fn animal_clips(cfg: &CorpusConfig, pb: &ProgressBar, fails: &mut Vec<Failure>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_files_name_each_recording_a_clip_was_cut_from() {
+        assert_eq!(
+            source_files("extracted/tuxpaint/animals/frog.ogg"),
+            ["extracted/tuxpaint/animals/frog.ogg"]
+        );
+        assert_eq!(
+            source_files("extracted/fof/songs/a/guitar.ogg+extracted/fof/songs/a/song.ogg"),
+            [
+                "extracted/fof/songs/a/guitar.ogg",
+                "extracted/fof/songs/a/song.ogg"
+            ]
+        );
+        assert_eq!(
+            source_files("extracted/hydrogen/drumkits/Kit/{hat.wav+snare 2.wav+hat.wav}"),
+            [
+                "extracted/hydrogen/drumkits/Kit/hat.wav",
+                "extracted/hydrogen/drumkits/Kit/snare 2.wav",
+                "extracted/hydrogen/drumkits/Kit/hat.wav"
+            ]
+        );
+        assert_eq!(
+            source_files("extracted/asterisk-en/sounds/en/vm-opts.g722"),
+            ["extracted/asterisk-en/sounds/en/vm-opts.g722"]
+        );
+        assert!(source_files(
+            "extracted/fluid/sf2/FluidR3_GM.sf2 (program 64, midi/v3/gm064_soprano_sax_0.mid)"
+        )
+        .is_empty());
+    }
 
     #[test]
     fn windows_stay_in_bounds() {

@@ -25,6 +25,12 @@
 //!
 //! Every step skips work whose output already exists, so an interrupted run resumes, and a
 //! file that fails is reported by name while the batch goes on.
+//!
+//! # Evaluation files stay out of training
+//! No package is both a training and an evaluation package ([`check_disjoint`]). A training
+//! file that is a byte-identical copy of any evaluation package's file, or a near copy (another
+//! encoding, rate or level: see `near_copies`) of a recording an evaluation clip was cut from,
+//! is left out, and the report says so. The evaluation clips are therefore built first.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,13 +42,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::audio_file::write_wav_mono;
 
-use evaluation::{build_eval_class, publish_eval_class};
+use evaluation::{build_eval_class, publish_eval_class, source_files};
+use near_copies::{References, NEAR_COPY_CORRELATION};
 use packages::fetch_package;
 use training::{build_training_package, EvalFiles};
 
 mod drums;
 mod evaluation;
 mod instruments;
+mod near_copies;
 pub(crate) mod packages;
 mod signal;
 mod soundfonts;
@@ -227,9 +235,9 @@ pub struct CorpusReport {
     pub eval_clips_available: BTreeMap<String, usize>,
     /// Files and packages that failed; the build went on without them.
     pub failures: Vec<Failure>,
-    /// Training candidates left out because they are byte-identical copies of evaluation files
+    /// Training candidates left out as copies of evaluation files, and the nearest one kept
     /// (found when a package's selection is made, so empty on a run that reuses it).
-    pub excluded_copies: Vec<String>,
+    pub copies: CopyReport,
     /// The manifest that was written.
     pub manifest: PathBuf,
 }
@@ -260,14 +268,59 @@ impl fmt::Display for CorpusReport {
             let avail = self.eval_clips_available.get(class).copied().unwrap_or(0);
             writeln!(f, "  {class:<28} {n:4} / {avail}")?;
         }
-        for msg in &self.excluded_copies {
+        for msg in &self.copies.left_out {
             writeln!(f, "{msg}")?;
+        }
+        if let Some((correlation, pair)) = &self.copies.closest_kept {
+            writeln!(
+                f,
+                "closest training file kept to an evaluation recording of its length: {pair} \
+                 (spectrogram correlation {correlation:.3}; a near copy from {NEAR_COPY_CORRELATION})"
+            )?;
         }
         writeln!(f, "failures: {}", self.failures.len())?;
         for fail in &self.failures {
             writeln!(f, "  {}: {}", fail.file.display(), fail.error)?;
         }
         write!(f, "manifest: {}", self.manifest.display())
+    }
+}
+
+/// Training candidates the guards against evaluation files left out, and how near the rest came.
+#[derive(Debug, Clone, Default)]
+pub struct CopyReport {
+    /// One line per file left out, naming the evaluation file it copies.
+    pub left_out: Vec<String>,
+    /// The highest spectrogram correlation of a kept training file with an evaluation
+    /// recording of its length, and the pair, so that a user can see how far under
+    /// [`NEAR_COPY_CORRELATION`] the corpus's closest pair lies.
+    pub closest_kept: Option<(f64, String)>,
+}
+
+impl CopyReport {
+    /// Given the training file `rel`'s `closest` evaluation recording of its length, the line
+    /// to leave it out with when it is a near copy; otherwise `None`, after remembering the
+    /// pair if it is the closest kept so far. Allocates.
+    fn near_copy(&mut self, rel: &str, closest: Option<near_copies::Closest>) -> Option<String> {
+        let closest = closest?;
+        if closest.correlation >= NEAR_COPY_CORRELATION {
+            return Some(format!(
+                "left out of training: {rel} is a near copy of evaluation file {} \
+                 (spectrogram correlation {:.3})",
+                closest.reference, closest.correlation
+            ));
+        }
+        if self
+            .closest_kept
+            .as_ref()
+            .is_none_or(|(c, _)| closest.correlation > *c)
+        {
+            self.closest_kept = Some((
+                closest.correlation,
+                format!("{rel} and {}", closest.reference),
+            ));
+        }
+        None
     }
 }
 
@@ -325,35 +378,8 @@ pub fn build_corpus(cfg: &CorpusConfig) -> Result<CorpusReport> {
     }
     pb.finish_with_message("downloaded and extracted");
 
-    // 2. Training corpus, package by package, after taking out the optional packages an
-    // earlier build with them left, since `echoic train` reads every folder of `train/`.
-    for pkg in cfg.optional_packages(false) {
-        let dir = train_dir.join(pkg);
-        if dir.exists() {
-            fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-        }
-    }
-    let mut manifest_rows: Vec<ManifestRow> = Vec::new();
-    let eval_files = EvalFiles::index(&cfg.cache_dir);
-    for pkg in training_packages.iter().filter(|p| ready.contains(p)) {
-        match build_training_package(
-            cfg,
-            pkg,
-            &eval_files,
-            &mut report.excluded_copies,
-            &mut fails,
-        ) {
-            Ok(rows) => {
-                let secs: f64 = rows.iter().map(|r| r.seconds).sum();
-                report.train_minutes.insert(pkg.to_string(), secs / 60.0);
-                report.train_files.insert(pkg.to_string(), rows.len());
-                manifest_rows.extend(rows);
-            }
-            Err(e) => fail(&ProgressBar::hidden(), &mut fails, Path::new(pkg), &e),
-        }
-    }
-
-    // 3. Evaluation clips, class by class, then balanced.
+    // 2. Evaluation clips, class by class, then balanced, first so that training can be
+    // checked against the recordings they were cut from.
     let mut per_class: Vec<(&str, Vec<ManifestRow>)> = Vec::new();
     for class in CLASSES {
         match build_eval_class(cfg, class, &ready, &mut fails) {
@@ -374,12 +400,13 @@ pub fn build_corpus(cfg: &CorpusConfig) -> Result<CorpusReport> {
     } else {
         usize::MAX
     };
+    let mut eval_rows: Vec<ManifestRow> = Vec::new();
     for (class, rows) in &per_class {
         let kept: Vec<&ManifestRow> = rows.iter().take(keep).collect();
         publish_eval_class(cfg, class, &kept)?;
         report.eval_clips.insert(class.to_string(), kept.len());
         for r in kept {
-            manifest_rows.push(ManifestRow {
+            eval_rows.push(ManifestRow {
                 split: "eval",
                 group: class.to_string(),
                 path: PathBuf::from("eval").join(class).join(&r.path),
@@ -393,6 +420,40 @@ pub fn build_corpus(cfg: &CorpusConfig) -> Result<CorpusReport> {
             eprintln!("warning: class {class} has only {n} clips (fewer than 60)");
         }
     }
+
+    // 3. Training corpus, package by package, after taking out the optional packages an
+    // earlier build with them left, since `echoic train` reads every folder of `train/`.
+    for pkg in cfg.optional_packages(false) {
+        let dir = train_dir.join(pkg);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
+    }
+    let mut sources: Vec<String> = eval_rows
+        .iter()
+        .flat_map(|r| source_files(&r.source))
+        .collect();
+    sources.sort();
+    sources.dedup();
+    let (references, unreadable) = References::decode(&cfg.cache_dir, &sources, cfg.train_rate);
+    for (file, e) in unreadable {
+        fail(&ProgressBar::hidden(), &mut fails, &file, &e);
+    }
+    let eval_files = EvalFiles::index(&cfg.cache_dir, references);
+    let mut manifest_rows: Vec<ManifestRow> = Vec::new();
+    for pkg in training_packages.iter().filter(|p| ready.contains(p)) {
+        match build_training_package(cfg, pkg, &eval_files, &mut report.copies, &mut fails) {
+            Ok(rows) => {
+                let secs: f64 = rows.iter().map(|r| r.seconds).sum();
+                report.train_minutes.insert(pkg.to_string(), secs / 60.0);
+                report.train_files.insert(pkg.to_string(), rows.len());
+                manifest_rows.extend(rows);
+            }
+            Err(e) => fail(&ProgressBar::hidden(), &mut fails, Path::new(pkg), &e),
+        }
+    }
+
+    manifest_rows.extend(eval_rows);
 
     // 4. Manifest.
     let manifest = cfg.out_dir.join("manifest.csv");

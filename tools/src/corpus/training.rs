@@ -8,19 +8,22 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use echoic_core::rng::SplitMix64;
+use indicatif::ProgressBar;
 
+use super::near_copies::References;
 use super::packages::{decode_with_ffmpeg, extracted_dir, unzip_audio, walk};
 use super::signal::{dbfs, fade, SILENCE_DBFS};
 use super::soundfonts::{render_soundfonts, rendered_dir};
 use super::{
     bar, fail, hash_str, read_index, rel_string, sanitize, write_index, write_wav_atomic,
-    CorpusConfig, Failure, ManifestRow, EVALUATION_PACKAGES,
+    CopyReport, CorpusConfig, Failure, ManifestRow, EVALUATION_PACKAGES,
 };
 use crate::audio_file::{decode_mono, has_extension, is_audio_file, resample, wav_seconds};
 
 /// Bump when the way training files are chosen changes, so that the selection is redone (files
-/// already written are reused, from [`FIRST_VERSION_NAMING_CUTS`] on).
-const TRAIN_VERSION: u32 = 6;
+/// already written are reused, from [`FIRST_VERSION_NAMING_CUTS`] on). 7: near copies of the
+/// evaluation's sources are left out.
+const TRAIN_VERSION: u32 = 7;
 
 /// The first [`TRAIN_VERSION`] that writes a file cut to fit a cap under its [`cut_name`] and
 /// gives files whose names meet a [`distinct_name`]. An older version may have cut a file without
@@ -41,7 +44,7 @@ pub(super) fn build_training_package(
     cfg: &CorpusConfig,
     pkg: &str,
     eval_files: &EvalFiles,
-    excluded: &mut Vec<String>,
+    copies: &mut CopyReport,
     fails: &mut Vec<Failure>,
 ) -> Result<Vec<ManifestRow>> {
     assert!(
@@ -52,8 +55,12 @@ pub(super) fn build_training_package(
     fs::create_dir_all(&dir)?;
     let index = dir.join("files.tsv");
     let key = format!(
-        "# version={TRAIN_VERSION} minutes={:?} rate={} min_seconds={} seed={}",
-        cfg.max_minutes_per_package, cfg.train_rate, cfg.min_file_seconds, cfg.seed
+        "# version={TRAIN_VERSION} minutes={:?} rate={} min_seconds={} seed={} references={:016x}",
+        cfg.max_minutes_per_package,
+        cfg.train_rate,
+        cfg.min_file_seconds,
+        cfg.seed,
+        eval_files.near.key()
     );
     let to_rows = |entries: Vec<(String, f64, String)>| -> Vec<ManifestRow> {
         entries
@@ -101,16 +108,14 @@ pub(super) fn build_training_package(
             break;
         }
         if let Some(twin) = eval_files.find_copy(path) {
-            let msg = format!(
-                "left out of training: {rel} is a copy of evaluation file {}",
-                rel_string(&twin, &cfg.cache_dir)
+            leave_out(
+                &pb,
+                copies,
+                format!(
+                    "left out of training: {rel} is a copy of evaluation file {}",
+                    rel_string(&twin, &cfg.cache_dir)
+                ),
             );
-            if pb.is_hidden() {
-                eprintln!("{msg}");
-            } else {
-                pb.println(&msg);
-            }
-            excluded.push(msg);
             continue;
         }
         let name = distinct_name(rel, &mut taken);
@@ -119,6 +124,19 @@ pub(super) fn build_training_package(
             .flatten()
             .filter(|secs| total + secs <= budget);
         if let Some(secs) = reusable {
+            if eval_files.near.any_of_length(secs) {
+                let written = match decode_mono(&dir.join(&name)) {
+                    Ok(written) => written.samples,
+                    Err(e) => {
+                        fail(&pb, fails, &dir.join(&name), &e);
+                        continue;
+                    }
+                };
+                if let Some(msg) = copies.near_copy(rel, eval_files.near.closest(&written)) {
+                    leave_out(&pb, copies, msg);
+                    continue;
+                }
+            }
             total += secs;
             pb.inc(1);
             entries.push((name, secs, rel.clone()));
@@ -141,6 +159,10 @@ pub(super) fn build_training_package(
         };
         let rate = cfg.train_rate as f64;
         if (samples.len() as f64) < cfg.min_file_seconds * rate || dbfs(&samples) < SILENCE_DBFS {
+            continue;
+        }
+        if let Some(msg) = copies.near_copy(rel, eval_files.near.closest(&samples)) {
+            leave_out(&pb, copies, msg);
             continue;
         }
         let room = ((budget - total) * rate).min(usize::MAX as f64) as usize;
@@ -174,15 +196,31 @@ pub(super) fn build_training_package(
     Ok(to_rows(entries))
 }
 
-/// The audio files of the evaluation packages, by size, so that a training package that ships
-/// a byte-identical copy of one (megaglest-data has tuxpaint's white cow) cannot leak it into
-/// training.
+/// Records a training candidate left out as a copy, and prints why above the progress bar.
+fn leave_out(pb: &ProgressBar, copies: &mut CopyReport, msg: String) {
+    if pb.is_hidden() {
+        eprintln!("{msg}");
+    } else {
+        pb.println(&msg);
+    }
+    copies.left_out.push(msg);
+}
+
+/// The evaluation's files a training file must not copy.
 pub(super) struct EvalFiles {
+    /// Every audio file of the evaluation packages, by size, so that a training package that
+    /// ships a byte-identical copy of one (megaglest-data has tuxpaint's white cow) cannot leak
+    /// it into training.
     by_size: HashMap<u64, Vec<PathBuf>>,
+    /// The recordings the evaluation clips were cut from, so that a re-encoded copy of one
+    /// cannot leak either.
+    near: References,
 }
 
 impl EvalFiles {
-    pub(super) fn index(cache: &Path) -> Self {
+    /// Indexes the evaluation packages' files under `cache` by size, beside the `near`
+    /// references. Reads the folders.
+    pub(super) fn index(cache: &Path, near: References) -> Self {
         let mut by_size: HashMap<u64, Vec<PathBuf>> = HashMap::new();
         for pkg in EVALUATION_PACKAGES {
             for f in walk(&extracted_dir(cache, pkg)) {
@@ -193,7 +231,7 @@ impl EvalFiles {
                 }
             }
         }
-        Self { by_size }
+        Self { by_size, near }
     }
 
     /// An evaluation file with the same bytes as `path`, if there is one.
@@ -309,6 +347,78 @@ mod tests {
         ));
     }
 
+    /// An empty folder for a test's corpus and cache, named for `what`, and the default
+    /// configuration writing there, quietly.
+    fn scratch(what: &str) -> (PathBuf, CorpusConfig) {
+        let root =
+            std::env::temp_dir().join(format!("echoic-corpus-{what}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let cfg = CorpusConfig {
+            out_dir: root.join("corpus"),
+            cache_dir: root.join("cache"),
+            progress: false,
+            ..CorpusConfig::default()
+        };
+        (root, cfg)
+    }
+
+    #[test]
+    fn a_near_copy_of_an_evaluation_recording_is_left_out_whether_decoded_or_reused() {
+        use crate::corpus::near_copies::tests::recording;
+        let (root, cfg) = scratch("near");
+        let pkg = "lmms-common";
+        let rate = cfg.train_rate;
+        // The evaluation's recording, at 44.1 kHz; the package ships it at the training rate,
+        // 6 dB down, beside a recording of its own of the same length.
+        let reference = "extracted/tuxpaint-stamps-default/cow.wav";
+        let cow = recording(3, 2.5, 44_100);
+        fs::create_dir_all(cfg.cache_dir.join(reference).parent().unwrap()).unwrap();
+        crate::audio_file::write_wav_mono(&cfg.cache_dir.join(reference), &cow, 44_100).unwrap();
+        let sounds = extracted_dir(&cfg.cache_dir, pkg).join("usr/share/lmms/samples");
+        fs::create_dir_all(&sounds).unwrap();
+        let copy: Vec<f32> = resample(&cow, 44_100, rate)
+            .iter()
+            .map(|x| x * 0.5)
+            .collect();
+        crate::audio_file::write_wav_mono(&sounds.join("moo.wav"), &copy, rate).unwrap();
+        let own = recording(4, 2.5, rate);
+        crate::audio_file::write_wav_mono(&sounds.join("own.wav"), &own, rate).unwrap();
+
+        let build = |references: References| {
+            let (mut copies, mut fails) = (CopyReport::default(), Vec::new());
+            let eval_files = EvalFiles::index(&cfg.cache_dir, references);
+            let rows =
+                build_training_package(&cfg, pkg, &eval_files, &mut copies, &mut fails).unwrap();
+            assert!(fails.is_empty());
+            let sources: Vec<String> = rows.into_iter().map(|r| r.source).collect();
+            (sources, copies)
+        };
+        let references = || {
+            let (references, failures) =
+                References::decode(&cfg.cache_dir, &[reference.to_string()], rate);
+            assert!(failures.is_empty());
+            references
+        };
+        let own_rel = rel_string(&sounds.join("own.wav"), &cfg.cache_dir);
+        let moo_rel = rel_string(&sounds.join("moo.wav"), &cfg.cache_dir);
+
+        // Decoded: the copy is left out by name, and the other file is the closest kept.
+        let (sources, copies) = build(references());
+        assert_eq!(sources, std::slice::from_ref(&own_rel));
+        assert_eq!(copies.left_out.len(), 1);
+        assert!(copies.left_out[0].contains(&moo_rel) && copies.left_out[0].contains(reference));
+        let (closest, pair) = copies.closest_kept.unwrap();
+        assert!(closest < 0.5 && pair.contains(&own_rel), "{closest} {pair}");
+
+        // Without references both are taken; with them again, the copy already written is
+        // read back, checked and left out.
+        assert_eq!(build(References::default()).0.len(), 2);
+        let (sources, copies) = build(references());
+        assert_eq!(sources, [own_rel]);
+        assert_eq!(copies.left_out.len(), 1);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
     /// Builds `pkg` as `cfg` says but with the given cap; returns the total seconds listed and
     /// the names of the files in the package's folder, sorted.
     fn build(cfg: &CorpusConfig, pkg: &str, cap_minutes: Option<f64>) -> (f64, Vec<String>) {
@@ -316,11 +426,10 @@ mod tests {
             max_minutes_per_package: cap_minutes,
             ..cfg.clone()
         };
-        let (mut excluded, mut fails) = (Vec::new(), Vec::new());
-        let eval_files = EvalFiles::index(&cfg.cache_dir);
-        let rows =
-            build_training_package(&cfg, pkg, &eval_files, &mut excluded, &mut fails).unwrap();
-        assert!(fails.is_empty() && excluded.is_empty());
+        let (mut copies, mut fails) = (CopyReport::default(), Vec::new());
+        let eval_files = EvalFiles::index(&cfg.cache_dir, References::default());
+        let rows = build_training_package(&cfg, pkg, &eval_files, &mut copies, &mut fails).unwrap();
+        assert!(fails.is_empty() && copies.left_out.is_empty());
         let mut names: Vec<String> = walk(&cfg.out_dir.join("train").join(pkg))
             .iter()
             .filter_map(|f| f.file_name()?.to_str().map(str::to_owned))
@@ -351,15 +460,8 @@ mod tests {
 
     #[test]
     fn a_file_cut_by_one_cap_is_decoded_whole_when_the_cap_is_lifted() {
-        let root = std::env::temp_dir().join(format!("echoic-corpus-cap-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+        let (root, cfg) = scratch("cap");
         let pkg = "lmms-common";
-        let cfg = CorpusConfig {
-            out_dir: root.join("corpus"),
-            cache_dir: root.join("cache"),
-            progress: false,
-            ..CorpusConfig::default()
-        };
         let sounds = extracted_dir(&cfg.cache_dir, pkg).join("usr/share/lmms/samples");
         fs::create_dir_all(&sounds).unwrap();
         let rate = cfg.train_rate;
