@@ -83,8 +83,8 @@ fn print_reconstruction(report: &EvalReport) {
 }
 
 /// Prints the 5-NN sound-type table: clip-level CV and leave-one-source-out per representation,
-/// on clip means and, when measured, on clip means and spreads.
-/// Allocation-free.
+/// on clip means and, when measured, on clip means and spreads, then the embedding's
+/// leave-one-source-out votes by class. Allocates the table's cells.
 fn print_sound_type(report: &EvalReport) {
     println!("5-NN sound type on clip means   dims  5-fold CV  leave-source-out");
     let rows = [
@@ -106,6 +106,19 @@ fn print_sound_type(report: &EvalReport) {
                 "  {name:<28} {:5}  {cv:9.3}  {loso:16.3}",
                 2 * report.dims[i]
             );
+        }
+    }
+    if let Some(table) = &report.knn_leave_source_out_confusion {
+        let header: String = report
+            .classes
+            .iter()
+            .map(|c| format!(" {:>8.8}", c))
+            .collect();
+        let title = "embedding, leave-source-out: clips (rows) by the class voted";
+        println!("  {title:<60}{header}");
+        for (class, row) in report.classes.iter().zip(table) {
+            let counts: String = row.iter().map(|n| format!(" {n:>8}")).collect();
+            println!("    {class:<58}{counts}");
         }
     }
 }

@@ -34,6 +34,37 @@ pub fn knn_leave_one_source_out_accuracy(
     knn_accuracy_over_folds(vectors, labels, k, sources)
 }
 
+/// The label the k-nearest-neighbour classifier gives each clip against the clips of other
+/// sources only, as [`knn_leave_one_source_out_accuracy`] counts them; `None` for a clip whose
+/// source holds every clip. With [`confusion`], which kinds are taken for which. Allocates.
+///
+/// # Panics
+/// If `vectors`, `labels` and `sources` differ in length, or vectors differ in dimension.
+pub fn knn_leave_one_source_out_votes(
+    vectors: &[Vec<f32>],
+    labels: &[usize],
+    sources: &[usize],
+    k: usize,
+) -> Vec<Option<usize>> {
+    votes_over_folds(vectors, labels, k, sources)
+}
+
+/// How many clips of each class (rows, by `labels`) were voted each class (columns); clips
+/// without a vote are left out. Allocates the table.
+///
+/// # Panics
+/// If a label or a vote is `n_classes` or more, or `votes` and `labels` differ in length.
+pub fn confusion(votes: &[Option<usize>], labels: &[usize], n_classes: usize) -> Vec<Vec<usize>> {
+    assert_eq!(votes.len(), labels.len());
+    let mut table = vec![vec![0; n_classes]; n_classes];
+    for (&vote, &label) in votes.iter().zip(labels) {
+        if let Some(vote) = vote {
+            table[label][vote] += 1;
+        }
+    }
+    table
+}
+
 /// Accuracy when the items of each fold (`fold_of[i]`) are classified against the items of every
 /// other fold. Folds without any other item count as wrong. Allocates.
 fn knn_accuracy_over_folds(
@@ -42,32 +73,52 @@ fn knn_accuracy_over_folds(
     k: usize,
     fold_of: &[usize],
 ) -> f64 {
+    let votes = votes_over_folds(vectors, labels, k, fold_of);
+    let correct = votes
+        .iter()
+        .zip(labels)
+        .filter(|&(&vote, &label)| vote == Some(label))
+        .count();
+    correct as f64 / labels.len().max(1) as f64
+}
+
+/// Each item's label as voted by the items of every other fold (`fold_of[i]` is item `i`'s);
+/// `None` for the items of a fold that holds every item. Allocates.
+fn votes_over_folds(
+    vectors: &[Vec<f32>],
+    labels: &[usize],
+    k: usize,
+    fold_of: &[usize],
+) -> Vec<Option<usize>> {
     assert_eq!(vectors.len(), labels.len());
     assert_eq!(fold_of.len(), labels.len());
     let n = vectors.len();
+    let mut votes = vec![None; n];
     let Some(&last_fold) = fold_of.iter().max() else {
-        return 0.0;
+        return votes;
     };
-    let mut correct = 0usize;
     for fold in 0..=last_fold {
         let (queries, reference): (Vec<usize>, Vec<usize>) =
             (0..n).partition(|&i| fold_of[i] == fold);
         if !queries.is_empty() && !reference.is_empty() {
-            correct += correct_predictions(vectors, labels, k, &reference, &queries);
+            let voted = predictions(vectors, labels, k, &reference, &queries);
+            for (&i, vote) in queries.iter().zip(voted) {
+                votes[i] = Some(vote);
+            }
         }
     }
-    correct as f64 / n as f64
+    votes
 }
 
-/// How many of `queries` the k-nearest-neighbour classifier over `reference` labels correctly,
-/// with every vector standardised by the reference's mean and deviation. Allocates.
-fn correct_predictions(
+/// The label the k-nearest-neighbour classifier over `reference` gives each of `queries`, with
+/// every vector standardised by the reference's mean and deviation. Allocates.
+fn predictions(
     vectors: &[Vec<f32>],
     labels: &[usize],
     k: usize,
     reference: &[usize],
     queries: &[usize],
-) -> usize {
+) -> Vec<usize> {
     let (mean, std) = standardisation(vectors, reference);
     let standardise = |i: usize| -> Vec<f32> {
         vectors[i]
@@ -81,8 +132,8 @@ fn correct_predictions(
     let reference_labels: Vec<usize> = reference.iter().map(|&i| labels[i]).collect();
     queries
         .iter()
-        .filter(|&&i| knn_label(&standardise(i), &reference_z, &reference_labels, k) == labels[i])
-        .count()
+        .map(|&i| knn_label(&standardise(i), &reference_z, &reference_labels, k))
+        .collect()
 }
 
 /// The label the `k` nearest of `reference` (Euclidean) vote for `query`. Allocates the list of
@@ -224,6 +275,22 @@ mod tests {
         assert_eq!(
             knn_leave_one_source_out_accuracy(&vectors, &labels, &vec![0; 60], 5),
             0.0
+        );
+        assert!(
+            knn_leave_one_source_out_votes(&vectors, &labels, &vec![0; 60], 5)
+                .iter()
+                .all(Option::is_none)
+        );
+
+        // The votes behind the accuracy: each class's clips are taken for the other class.
+        let votes = knn_leave_one_source_out_votes(&vectors, &labels, &sources, 5);
+        let table = confusion(&votes, &labels, 2);
+        let correct = table[0][0] + table[1][1];
+        assert_eq!(correct as f64 / 60.0, loso);
+        assert!(table.iter().all(|row| row.iter().sum::<usize>() == 30));
+        assert!(
+            table[0][1] > table[0][0] && table[1][0] > table[1][1],
+            "{table:?}"
         );
     }
 }

@@ -27,7 +27,10 @@ use crate::offline::Analysis;
 use crate::train::model::Autoencoder;
 use auc::{learned_sound_auc, similarity_rows, LabelledClips, LearnedSoundAuc};
 use axes::{axis_correlations, AxisCorrelation, HopFeatures};
-use knn::{knn_cross_validated_accuracy, knn_leave_one_source_out_accuracy};
+use knn::{
+    confusion, knn_cross_validated_accuracy, knn_leave_one_source_out_accuracy,
+    knn_leave_one_source_out_votes,
+};
 
 /// Reconstruction quality of a set of buffers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -139,6 +142,11 @@ pub struct EvalReport {
     /// note, which the mean alone hides. `None` in reports written before it was measured.
     #[serde(default)]
     pub knn_mean_and_spread: Option<[[f64; 2]; 3]>,
+    /// Behind the embedding's leave-one-source-out 5-NN on clip means: how many clips of each
+    /// class (rows) were voted each class (columns), so that a weak class shows what it is
+    /// taken for. `None` in reports written before it was measured.
+    #[serde(default)]
+    pub knn_leave_source_out_confusion: Option<Vec<Vec<usize>>>,
     /// Dimensions of the three representations, in the same order.
     pub dims: [usize; 3],
     /// Usable hops over all clips: the sample behind the learned-sound scores and the axis
@@ -431,6 +439,11 @@ pub fn evaluate_without(
         knn_dilated_buffer: knn(&means[1]),
         knn_embedding: knn(&means[2]),
         knn_leave_source_out: means.each_ref().map(|vectors| knn_loso(vectors)),
+        knn_leave_source_out_confusion: Some(confusion(
+            &knn_leave_one_source_out_votes(&means[2], &labels, &sources, 5),
+            &labels,
+            classes.len(),
+        )),
         knn_mean_and_spread: Some(
             measured
                 .clip_statistics
@@ -566,6 +579,21 @@ mod tests {
         let back: EvalReport = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(back.knn_leave_source_out, report.knn_leave_source_out);
         assert_eq!(back.knn_mean_and_spread, report.knn_mean_and_spread);
+        let votes = report.knn_leave_source_out_confusion.as_ref().unwrap();
+        assert_eq!(back.knn_leave_source_out_confusion.as_ref(), Some(votes));
+        // Each class's row counts its clips that had a vote; the diagonal is the accuracy.
+        let voted: usize = votes.iter().flatten().sum();
+        let correct: usize = (0..votes.len()).map(|c| votes[c][c]).sum();
+        assert!(votes
+            .iter()
+            .zip(&report.clips_per_class)
+            .all(|(row, &n)| row.iter().sum::<usize>() <= n));
+        assert!(voted > 0);
+        let clips: usize = report.clips_per_class.iter().sum();
+        assert_eq!(
+            correct as f64 / clips as f64,
+            report.knn_leave_source_out[2]
+        );
         let pooled = report.knn_mean_and_spread.unwrap();
         assert!(pooled
             .as_flattened()
@@ -576,6 +604,7 @@ mod tests {
             "sources_per_class",
             "knn_leave_source_out",
             "knn_mean_and_spread",
+            "knn_leave_source_out_confusion",
             "learned_sound_embedding",
         ] {
             old.as_object_mut().unwrap().remove(field);
