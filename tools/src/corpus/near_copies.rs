@@ -26,7 +26,8 @@ use realfft::{RealFftPlanner, RealToComplex};
 
 use super::hash_str;
 use super::packages::decode_with_ffmpeg;
-use crate::audio_file::{decode_mono, has_extension, resample};
+use crate::audio_file::{decode_mono_at, has_extension};
+use crate::evaluation::axes::pearson;
 
 /// Samples per analysis frame (46 ms at 22,050 Hz).
 const FRAME: usize = 1024;
@@ -147,10 +148,12 @@ impl Fingerprint {
                 (end - first >= least).then(|| {
                     let len = (end - first) as usize * BANDS;
                     let (mine, theirs) = (first as usize * BANDS, (first + lag) as usize * BANDS);
+                    // The cells are finite (floored logs), so `None` means one does not vary.
                     pearson(
                         &self.cells[mine..mine + len],
                         &other.cells[theirs..theirs + len],
                     )
+                    .unwrap_or(0.0)
                 })
             })
             .fold(f64::NEG_INFINITY, f64::max)
@@ -172,25 +175,6 @@ fn band_edges(rate: u32) -> Vec<usize> {
         edges[k] = edges[k].max(edges[k - 1] + 1);
     }
     edges
-}
-
-fn pearson(x: &[f32], y: &[f32]) -> f64 {
-    let n = x.len() as f64;
-    let (mx, my) = (
-        x.iter().map(|&v| v as f64).sum::<f64>() / n,
-        y.iter().map(|&v| v as f64).sum::<f64>() / n,
-    );
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (&u, &v) in x.iter().zip(y) {
-        let (du, dv) = (u as f64 - mx, v as f64 - my);
-        sxy += du * dv;
-        sxx += du * du;
-        syy += dv * dv;
-    }
-    if sxx == 0.0 || syy == 0.0 {
-        return 0.0;
-    }
-    sxy / (sxx * syy).sqrt()
 }
 
 /// A training file's closest reference among those of a matching length.
@@ -276,14 +260,14 @@ fn decode_reference(path: &Path, rate: u32) -> Result<Vec<f32>> {
     if has_extension(path, &["g722"]) {
         decode_with_ffmpeg(path, Some("g722"), rate)
     } else {
-        let decoded = decode_mono(path)?;
-        Ok(resample(&decoded.samples, decoded.sample_rate, rate))
+        Ok(decode_mono_at(path, rate)?.samples)
     }
 }
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::audio_file::resample;
     use echoic_core::rng::SplitMix64;
 
     const RATE: u32 = 22_050;
