@@ -457,6 +457,11 @@ pub struct TrainArgs {
     /// (false-negative cancellation), so that the contrast does not push one kind apart.
     #[arg(long)]
     pub contrast_cancel_kind: bool,
+    /// Make the other moments of a moment's kind of sound its contrastive positives, beside its
+    /// partner (the supervised contrast), so that every moment of its kind in the batch draws
+    /// it; includes --contrast-cancel-kind.
+    #[arg(long)]
+    pub contrast_kind_positive: bool,
     /// Continue from this checkpoint (its weights, normalisation and epoch count).
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -633,6 +638,7 @@ fn train_config(args: TrainArgs) -> TrainConfig {
             contrast_package_share: args.contrast_package,
             contrast_kind_share: args.contrast_kind,
             contrast_cancel_kind: args.contrast_cancel_kind,
+            contrast_kind_positive: args.contrast_kind_positive,
         },
         contrast_whitening: args.contrast_whitening,
         resume: args.resume,

@@ -17,7 +17,7 @@
 
 pub use echoic_core::listener::augment::Augmentation;
 use echoic_core::listener::format::Normalisation;
-use echoic_core::listener::lstm::{Contrast, Geometry, PeakLoss};
+use echoic_core::listener::lstm::{Contrast, Geometry, PeakLoss, SameKind};
 use echoic_core::rng::SplitMix64;
 
 /// What the loss asks for beyond plain reconstruction (see the module documentation).
@@ -77,6 +77,12 @@ pub struct Objective {
     /// pushing them apart teaches the listener to tell the recordings of a kind apart where
     /// the evaluation asks it to hear them as one. Moments of no known kind stay negatives.
     pub contrast_cancel_kind: bool,
+    /// Make the other moments of an anchor's kind (see `train::kinds`) its contrastive
+    /// positives beside its partner (the supervised contrast, [`SameKind::Positive`]): every
+    /// moment of its kind in the batch draws it, where cancellation only stops the push and a
+    /// kind partner draws one. Moments of no known kind stay negatives. Takes precedence over
+    /// [`contrast_cancel_kind`](Self::contrast_cancel_kind), which it includes.
+    pub contrast_kind_positive: bool,
 }
 
 impl Objective {
@@ -102,10 +108,12 @@ impl Objective {
         })
     }
 
-    /// Whether a contrast is asked for and leaves same-kind moments out of its negatives (see
-    /// [`contrast_cancel_kind`](Self::contrast_cancel_kind)).
-    pub fn cancels_kind(&self) -> bool {
-        self.contrast().is_some() && self.contrast_cancel_kind
+    /// Whether a contrast is asked for and reads each moment's kind: it leaves same-kind
+    /// moments out of its negatives or makes them positives (see
+    /// [`contrast_cancel_kind`](Self::contrast_cancel_kind) and
+    /// [`contrast_kind_positive`](Self::contrast_kind_positive)).
+    pub fn reads_kinds(&self) -> bool {
+        self.contrast().is_some() && (self.contrast_cancel_kind || self.contrast_kind_positive)
     }
 
     /// The contrastive loss, when asked for.
@@ -114,6 +122,11 @@ impl Objective {
             weight: self.contrast_weight,
             temperature: self.contrast_temperature,
             geometry: self.contrast_geometry,
+            same_kind: if self.contrast_kind_positive {
+                SameKind::Positive
+            } else {
+                SameKind::Cancelled
+            },
         })
     }
 

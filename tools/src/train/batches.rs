@@ -189,8 +189,8 @@ impl Batch {
             }
         }
         let idx = &self.sequences;
-        let cancels_kind = objective.cancels_kind();
-        if cancels_kind {
+        let reads_kinds = objective.reads_kinds();
+        if reads_kinds {
             self.kinds.clear();
             self.kinds
                 .extend(idx.iter().map(|&i| source.partners.kind(i)));
@@ -238,7 +238,7 @@ impl Batch {
             target: &self.target,
             weights: objective.weighs().then_some(&self.weights[..]),
             contrast: objective.contrast(),
-            kinds: cancels_kind.then_some(&self.kinds[..]),
+            kinds: reads_kinds.then_some(&self.kinds[..]),
         };
         (example, idx.len())
     }
@@ -531,11 +531,13 @@ mod tests {
         assert!((0..20).all(|i| file[partners.draw(i, &mut rng)] == file[i]));
     }
 
-    /// With cancelled same-kind negatives, the example gives each of its sequences (a drawn
-    /// moment, then its partner) the kind of its file; without, it gives none.
+    /// With cancelled same-kind negatives, or same-kind positives, the example gives each of
+    /// its sequences (a drawn moment, then its partner) the kind of its file, and its contrast
+    /// says which; without either, it gives none.
     #[test]
-    fn a_batch_carries_its_sequences_kinds_when_the_contrast_cancels_them() {
+    fn a_batch_carries_its_sequences_kinds_when_the_contrast_reads_them() {
         use echoic_core::listener::format::{Level, Normalisation};
+        use echoic_core::listener::lstm::SameKind;
         // Files of 2 sequences of 2 values: kinds 0, none and 1.
         let file: Vec<u32> = (0..6).map(|i| i / 2).collect();
         let kinds = [Some(0), None, Some(1)];
@@ -568,7 +570,13 @@ mod tests {
             example.kinds,
             Some(&[Some(1), Some(1), Some(0), Some(0), None, None][..])
         );
+        assert_eq!(example.contrast.unwrap().same_kind, SameKind::Cancelled);
         cfg.objective.contrast_cancel_kind = false;
+        cfg.objective.contrast_kind_positive = true;
+        let (example, _) = batch.prepare(source(), &[4, 0, 3], &cfg, &mut rng);
+        assert_eq!(example.kinds.map(<[_]>::len), Some(6));
+        assert_eq!(example.contrast.unwrap().same_kind, SameKind::Positive);
+        cfg.objective.contrast_kind_positive = false;
         let (example, _) = batch.prepare(source(), &[4, 0, 3], &cfg, &mut rng);
         assert_eq!(example.kinds, None);
     }

@@ -60,7 +60,7 @@ use batches::{Balance, Batch, BatchSource, Draws, Partners, SpeedSource};
 use candle_core::Device;
 use echoic_core::listener::encoder::Device as ListenerDevice;
 use echoic_core::listener::format;
-use echoic_core::listener::lstm::{Contrast, Geometry, Optimiser};
+use echoic_core::listener::lstm::{Contrast, Geometry, Optimiser, SameKind};
 use echoic_core::listener::{
     Features, Level, ListenerMetadata, ModelConfig, NamedTensor, Normalisation, Provenance,
 };
@@ -931,7 +931,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 .iter()
                 .flat_map(|&i| [i, among.draw(i, &mut pair_rng)]),
         );
-        if cfg.objective.cancels_kind() {
+        if cfg.objective.reads_kinds() {
             validation_kinds.extend(validation_pairs.iter().map(|&i| among.kind(i)));
         }
         say(format!(
@@ -961,10 +961,10 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             } else {
                 String::new()
             },
-            if cfg.objective.cancels_kind() {
-                "; moments of an anchor's kind are not its negatives"
-            } else {
-                ""
+            match cfg.objective.contrast().map(|c| c.same_kind) {
+                _ if !cfg.objective.reads_kinds() => "",
+                Some(SameKind::Positive) => "; moments of an anchor's kind are its positives",
+                _ => "; moments of an anchor's kind are not its negatives",
             }
         ));
         if whitened_contrast {
@@ -1114,9 +1114,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
                 &data,
                 (
                     &validation_pairs,
-                    cfg.objective
-                        .cancels_kind()
-                        .then_some(&validation_kinds[..]),
+                    cfg.objective.reads_kinds().then_some(&validation_kinds[..]),
                 ),
                 moments_per_batch * 2,
                 &model_cfg,

@@ -175,16 +175,18 @@ fn relative_error(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn engine_gradients_match_candle_autograd() {
     use candle_core::{Device, Tensor};
-    use echoic_core::listener::lstm::{Contrast, Example, Geometry, Network, Workspace};
+    use echoic_core::listener::lstm::{Contrast, Example, Geometry, Network, SameKind, Workspace};
     let mut worst = 0.0f64;
     // Plain reconstruction; a denoising target with per-value weights; and that with the
     // contrastive loss on the embeddings of pairs, in both geometries, every other sequence a
-    // negative or the anchor's kind left out of its negatives.
-    let contrast = |geometry| Contrast {
+    // negative, or the anchor's kind left out of its negatives, or made its positives.
+    let contrast = |geometry, same_kind| Contrast {
         weight: 0.3,
         temperature: 0.5,
         geometry,
+        same_kind,
     };
+    let cancelled = |geometry| contrast(geometry, SameKind::Cancelled);
     // Sequence 3 is 0's kind, 5 and 6 are 2's, 4's is not known; 2's partner 3 is of
     // another kind, and 5's partner 4 of none.
     let kinds = [Some(0), Some(0), Some(1), Some(0), None, Some(1), Some(1)];
@@ -195,25 +197,37 @@ fn engine_gradients_match_candle_autograd() {
         (
             Activation::Tanh,
             true,
-            Some(contrast(Geometry::Cosine)),
+            Some(cancelled(Geometry::Cosine)),
             None,
         ),
         (
             Activation::Tanh,
             false,
-            Some(contrast(Geometry::Whitened)),
+            Some(cancelled(Geometry::Whitened)),
             None,
         ),
         (
             Activation::Tanh,
             true,
-            Some(contrast(Geometry::Cosine)),
+            Some(cancelled(Geometry::Cosine)),
             Some(&kinds[..]),
         ),
         (
             Activation::Tanh,
             false,
-            Some(contrast(Geometry::Whitened)),
+            Some(cancelled(Geometry::Whitened)),
+            Some(&kinds[..]),
+        ),
+        (
+            Activation::Tanh,
+            true,
+            Some(contrast(Geometry::Cosine, SameKind::Positive)),
+            Some(&kinds[..]),
+        ),
+        (
+            Activation::Tanh,
+            false,
+            Some(contrast(Geometry::Whitened, SameKind::Positive)),
             Some(&kinds[..]),
         ),
     ] {
@@ -337,7 +351,7 @@ fn candle_contrastive_loss(
         .unwrap();
     let z = embeddings.broadcast_div(&norms).unwrap();
     let logits = (z.matmul(&z.t().unwrap()).unwrap() / f64::from(contrast.temperature)).unwrap();
-    candle_nt_xent(&logits, b, contrast.weight, kinds)
+    candle_nt_xent(&logits, b, contrast, kinds)
 }
 
 /// The whitened contrastive loss written with candle's tensor operations, the reference for the
@@ -363,37 +377,44 @@ fn candle_whitened_contrastive_loss(
         .broadcast_add(&squares.t().unwrap()))
     .unwrap();
     let logits = (d2 * (-1.0 / (2.0 * k as f64 * f64::from(contrast.temperature)))).unwrap();
-    candle_nt_xent(&logits, b, contrast.weight, kinds)
+    candle_nt_xent(&logits, b, contrast, kinds)
 }
 
-/// `weight · mean ℓ` over the `b × b` `logits`, `ℓᵢ = −log softmax_{j∈Nᵢ}(logitsᵢⱼ)[partner]`,
-/// partners 0–1, 2–3, … (an odd last row only a negative), where `Nᵢ` is every `j ≠ i` less,
-/// when `kinds` is given, the other sequences of `i`'s kind than its partner: the part both
-/// references share.
+/// `weight · mean ℓ` over the `b × b` `logits`,
+/// `ℓᵢ = −Σ_{p∈Pᵢ} log softmax_{j∈Nᵢ}(logitsᵢⱼ)[p] / |Pᵢ|`, partners 0–1, 2–3, … (an odd last
+/// row not an anchor): without kinds `Pᵢ` is the partner and `Nᵢ` every `j ≠ i`; with them the
+/// other sequences of `i`'s kind leave `Nᵢ` ([`SameKind::Cancelled`]) or join `Pᵢ`
+/// ([`SameKind::Positive`]). The part both references share.
 fn candle_nt_xent(
     logits: &candle_core::Tensor,
     b: usize,
-    weight: f32,
+    contrast: echoic_core::listener::lstm::Contrast,
     kinds: Option<&[Option<u8>]>,
 ) -> candle_core::Tensor {
     use candle_core::{Device, Tensor};
+    use echoic_core::listener::lstm::SameKind;
     let mut mask = vec![0.0f32; b * b];
-    let mut partners = vec![0.0f32; b * b];
+    let mut targets = vec![0.0f32; b * b];
     for i in 0..b {
+        let same_kind = |j: usize| kinds.is_some_and(|k| k[i].is_some() && k[i] == k[j]);
+        let positive =
+            |j: usize| j == i ^ 1 || (contrast.same_kind == SameKind::Positive && same_kind(j));
+        let anchor = i / 2 * 2 + 1 < b;
+        let positives: Vec<usize> = (0..b).filter(|&j| j != i && positive(j)).collect();
         for j in 0..b {
-            let same_kind = kinds.is_some_and(|k| k[i].is_some() && k[i] == k[j]);
-            if j == i || (same_kind && j != i ^ 1) {
+            if j == i || (contrast.same_kind == SameKind::Cancelled && same_kind(j) && j != i ^ 1) {
                 mask[i * b + j] = -1e4;
             }
-        }
-        if i / 2 * 2 + 1 < b {
-            partners[i * b + (i ^ 1)] = 1.0;
+            if anchor && positives.contains(&j) {
+                targets[i * b + j] = 1.0 / positives.len() as f32;
+            }
         }
     }
     let mask = Tensor::from_slice(&mask, (b, b), &Device::Cpu).unwrap();
-    let partners = Tensor::from_slice(&partners, (b, b), &Device::Cpu).unwrap();
+    let targets = Tensor::from_slice(&targets, (b, b), &Device::Cpu).unwrap();
     let log_p = candle_nn::ops::log_softmax(&(logits + mask).unwrap(), 1).unwrap();
-    ((log_p * partners).unwrap().sum_all().unwrap() * (-f64::from(weight) / b as f64)).unwrap()
+    ((log_p * targets).unwrap().sum_all().unwrap() * (-f64::from(contrast.weight) / b as f64))
+        .unwrap()
 }
 
 /// `average_last` keeps the mean of the last epochs' weights (those the checkpoints hold), with
@@ -436,7 +457,8 @@ fn averaging_keeps_the_mean_of_the_last_epochs_weights() {
 }
 
 /// Every training option together (max pooling, relative level, augmentation, speed changes,
-/// masking, peak weights, the peak loss, package balance, Adagrad) trains a loadable model that
+/// masking, peak weights, the peak loss, package and kind balance, kind partners and
+/// positives, Adagrad) trains a loadable model that
 /// listens as it was trained, and `resume` continues from a checkpoint where it left off.
 #[test]
 fn training_with_every_option_runs_and_resumes() {
@@ -465,6 +487,8 @@ fn training_with_every_option_runs_and_resumes() {
             peak_temperature_db: 1.0,
             contrast_weight: 0.01,
             contrast_temperature: 0.2,
+            contrast_kind_share: 0.3,
+            contrast_kind_positive: true,
             ..Objective::default()
         },
         optimiser: Optimiser::Adagrad,

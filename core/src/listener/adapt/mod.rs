@@ -49,7 +49,9 @@ pub use history::{
 use super::augment::Augmentation;
 use super::encoder::Device;
 use super::format::{AdaptedFrom, ListenerMetadata, NamedTensor};
-use super::lstm::{Contrast, Example, Geometry, Network, Trainer, TrainerConfig, Workspace};
+use super::lstm::{
+    Contrast, Example, Geometry, Network, SameKind, Trainer, TrainerConfig, Workspace,
+};
 use super::{Listener, ListenerError};
 use crate::pca::{self, MAX_AXES};
 use crate::rng::SplitMix64;
@@ -365,6 +367,7 @@ pub fn adapt(
             weight: c.weight,
             temperature: c.temperature,
             geometry: Geometry::Whitened,
+            same_kind: SameKind::Cancelled,
         }
     });
     drop(held_db);

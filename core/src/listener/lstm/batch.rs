@@ -70,10 +70,11 @@ pub struct Example<'a> {
 /// An auxiliary contrastive loss on the embeddings (NT-Xent, as SimCLR): the sequences come in
 /// pairs (0 with 1, 2 with 3, …), two views of the same moment, and each embedding should be
 /// nearer (in cosine similarity) to its partner than to every other sequence of its share of
-/// the batch. For sequence `i` with partner `p`, `ℓᵢ = −sᵢₚ/τ + log Σ_{j∈Nᵢ} exp(sᵢⱼ/τ)`,
-/// where `Nᵢ` holds every `j ≠ i` except, when the [`Example`] gives kinds, the other
-/// sequences of `i`'s kind (its partner always counts); the loss added to the mean squared
-/// error is `weight · mean ℓ`.
+/// the batch. For sequence `i` with positives `Pᵢ`,
+/// `ℓᵢ = −(1/|Pᵢ|) Σ_{p∈Pᵢ} sᵢₚ/τ + log Σ_{j∈Nᵢ} exp(sᵢⱼ/τ)`. Without kinds, `Pᵢ` is its
+/// partner alone and `Nᵢ` every `j ≠ i`; when the [`Example`] gives kinds, the other sequences
+/// of `i`'s kind are left out of `Nᵢ` or joined to `Pᵢ`, as [`same_kind`](Self::same_kind)
+/// says. The loss added to the mean squared error is `weight · mean ℓ`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Contrast {
     /// How much the contrastive loss counts against the reconstruction error.
@@ -82,6 +83,24 @@ pub struct Contrast {
     pub temperature: f32,
     /// Which similarity `sᵢⱼ` the loss sharpens.
     pub geometry: Geometry,
+    /// What an anchor's other sequences of its kind are to it when the [`Example`] gives
+    /// kinds; without kinds it changes nothing.
+    pub same_kind: SameKind,
+}
+
+/// What a [`Contrast`] makes of an anchor's other sequences of its kind of sound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SameKind {
+    /// Left out of its negatives (false-negative cancellation): the softmax holds its partner
+    /// and the sequences of other or unknown kinds, so one kind is not pushed apart, but
+    /// nothing draws two recordings of a kind together unless they are partners.
+    #[default]
+    Cancelled,
+    /// Its positives beside its partner (the supervised contrast of Khosla et al., 2020,
+    /// `L_out`): the softmax holds every other sequence, and its target is spread evenly over
+    /// the partner and the anchor's kind, so that every moment of a kind in the batch draws
+    /// the anchor, not only the one partner.
+    Positive,
 }
 
 /// The similarity between two embeddings that a [`Contrast`] works in.
@@ -155,6 +174,7 @@ fn cosine_contrast(
     let loss = softmax_pairs(
         b,
         kinds,
+        c.same_kind,
         |i, j| cosine(i, j) / tau,
         |i, j, g| {
             let g = scale * g / tau;
@@ -207,6 +227,7 @@ fn whitened_contrast(
     let loss = softmax_pairs(
         b,
         kinds,
+        c.same_kind,
         |i, j| similarity(i, j) / tau,
         |i, j, g| {
             // ∂sᵢⱼ/∂zᵢ = −(zᵢ − zⱼ)/k = −∂sᵢⱼ/∂zⱼ.
@@ -223,20 +244,27 @@ fn whitened_contrast(
 
 /// The NT-Xent sum over the pairs (0 with 1, 2 with 3, …) of `b` sequences with logits
 /// `logit(i, j)`: returns `Σᵢ ℓᵢ` and calls `gradient(i, j, ∂ℓᵢ/∂logitᵢⱼ)` for every `j` in
-/// `i`'s softmax. That softmax holds every `j ≠ i`, less the sequences of `i`'s kind other than
-/// its partner when `kinds` is given. An odd last sequence is only a negative.
+/// `i`'s softmax. Without `kinds` that softmax holds every `j ≠ i` and its target is `i`'s
+/// partner; with them, `i`'s other sequences of its kind leave the softmax or share its
+/// target, as `same_kind` says (see [`Contrast`]). An odd last sequence is not an anchor.
 /// Allocation-free.
 fn softmax_pairs(
     b: usize,
     kinds: Option<&[Option<u8>]>,
+    same_kind: SameKind,
     logit: impl Fn(usize, usize) -> f32,
     mut gradient: impl FnMut(usize, usize, f32),
 ) -> f64 {
-    let same_kind = |i: usize, j: usize| kinds.is_some_and(|k| k[i].is_some() && k[i] == k[j]);
+    let of_a_kind = |i: usize, j: usize| kinds.is_some_and(|k| k[i].is_some() && k[i] == k[j]);
     let mut loss = 0.0f64;
     for i in 0..b / 2 * 2 {
         let partner = i ^ 1;
-        let counted = |j: &usize| *j != i && (*j == partner || !same_kind(i, *j));
+        let positive = |j: usize| {
+            j != i && (j == partner || (same_kind == SameKind::Positive && of_a_kind(i, j)))
+        };
+        let counted = |j: &usize| {
+            *j != i && (same_kind == SameKind::Positive || *j == partner || !of_a_kind(i, *j))
+        };
         // Softmax over the counted j, in two passes (max, then sum).
         let top = (0..b)
             .filter(counted)
@@ -246,10 +274,18 @@ fn softmax_pairs(
             .filter(counted)
             .map(|j| (logit(i, j) - top).exp())
             .sum();
-        loss += f64::from(top + sum.ln() - logit(i, partner));
+        // The target: evenly over the positives, the partner always among them.
+        let positives = (0..b).filter(|&j| positive(j)).count() as f32;
+        let target_logit = (0..b)
+            .filter(|&j| positive(j))
+            .map(|j| logit(i, j))
+            .sum::<f32>()
+            / positives;
+        loss += f64::from(top + sum.ln() - target_logit);
         for j in (0..b).filter(counted) {
             let p = (logit(i, j) - top).exp() / sum;
-            gradient(i, j, p - f32::from(u8::from(j == partner)));
+            let target = if positive(j) { 1.0 / positives } else { 0.0 };
+            gradient(i, j, p - target);
         }
     }
     loss

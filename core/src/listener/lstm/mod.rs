@@ -52,7 +52,7 @@ mod trainer;
 #[cfg(test)]
 mod tests;
 
-pub use batch::{Contrast, Example, Geometry, Workspace};
+pub use batch::{Contrast, Example, Geometry, SameKind, Workspace};
 pub use network::Network;
 pub use peak::PeakLoss;
 pub(crate) use single::SingleEncoder;

@@ -174,6 +174,7 @@ fn the_forward_only_loss_is_the_training_loss() {
                 weight: 0.2,
                 temperature: 0.5,
                 geometry: Geometry::Whitened,
+                same_kind: SameKind::Cancelled,
             }),
         ),
     ] {
@@ -237,7 +238,8 @@ fn two_threads_give_the_one_thread_gradient_and_step() {
 
 /// A kind that every sequence shares leaves each anchor only its partner in the softmax, so
 /// the contrast costs nothing and moves nothing, in both threads' shares; unknown kinds leave
-/// every negative in, and the step differs.
+/// every negative in, and the step differs. Made positives, unknown kinds change nothing,
+/// and a shared kind pulls (its softmax holds every other sequence, all of them targets).
 #[test]
 fn a_kind_shared_by_the_batch_cancels_every_negative_in_both_shares() {
     let cfg = small(Activation::Tanh);
@@ -247,6 +249,7 @@ fn a_kind_shared_by_the_batch_cancels_every_negative_in_both_shares() {
         weight: 0.5,
         temperature: 0.2,
         geometry: Geometry::Cosine,
+        same_kind: SameKind::Cancelled,
     };
     let step = |kinds: Option<&[Option<u8>]>, contrast: Option<Contrast>| {
         let config = TrainerConfig {
@@ -269,6 +272,14 @@ fn a_kind_shared_by_the_batch_cancels_every_negative_in_both_shares() {
     let (loss, params) = step(Some(&unknown), Some(contrast));
     assert!(loss > plain.0, "{loss} vs {}", plain.0);
     assert!(relative_error(&params, &plain.1) > 1e-4);
+    let positive = Contrast {
+        same_kind: SameKind::Positive,
+        ..contrast
+    };
+    assert_eq!(step(Some(&unknown), Some(positive)), (loss, params));
+    let (pulled, pulled_params) = step(Some(&one_kind), Some(positive));
+    assert!(pulled > plain.0, "{pulled} vs {}", plain.0);
+    assert!(relative_error(&pulled_params, &plain.1) > 1e-4);
 }
 
 /// Adagrad's first step is `lr·g / √(0.1 + g²)` (Keras' accumulator start), no weight decay.
