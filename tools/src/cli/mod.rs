@@ -13,7 +13,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use echoic_core::dilated::{DilatedSpec, Pooling};
 use echoic_core::listener::adapt::{AdaptConfig, AdaptContrast};
 use echoic_core::listener::encoder::Device as ListenerDevice;
-use echoic_core::listener::lstm::{Geometry, Optimiser};
+use echoic_core::listener::lstm::{Geometry, Optimiser, SameKind};
 use echoic_core::listener::{Activation, Level, Listener, ModelConfig};
 use echoic_core::worker::ListenSettings;
 
@@ -462,6 +462,11 @@ pub struct TrainArgs {
     /// it; includes --contrast-cancel-kind.
     #[arg(long)]
     pub contrast_kind_positive: bool,
+    /// Make the other moments of a moment's kind of sound its contrastive positives with this
+    /// share (0..1) of its target, the partner keeping the rest, so that a big kind does not
+    /// swamp the partner as with --contrast-kind-positive; includes --contrast-cancel-kind.
+    #[arg(long, value_parser = unit_f32, conflicts_with = "contrast_kind_positive")]
+    pub contrast_kind_pull: Option<f32>,
     /// Continue from this checkpoint (its weights, normalisation and epoch count).
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -637,8 +642,16 @@ fn train_config(args: TrainArgs) -> TrainConfig {
             contrast_reach_seconds: args.contrast_reach,
             contrast_package_share: args.contrast_package,
             contrast_kind_share: args.contrast_kind,
-            contrast_cancel_kind: args.contrast_cancel_kind,
-            contrast_kind_positive: args.contrast_kind_positive,
+            contrast_same_kind: match (
+                args.contrast_cancel_kind,
+                args.contrast_kind_positive,
+                args.contrast_kind_pull,
+            ) {
+                (_, _, Some(share)) => Some(SameKind::Pulled(share)),
+                (_, true, None) => Some(SameKind::Positive),
+                (true, false, None) => Some(SameKind::Cancelled),
+                (false, false, None) => None,
+            },
         },
         contrast_whitening: args.contrast_whitening,
         resume: args.resume,

@@ -72,17 +72,14 @@ pub struct Objective {
     /// evaluation's sound types ask for and one recording or one package cannot teach. 0 turns
     /// it off.
     pub contrast_kind_share: f32,
-    /// Leave the other moments of an anchor's kind (see `train::kinds`) out of its contrastive
-    /// negatives (false-negative cancellation). A batch holds many moments of one kind, and
-    /// pushing them apart teaches the listener to tell the recordings of a kind apart where
-    /// the evaluation asks it to hear them as one. Moments of no known kind stay negatives.
-    pub contrast_cancel_kind: bool,
-    /// Make the other moments of an anchor's kind (see `train::kinds`) its contrastive
-    /// positives beside its partner (the supervised contrast, [`SameKind::Positive`]): every
-    /// moment of its kind in the batch draws it, where cancellation only stops the push and a
-    /// kind partner draws one. Moments of no known kind stay negatives. Takes precedence over
-    /// [`contrast_cancel_kind`](Self::contrast_cancel_kind), which it includes.
-    pub contrast_kind_positive: bool,
+    /// What the other moments of an anchor's kind (see `train::kinds`) are to the contrast:
+    /// left out of its negatives ([`SameKind::Cancelled`], false-negative cancellation: a
+    /// batch holds many moments of one kind, and pushing them apart teaches the listener to
+    /// tell the recordings of a kind apart where the evaluation asks it to hear them as one),
+    /// its positives beside its partner ([`SameKind::Positive`], the supervised contrast), or
+    /// positives holding a fixed share of its target ([`SameKind::Pulled`]). `None` keeps
+    /// them negatives, and kinds unread. Moments of no known kind stay negatives in every case.
+    pub contrast_same_kind: Option<SameKind>,
 }
 
 impl Objective {
@@ -108,12 +105,10 @@ impl Objective {
         })
     }
 
-    /// Whether a contrast is asked for and reads each moment's kind: it leaves same-kind
-    /// moments out of its negatives or makes them positives (see
-    /// [`contrast_cancel_kind`](Self::contrast_cancel_kind) and
-    /// [`contrast_kind_positive`](Self::contrast_kind_positive)).
+    /// Whether a contrast is asked for and reads each moment's kind (see
+    /// [`contrast_same_kind`](Self::contrast_same_kind)).
     pub fn reads_kinds(&self) -> bool {
-        self.contrast().is_some() && (self.contrast_cancel_kind || self.contrast_kind_positive)
+        self.contrast().is_some() && self.contrast_same_kind.is_some()
     }
 
     /// The contrastive loss, when asked for.
@@ -122,11 +117,7 @@ impl Objective {
             weight: self.contrast_weight,
             temperature: self.contrast_temperature,
             geometry: self.contrast_geometry,
-            same_kind: if self.contrast_kind_positive {
-                SameKind::Positive
-            } else {
-                SameKind::Cancelled
-            },
+            same_kind: self.contrast_same_kind.unwrap_or_default(),
         })
     }
 

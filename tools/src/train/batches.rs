@@ -561,7 +561,7 @@ mod tests {
         };
         let mut cfg = TrainConfig::default();
         cfg.objective.contrast_weight = 0.1;
-        cfg.objective.contrast_cancel_kind = true;
+        cfg.objective.contrast_same_kind = Some(SameKind::Cancelled);
         let mut batch = Batch::default();
         let mut rng = SplitMix64(5);
         let (example, sequences) = batch.prepare(source(), &[4, 0, 3], &cfg, &mut rng);
@@ -571,12 +571,13 @@ mod tests {
             Some(&[Some(1), Some(1), Some(0), Some(0), None, None][..])
         );
         assert_eq!(example.contrast.unwrap().same_kind, SameKind::Cancelled);
-        cfg.objective.contrast_cancel_kind = false;
-        cfg.objective.contrast_kind_positive = true;
-        let (example, _) = batch.prepare(source(), &[4, 0, 3], &cfg, &mut rng);
-        assert_eq!(example.kinds.map(<[_]>::len), Some(6));
-        assert_eq!(example.contrast.unwrap().same_kind, SameKind::Positive);
-        cfg.objective.contrast_kind_positive = false;
+        for same_kind in [SameKind::Positive, SameKind::Pulled(0.25)] {
+            cfg.objective.contrast_same_kind = Some(same_kind);
+            let (example, _) = batch.prepare(source(), &[4, 0, 3], &cfg, &mut rng);
+            assert_eq!(example.kinds.map(<[_]>::len), Some(6));
+            assert_eq!(example.contrast.unwrap().same_kind, same_kind);
+        }
+        cfg.objective.contrast_same_kind = None;
         let (example, _) = batch.prepare(source(), &[4, 0, 3], &cfg, &mut rng);
         assert_eq!(example.kinds, None);
     }

@@ -961,10 +961,16 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             } else {
                 String::new()
             },
-            match cfg.objective.contrast().map(|c| c.same_kind) {
-                _ if !cfg.objective.reads_kinds() => "",
-                Some(SameKind::Positive) => "; moments of an anchor's kind are its positives",
-                _ => "; moments of an anchor's kind are not its negatives",
+            match cfg.objective.contrast_same_kind {
+                _ if !cfg.objective.reads_kinds() => String::new(),
+                Some(SameKind::Positive) => {
+                    "; moments of an anchor's kind are its positives".to_string()
+                }
+                Some(SameKind::Pulled(share)) => format!(
+                    "; moments of an anchor's kind are its positives, with {:.0} % of its target",
+                    share * 100.0
+                ),
+                _ => "; moments of an anchor's kind are not its negatives".to_string(),
             }
         ));
         if whitened_contrast {

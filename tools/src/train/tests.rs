@@ -179,7 +179,8 @@ fn engine_gradients_match_candle_autograd() {
     let mut worst = 0.0f64;
     // Plain reconstruction; a denoising target with per-value weights; and that with the
     // contrastive loss on the embeddings of pairs, in both geometries, every other sequence a
-    // negative, or the anchor's kind left out of its negatives, or made its positives.
+    // negative, or the anchor's kind left out of its negatives, or made its positives evenly
+    // with the partner or with a fixed share of the target.
     let contrast = |geometry, same_kind| Contrast {
         weight: 0.3,
         temperature: 0.5,
@@ -228,6 +229,18 @@ fn engine_gradients_match_candle_autograd() {
             Activation::Tanh,
             false,
             Some(contrast(Geometry::Whitened, SameKind::Positive)),
+            Some(&kinds[..]),
+        ),
+        (
+            Activation::Tanh,
+            true,
+            Some(contrast(Geometry::Cosine, SameKind::Pulled(0.3))),
+            Some(&kinds[..]),
+        ),
+        (
+            Activation::Tanh,
+            false,
+            Some(contrast(Geometry::Whitened, SameKind::Pulled(0.3))),
             Some(&kinds[..]),
         ),
     ] {
@@ -381,10 +394,11 @@ fn candle_whitened_contrastive_loss(
 }
 
 /// `weight · mean ℓ` over the `b × b` `logits`,
-/// `ℓᵢ = −Σ_{p∈Pᵢ} log softmax_{j∈Nᵢ}(logitsᵢⱼ)[p] / |Pᵢ|`, partners 0–1, 2–3, … (an odd last
-/// row not an anchor): without kinds `Pᵢ` is the partner and `Nᵢ` every `j ≠ i`; with them the
-/// other sequences of `i`'s kind leave `Nᵢ` ([`SameKind::Cancelled`]) or join `Pᵢ`
-/// ([`SameKind::Positive`]). The part both references share.
+/// `ℓᵢ = −Σ_{p∈Pᵢ} wᵢₚ log softmax_{j∈Nᵢ}(logitsᵢⱼ)[p]`, partners 0–1, 2–3, … (an odd last row
+/// not an anchor): without kinds `Pᵢ` is the partner (`w` = 1) and `Nᵢ` every `j ≠ i`; with
+/// them the other sequences of `i`'s kind leave `Nᵢ` ([`SameKind::Cancelled`]) or join `Pᵢ`,
+/// evenly with the partner ([`SameKind::Positive`]) or sharing a fixed part of `w`
+/// ([`SameKind::Pulled`]). The part both references share.
 fn candle_nt_xent(
     logits: &candle_core::Tensor,
     b: usize,
@@ -396,17 +410,27 @@ fn candle_nt_xent(
     let mut mask = vec![0.0f32; b * b];
     let mut targets = vec![0.0f32; b * b];
     for i in 0..b {
-        let same_kind = |j: usize| kinds.is_some_and(|k| k[i].is_some() && k[i] == k[j]);
-        let positive =
-            |j: usize| j == i ^ 1 || (contrast.same_kind == SameKind::Positive && same_kind(j));
+        let kind_mate = |j: usize| {
+            j != i && j != i ^ 1 && kinds.is_some_and(|k| k[i].is_some() && k[i] == k[j])
+        };
         let anchor = i / 2 * 2 + 1 < b;
-        let positives: Vec<usize> = (0..b).filter(|&j| j != i && positive(j)).collect();
+        let mates = (0..b).filter(|&j| kind_mate(j)).count() as f32;
+        // The target's weight on the partner and on each kind mate.
+        let (partner, mate) = match contrast.same_kind {
+            SameKind::Positive => (1.0 / (mates + 1.0), 1.0 / (mates + 1.0)),
+            SameKind::Pulled(share) if mates > 0.0 => (1.0 - share, share / mates),
+            _ => (1.0, 0.0),
+        };
         for j in 0..b {
-            if j == i || (contrast.same_kind == SameKind::Cancelled && same_kind(j) && j != i ^ 1) {
+            if j == i || (contrast.same_kind == SameKind::Cancelled && kind_mate(j)) {
                 mask[i * b + j] = -1e4;
             }
-            if anchor && positives.contains(&j) {
-                targets[i * b + j] = 1.0 / positives.len() as f32;
+            if anchor {
+                targets[i * b + j] = match j {
+                    _ if j == i ^ 1 => partner,
+                    _ if kind_mate(j) => mate,
+                    _ => 0.0,
+                };
             }
         }
     }
@@ -488,7 +512,7 @@ fn training_with_every_option_runs_and_resumes() {
             contrast_weight: 0.01,
             contrast_temperature: 0.2,
             contrast_kind_share: 0.3,
-            contrast_kind_positive: true,
+            contrast_same_kind: Some(SameKind::Pulled(0.3)),
             ..Objective::default()
         },
         optimiser: Optimiser::Adagrad,

@@ -70,11 +70,12 @@ pub struct Example<'a> {
 /// An auxiliary contrastive loss on the embeddings (NT-Xent, as SimCLR): the sequences come in
 /// pairs (0 with 1, 2 with 3, …), two views of the same moment, and each embedding should be
 /// nearer (in cosine similarity) to its partner than to every other sequence of its share of
-/// the batch. For sequence `i` with positives `Pᵢ`,
-/// `ℓᵢ = −(1/|Pᵢ|) Σ_{p∈Pᵢ} sᵢₚ/τ + log Σ_{j∈Nᵢ} exp(sᵢⱼ/τ)`. Without kinds, `Pᵢ` is its
+/// the batch. For sequence `i` with positives `Pᵢ` weighted `wᵢₚ` (summing to one),
+/// `ℓᵢ = −Σ_{p∈Pᵢ} wᵢₚ sᵢₚ/τ + log Σ_{j∈Nᵢ} exp(sᵢⱼ/τ)`. Without kinds, `Pᵢ` is its
 /// partner alone and `Nᵢ` every `j ≠ i`; when the [`Example`] gives kinds, the other sequences
-/// of `i`'s kind are left out of `Nᵢ` or joined to `Pᵢ`, as [`same_kind`](Self::same_kind)
-/// says. The loss added to the mean squared error is `weight · mean ℓ`.
+/// of `i`'s kind are left out of `Nᵢ` or joined to `Pᵢ`, with the weights
+/// [`same_kind`](Self::same_kind) says. The loss added to the mean squared error is
+/// `weight · mean ℓ`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Contrast {
     /// How much the contrastive loss counts against the reconstruction error.
@@ -89,7 +90,7 @@ pub struct Contrast {
 }
 
 /// What a [`Contrast`] makes of an anchor's other sequences of its kind of sound.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum SameKind {
     /// Left out of its negatives (false-negative cancellation): the softmax holds its partner
     /// and the sequences of other or unknown kinds, so one kind is not pushed apart, but
@@ -101,6 +102,14 @@ pub enum SameKind {
     /// the partner and the anchor's kind, so that every moment of a kind in the batch draws
     /// the anchor, not only the one partner.
     Positive,
+    /// Its positives with a fixed share of the target: the softmax holds every other
+    /// sequence, the partner keeps `1 − share` of the target and the anchor's other sequences
+    /// of its kind split `share` evenly (the partner keeps all of it when the batch holds
+    /// none). [`Positive`](Self::Positive) gives a kind of `n` moments `n/(n + 1)` of the
+    /// target, so a big kind's moments swamp the partner; a fixed share keeps the moment's own
+    /// recording the main thing it is drawn to, whatever the kind's size. `share` lies in
+    /// `[0, 1]`.
+    Pulled(f32),
 }
 
 /// The similarity between two embeddings that a [`Contrast`] works in.
@@ -246,8 +255,8 @@ fn whitened_contrast(
 /// `logit(i, j)`: returns `Σᵢ ℓᵢ` and calls `gradient(i, j, ∂ℓᵢ/∂logitᵢⱼ)` for every `j` in
 /// `i`'s softmax. Without `kinds` that softmax holds every `j ≠ i` and its target is `i`'s
 /// partner; with them, `i`'s other sequences of its kind leave the softmax or share its
-/// target, as `same_kind` says (see [`Contrast`]). An odd last sequence is not an anchor.
-/// Allocation-free.
+/// target, as `same_kind` says (see [`Contrast`] and [`SameKind`]). An odd last sequence is not
+/// an anchor. Allocation-free.
 fn softmax_pairs(
     b: usize,
     kinds: Option<&[Option<u8>]>,
@@ -256,36 +265,44 @@ fn softmax_pairs(
     mut gradient: impl FnMut(usize, usize, f32),
 ) -> f64 {
     let of_a_kind = |i: usize, j: usize| kinds.is_some_and(|k| k[i].is_some() && k[i] == k[j]);
+    let kind_mates_join = same_kind != SameKind::Cancelled;
     let mut loss = 0.0f64;
     for i in 0..b / 2 * 2 {
         let partner = i ^ 1;
-        let positive = |j: usize| {
-            j != i && (j == partner || (same_kind == SameKind::Positive && of_a_kind(i, j)))
+        let kind_mate = |j: usize| j != i && j != partner && of_a_kind(i, j);
+        let counted = |j: &usize| *j != i && (kind_mates_join || !kind_mate(*j));
+        let kind_mates = if kind_mates_join {
+            (0..b).filter(|&j| kind_mate(j)).count()
+        } else {
+            0
         };
-        let counted = |j: &usize| {
-            *j != i && (same_kind == SameKind::Positive || *j == partner || !of_a_kind(i, *j))
+        // The target's weight on the partner and on each kind mate; they sum to one.
+        let (partner_weight, mate_weight) = match same_kind {
+            _ if kind_mates == 0 => (1.0, 0.0),
+            SameKind::Pulled(share) => (1.0 - share, share / kind_mates as f32),
+            _ => {
+                let even = 1.0 / (kind_mates + 1) as f32;
+                (even, even)
+            }
         };
-        // Softmax over the counted j, in two passes (max, then sum).
+        let target_weight = |j: usize| match j {
+            _ if j == partner => partner_weight,
+            _ if kind_mates > 0 && kind_mate(j) => mate_weight,
+            _ => 0.0,
+        };
+        // Softmax over the counted j, in two passes (max, then sum), and the target's logit.
         let top = (0..b)
             .filter(counted)
             .map(|j| logit(i, j))
             .fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = (0..b)
-            .filter(counted)
-            .map(|j| (logit(i, j) - top).exp())
-            .sum();
-        // The target: evenly over the positives, the partner always among them.
-        let positives = (0..b).filter(|&j| positive(j)).count() as f32;
-        let target_logit = (0..b)
-            .filter(|&j| positive(j))
-            .map(|j| logit(i, j))
-            .sum::<f32>()
-            / positives;
+        let (sum, target_logit) = (0..b).filter(counted).fold((0.0f32, 0.0f32), |(s, t), j| {
+            let l = logit(i, j);
+            (s + (l - top).exp(), t + target_weight(j) * l)
+        });
         loss += f64::from(top + sum.ln() - target_logit);
         for j in (0..b).filter(counted) {
             let p = (logit(i, j) - top).exp() / sum;
-            let target = if positive(j) { 1.0 / positives } else { 0.0 };
-            gradient(i, j, p - target);
+            gradient(i, j, p - target_weight(j));
         }
     }
     loss

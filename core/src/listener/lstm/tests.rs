@@ -238,8 +238,9 @@ fn two_threads_give_the_one_thread_gradient_and_step() {
 
 /// A kind that every sequence shares leaves each anchor only its partner in the softmax, so
 /// the contrast costs nothing and moves nothing, in both threads' shares; unknown kinds leave
-/// every negative in, and the step differs. Made positives, unknown kinds change nothing,
-/// and a shared kind pulls (its softmax holds every other sequence, all of them targets).
+/// every negative in, and the step differs. Made positives, evenly or with a share of the
+/// target, unknown kinds change nothing, and a shared kind pulls (its softmax holds every other
+/// sequence, all of them targets); with no share it is only more negatives.
 #[test]
 fn a_kind_shared_by_the_batch_cancels_every_negative_in_both_shares() {
     let cfg = small(Activation::Tanh);
@@ -276,10 +277,28 @@ fn a_kind_shared_by_the_batch_cancels_every_negative_in_both_shares() {
         same_kind: SameKind::Positive,
         ..contrast
     };
-    assert_eq!(step(Some(&unknown), Some(positive)), (loss, params));
+    let every_other_a_negative = (loss, params);
+    assert_eq!(step(Some(&unknown), Some(positive)), every_other_a_negative);
     let (pulled, pulled_params) = step(Some(&one_kind), Some(positive));
     assert!(pulled > plain.0, "{pulled} vs {}", plain.0);
     assert!(relative_error(&pulled_params, &plain.1) > 1e-4);
+    let pulled_by = |share| Contrast {
+        same_kind: SameKind::Pulled(share),
+        ..contrast
+    };
+    assert_eq!(
+        step(Some(&unknown), Some(pulled_by(0.3))),
+        every_other_a_negative
+    );
+    // With no share of the target, a shared kind is only more negatives.
+    assert_eq!(
+        step(Some(&one_kind), Some(pulled_by(0.0))),
+        every_other_a_negative
+    );
+    let (share, share_params) = step(Some(&one_kind), Some(pulled_by(0.3)));
+    assert!(share > plain.0, "{share} vs {}", plain.0);
+    assert!(relative_error(&share_params, &every_other_a_negative.1) > 1e-4);
+    assert!(relative_error(&share_params, &pulled_params) > 1e-4);
 }
 
 /// Adagrad's first step is `lr·g / √(0.1 + g²)` (Keras' accumulator start), no weight decay.
