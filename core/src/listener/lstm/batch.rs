@@ -287,7 +287,7 @@ fn softmax_pairs(
         };
         let target_weight = |j: usize| match j {
             _ if j == partner => partner_weight,
-            _ if kind_mates > 0 && kind_mate(j) => mate_weight,
+            _ if kind_mate(j) => mate_weight,
             _ => 0.0,
         };
         // Softmax over the counted j, in two passes (max, then sum), and the target's logit.
