@@ -310,6 +310,11 @@ pub struct CorpusArgs {
     /// The shipped listeners were trained without them.
     #[arg(long)]
     pub with_animal_calls: bool,
+    /// With --with-instruments, also play each SoundFont's drums one type at a time (kick,
+    /// snare, hi-hat, cymbal, tom; 31 min in all), for `echoic train --contrast-drum-types`.
+    /// The shipped listeners were trained without them.
+    #[arg(long, requires = "with_instruments")]
+    pub with_drum_hits: bool,
 }
 
 /// Arguments of `echoic train`.
@@ -467,6 +472,11 @@ pub struct TrainArgs {
     /// swamp the partner as with --contrast-kind-positive; includes --contrast-cancel-kind.
     #[arg(long, value_parser = unit_f32, conflicts_with = "contrast_kind_positive")]
     pub contrast_kind_pull: Option<f32>,
+    /// Give drum one-shots whose file name says their drum type (kick, snare, hi-hat, cymbal,
+    /// tom) that type as their kind for --contrast-kind's partners and same-kind moments, so
+    /// that one type of drum is drawn together and pushed from the others.
+    #[arg(long)]
+    pub contrast_drum_types: bool,
     /// Continue from this checkpoint (its weights, normalisation and epoch count).
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -652,6 +662,7 @@ fn train_config(args: TrainArgs) -> TrainConfig {
                 (true, false, None) => Some(SameKind::Cancelled),
                 (false, false, None) => None,
             },
+            contrast_drum_types: args.contrast_drum_types,
         },
         contrast_whitening: args.contrast_whitening,
         resume: args.resume,
@@ -701,6 +712,7 @@ fn corpus(args: CorpusArgs) -> anyhow::Result<()> {
         with_instruments: args.with_instruments,
         with_large_packages: args.with_large_packages,
         with_animal_calls: args.with_animal_calls,
+        with_drum_hits: args.with_drum_hits,
         ..CorpusConfig::default()
     };
     let start = Instant::now();
@@ -741,6 +753,17 @@ mod tests {
         assert_eq!(a.out, PathBuf::from("x"));
         assert_eq!(a.minutes_per_package, Some(12.0));
         assert_eq!(a.clips_per_class, 80);
+        assert!(!a.with_drum_hits);
+        // Drum hits are played from the instrument packages' SoundFonts, so they need them.
+        let drum_hits = |extra: &[&str]| {
+            let args = ["echoic", "corpus"].iter().chain(extra);
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Corpus(a) => a.with_drum_hits && a.with_instruments,
+                _ => panic!("not corpus"),
+            })
+        };
+        assert!(drum_hits(&["--with-drum-hits"]).is_err());
+        assert!(drum_hits(&["--with-instruments", "--with-drum-hits"]).unwrap());
     }
 
     /// The training configuration `echoic train corpus/train` plus `extra` flags makes.
@@ -770,6 +793,14 @@ mod tests {
             assert_eq!(rest, default.settings, "only the pooling changes");
         }
         assert!(Cli::try_parse_from(["echoic", "train", "x", "--pooling", "sum"]).is_err());
+    }
+
+    #[test]
+    fn train_drum_types_reach_the_objective_only_when_asked() {
+        assert!(!train_config_with(&[]).objective.contrast_drum_types);
+        let cfg = train_config_with(&["--contrast-kind", "0.2", "--contrast-drum-types"]);
+        assert!(cfg.objective.contrast_drum_types);
+        assert_eq!(cfg.objective.contrast_kind_share, 0.2);
     }
 
     #[test]

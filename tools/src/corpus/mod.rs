@@ -164,6 +164,11 @@ pub struct CorpusConfig {
     /// Add [`ANIMAL_CALL_PACKAGES`] to the training packages, for listeners trained on more
     /// kinds of animal call than the default packages hold.
     pub with_animal_calls: bool,
+    /// With [`with_instruments`](Self::with_instruments), also play each training SoundFont's
+    /// drums one type at a time (kick, snare, hi-hat, cymbal, tom; 20 s each, eight per type),
+    /// so that `echoic train --contrast-drum-types` has drum one-shots of each type to draw
+    /// kind partners from: the other packages name only 47.
+    pub with_drum_hits: bool,
 }
 
 impl Default for CorpusConfig {
@@ -184,6 +189,7 @@ impl Default for CorpusConfig {
             with_instruments: false,
             with_large_packages: false,
             with_animal_calls: false,
+            with_drum_hits: false,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! SoundFonts in training packages: a training package that ships a SoundFont (timgm6mb's,
 //! csound's General MIDI bank) is heard as fluidsynth plays it, through phrases for every
-//! melodic General MIDI program and drum grooves on the percussion channel. The renders go to
-//! `cache/rendered/vN/PKG/FONT/` and are then read like the package's own audio files.
+//! melodic General MIDI program and drum grooves on the percussion channel, and, when asked for,
+//! drum-hit studies of one drum type each. The renders go to `cache/rendered/vN/PKG/FONT/` (the
+//! studies to `cache/rendered/drum-hits-vN/PKG/FONT/`) and are then read like the package's own
+//! audio files.
 //! Offline: runs fluidsynth and writes files.
 
 use std::fs;
@@ -36,11 +38,30 @@ pub(crate) const GROOVE_WORD: &str = "groove";
 /// General MIDI's percussion channel (0-based).
 const PERCUSSION_CHANNEL: u8 = 9;
 
+/// Bump when the drum hits or their lengths change, so that they are rendered again.
+const DRUM_HITS_VERSION: u32 = 1;
+
+/// Drum-hit studies rendered for each drum type and font.
+const HITS_PER_TYPE: usize = 8;
+
+/// The word every drum-hit study's file stem begins with (`drum_hits_<type>_NN`): a drums word
+/// for `echoic train`'s kinds, followed by a word its drum type is read from.
+const DRUM_HITS_STEM: &str = "drum_hits";
+
 /// Where the renders of `pkg` go.
 pub(super) fn rendered_dir(cache: &Path, pkg: &str) -> PathBuf {
     cache
         .join("rendered")
         .join(format!("v{RENDER_VERSION}"))
+        .join(pkg)
+}
+
+/// Where the drum-hit studies of `pkg` go: apart from [`rendered_dir`], so that a corpus built
+/// without [`CorpusConfig::with_drum_hits`] never reads them.
+pub(super) fn drum_hits_dir(cache: &Path, pkg: &str) -> PathBuf {
+    cache
+        .join("rendered")
+        .join(format!("drum-hits-v{DRUM_HITS_VERSION}"))
         .join(pkg)
 }
 
@@ -76,8 +97,44 @@ pub(super) fn render_soundfonts(cfg: &CorpusConfig, pkg: &str) -> Result<()> {
             let midi = midi_file(PERCUSSION_CHANNEL, 0, bpm, &notes);
             render_midi(&font, &midi, &mid, &wav)?;
         }
+        if cfg.with_drum_hits {
+            let dir = drum_hits_dir(&cfg.cache_dir, pkg).join(&stem);
+            fs::create_dir_all(&dir)?;
+            for (drum, keys) in key::DRUM_TYPES {
+                for study in 0..HITS_PER_TYPE {
+                    let name = format!("{DRUM_HITS_STEM}_{drum}_{study:02}");
+                    let notes = drum_hits(keys, RENDER_SECONDS, &mut seed_of(&name));
+                    let (mid, wav) = render_paths(&dir, &name);
+                    let midi = midi_file(PERCUSSION_CHANNEL, 0, HITS_BPM, &notes);
+                    render_midi(&font, &midi, &mid, &wav)?;
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// The tempo a drum-hit study's MIDI file is written at; its hits are placed in seconds, so
+/// the tempo only sets the tick grid.
+const HITS_BPM: f64 = 120.0;
+
+/// A drummer trying out one drum: one key of `keys` struck until `target` seconds, at
+/// velocities from 30 to 127 and 0.2 to 1.5 s apart (so that a hit sometimes rings into the
+/// next). Returns the notes, in time order.
+fn drum_hits(keys: &[u8], target: f64, rng: &mut SplitMix64) -> Vec<Note> {
+    let key = keys[rng.below(keys.len())];
+    let mut notes = Vec::new();
+    let mut start = 0.05;
+    while start < target {
+        notes.push(Note {
+            start,
+            dur: 0.1,
+            key,
+            vel: (30 + rng.below(98)) as u8,
+        });
+        start += 0.2 + 1.3 * rng.next_f64();
+    }
+    notes
 }
 
 /// General MIDI percussion keys, by role.
@@ -89,6 +146,15 @@ mod key {
     pub const TOMS: [u8; 6] = [50, 48, 47, 45, 43, 41]; // high to low
     pub const CRASHES: [u8; 2] = [49, 57];
     pub const HAND_PERCUSSION: [u8; 8] = [54, 56, 60, 61, 62, 63, 64, 69]; // tambourine, cowbell, bongos, congas, cabasa
+    /// The drum types of the drum-hit studies, each named by a word its type is read from
+    /// (`adaptation::scenarios::drum_label`), with its keys.
+    pub const DRUM_TYPES: [(&str, &[u8]); 5] = [
+        ("kick", &KICKS),
+        ("snare", &[38, 40]),
+        ("hihat", &[42, 44, 46]),              // closed, pedal and open
+        ("cymbal", &[49, 57, 51, 59, 52, 55]), // crashes, rides, china, splash
+        ("tom", &TOMS),
+    ];
 }
 
 /// Kick patterns on a 16-step bar, as bit masks (bit `i` = step `i`).
@@ -222,6 +288,27 @@ mod tests {
     }
 
     #[test]
+    fn drum_hits_strike_one_drum_and_are_named_for_its_type() {
+        for (drum, keys) in key::DRUM_TYPES {
+            let name = format!("{DRUM_HITS_STEM}_{drum}_00");
+            let label = crate::adaptation::scenarios::drum_label(&format!("TimGM6mb__{name}.wav"));
+            let want = key::DRUM_TYPES.iter().position(|(d, _)| *d == drum);
+            assert_eq!(label, want, "{name}");
+            for seed in 0..10 {
+                let notes = drum_hits(keys, RENDER_SECONDS, &mut SplitMix64(seed));
+                assert!(keys.contains(&notes[0].key));
+                assert!(notes.iter().all(|n| n.key == notes[0].key));
+                assert!(notes.iter().all(|n| (30..=127).contains(&n.vel)));
+                assert!(notes
+                    .windows(2)
+                    .all(|w| (0.2..=1.5).contains(&(w[1].start - w[0].start))));
+                let last = notes.last().unwrap().start;
+                assert!((RENDER_SECONDS - 1.5..RENDER_SECONDS).contains(&last));
+            }
+        }
+    }
+
+    #[test]
     fn a_package_without_soundfonts_renders_nothing() {
         let cache = std::env::temp_dir().join(format!("echoic-soundfonts-{}", std::process::id()));
         let pkg_dir = extracted_dir(&cache, "pkg");
@@ -229,10 +316,12 @@ mod tests {
         fs::write(pkg_dir.join("usr/share/sounds/a.ogg"), b"not a font").unwrap();
         let cfg = CorpusConfig {
             cache_dir: cache.clone(),
+            with_drum_hits: true,
             ..CorpusConfig::default()
         };
         render_soundfonts(&cfg, "pkg").unwrap();
         assert!(!rendered_dir(&cache, "pkg").exists());
+        assert!(!drum_hits_dir(&cache, "pkg").exists());
         fs::remove_dir_all(&cache).unwrap();
     }
 }

@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use super::near_copies::References;
 use super::packages::{decode_with_ffmpeg, extracted_dir, unzip_audio, walk};
 use super::signal::{dbfs, fade, SILENCE_DBFS};
-use super::soundfonts::{render_soundfonts, rendered_dir};
+use super::soundfonts::{drum_hits_dir, render_soundfonts, rendered_dir};
 use super::{
     bar, fail, hash_str, read_index, rel_string, sanitize, write_index, write_wav_atomic,
     CopyReport, CorpusConfig, Failure, ManifestRow, EVALUATION_PACKAGES,
@@ -55,12 +55,13 @@ pub(super) fn build_training_package(
     fs::create_dir_all(&dir)?;
     let index = dir.join("files.tsv");
     let key = format!(
-        "# version={TRAIN_VERSION} minutes={:?} rate={} min_seconds={} seed={} references={:016x}",
+        "# version={TRAIN_VERSION} minutes={:?} rate={} min_seconds={} seed={} references={:016x}{}",
         cfg.max_minutes_per_package,
         cfg.train_rate,
         cfg.min_file_seconds,
         cfg.seed,
-        eval_files.near.key()
+        eval_files.near.key(),
+        if cfg.with_drum_hits { " drum_hits=1" } else { "" }
     );
     let to_rows = |entries: Vec<(String, f64, String)>| -> Vec<ManifestRow> {
         entries
@@ -83,6 +84,9 @@ pub(super) fn build_training_package(
     let mut files: Vec<PathBuf> = walk(&extracted_dir(&cfg.cache_dir, pkg));
     files.extend(walk(&cfg.cache_dir.join("unzipped").join(pkg)));
     files.extend(walk(&rendered_dir(&cfg.cache_dir, pkg)));
+    if cfg.with_drum_hits {
+        files.extend(walk(&drum_hits_dir(&cfg.cache_dir, pkg)));
+    }
     let mut files: Vec<(PathBuf, String)> = files
         .into_iter()
         .filter(|p| is_audio_file(p) || has_extension(p, FFMPEG_EXTENSIONS))

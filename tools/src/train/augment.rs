@@ -80,6 +80,12 @@ pub struct Objective {
     /// positives holding a fixed share of its target ([`SameKind::Pulled`]). `None` keeps
     /// them negatives, and kinds unread. Moments of no known kind stay negatives in every case.
     pub contrast_same_kind: Option<SameKind>,
+    /// Whether a drum one-shot whose file name says its drum type (kick, snare, hi-hat, cymbal,
+    /// tom; `adaptation::scenarios::drum_label`) has that type as its kind for the contrast's
+    /// kind partners and same-kind moments, instead of "drums": a drummer who teaches the
+    /// listener a snare expects kicks and toms not to light up, and one "drums" kind cancels
+    /// every kick-against-snare negative. Kind balance still counts them as drums.
+    pub contrast_drum_types: bool,
 }
 
 impl Objective {

@@ -13,7 +13,9 @@
 //! says: `cat`, `hat`) is speech before its words can read as an animal or a drum. Offline:
 //! allocates.
 
+use crate::adaptation::scenarios::{drum_label, DRUM_TYPES};
 use crate::corpus::{CLASSES, GROOVE_WORD, PHRASE_WORD};
+use std::path::Path;
 
 /// The rules, in order: a path holding any of a rule's words has that rule's kind.
 const RULES: &[(&str, &[&str])] = &[
@@ -101,6 +103,34 @@ pub(super) fn kind_of(path: &str) -> Option<u8> {
         .iter()
         .find(|(_, names)| words.iter().any(|w| names.contains(w)))
         .map(|(kind, _)| class_index(kind))
+}
+
+/// The kind a file has for the contrast: its weak `kind`, except that with `drum_types` a
+/// drums file whose name says its drum type ([`drum_label`]) has that type, numbered after the
+/// [`CLASSES`] (`CLASSES.len() + ` its index in [`DRUM_TYPES`]). Allocates the words.
+pub(super) fn contrast_kind(kind: Option<u8>, path: &Path, drum_types: bool) -> Option<u8> {
+    let drums = class_index("drums");
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    match kind {
+        Some(k) if drum_types && k == drums => {
+            drum_label(&file_name).map_or(kind, |t| Some(CLASSES.len() as u8 + t as u8))
+        }
+        _ => kind,
+    }
+}
+
+/// How many of `kinds` (contrast kinds, one per file) each drum type holds, for the training
+/// log. Allocates.
+pub(super) fn drum_type_summary(kinds: &[Option<u8>]) -> String {
+    DRUM_TYPES
+        .iter()
+        .enumerate()
+        .map(|(t, name)| {
+            let kind = Some((CLASSES.len() + t) as u8);
+            format!("{name} {}", kinds.iter().filter(|&&k| k == kind).count())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How many of `kinds` (one per file) each kind holds, and how many have none, for the
@@ -224,6 +254,38 @@ mod tests {
         assert_eq!(
             kind("sonic-pi-samples/sonic-pi__samples__loop_perc2.wav"),
             Some("drums")
+        );
+    }
+
+    #[test]
+    fn drum_one_shots_take_their_type_only_when_asked() {
+        let contrast = |path: &str, drum_types: bool| {
+            contrast_kind(kind_of(path), Path::new(path), drum_types)
+        };
+        let snare = "sonic-pi-samples/sonic-pi__samples__drum_snare_hard.wav";
+        let kick = "lmms-common/lmms__samples__drums__kick01.wav";
+        let cymbal = "scratch/scratch__Media__Sounds__Percussion__Cymbal.wav";
+        let groove = "timgm6mb-soundfont/TimGM6mb__groove_03.wav";
+        let voice = "hedgewars-data/games__hedgewars__Data__Sounds__voices__Pirate__Hello.wav";
+        let drums = Some(class_index("drums"));
+        let type_kind = |t: usize| Some((CLASSES.len() + t) as u8);
+        assert_eq!(contrast(snare, false), drums);
+        assert_eq!(contrast(snare, true), type_kind(1));
+        assert_eq!(contrast(kick, true), type_kind(0));
+        assert_eq!(contrast(cymbal, true), type_kind(3));
+        // A groove names no one drum, and a voice is not a drum at all.
+        assert_eq!(contrast(groove, true), drums);
+        assert_eq!(contrast(voice, true), kind_of(voice));
+        // A kick's words read in another kind's file do not make it a drum.
+        let bass = "lmms-common/lmms__samples__basses__bass01.wav";
+        assert_eq!(contrast(bass, true), Some(class_index("instrument")));
+        let kinds: Vec<_> = [snare, kick, kick, groove]
+            .iter()
+            .map(|p| contrast(p, true))
+            .collect();
+        assert_eq!(
+            drum_type_summary(&kinds),
+            "kick 2, snare 1, hi-hat 0, cymbal 0, tom 0"
         );
     }
 

@@ -884,6 +884,11 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     let file_kind: Vec<Option<u8>> = files.iter().map(|f| f.kind).collect();
     let sequence_kind: Vec<Option<u8>> =
         store.file.iter().map(|&f| file_kind[f as usize]).collect();
+    // What kind partners and same-kind moments group by: the weak kinds, or drum types.
+    let contrast_kind: Vec<Option<u8>> = files
+        .iter()
+        .map(|f| kinds::contrast_kind(f.kind, &f.path, cfg.objective.contrast_drum_types))
+        .collect();
     let draws = Draws::new(
         &store.package,
         &sequence_kind,
@@ -906,7 +911,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     let partners = Partners::new(
         (&store.file, reach),
         (&store.package, package_share),
-        (&file_kind, kind_share),
+        (&contrast_kind, kind_share),
         &train_idx,
     );
     // A contrastive run validates on fixed pairs of clean validation buffers.
@@ -923,7 +928,7 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
         let among = Partners::new(
             (&store.file, reach),
             (&store.package, package_share),
-            (&file_kind, kind_share),
+            (&contrast_kind, kind_share),
             &val_idx,
         );
         validation_pairs.extend(
@@ -954,9 +959,17 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
             },
             if kind_share > 0.0 {
                 format!(
-                    ", or a moment of another file of the same kind ({:.0} %; {})",
+                    ", or a moment of another file of the same kind ({:.0} %; {}{})",
                     kind_share * 100.0,
-                    kinds::summary(&file_kind)
+                    kinds::summary(&file_kind),
+                    if cfg.objective.contrast_drum_types {
+                        format!(
+                            "; drum types as kinds: {}",
+                            kinds::drum_type_summary(&contrast_kind)
+                        )
+                    } else {
+                        String::new()
+                    }
                 )
             } else {
                 String::new()

@@ -482,7 +482,7 @@ fn averaging_keeps_the_mean_of_the_last_epochs_weights() {
 
 /// Every training option together (max pooling, relative level, augmentation, speed changes,
 /// masking, peak weights, the peak loss, package and kind balance, kind partners and
-/// positives, Adagrad) trains a loadable model that
+/// positives, drum types as kinds, Adagrad) trains a loadable model that
 /// listens as it was trained, and `resume` continues from a checkpoint where it left off.
 #[test]
 fn training_with_every_option_runs_and_resumes() {
@@ -513,6 +513,7 @@ fn training_with_every_option_runs_and_resumes() {
             contrast_temperature: 0.2,
             contrast_kind_share: 0.3,
             contrast_same_kind: Some(SameKind::Pulled(0.3)),
+            contrast_drum_types: true,
             ..Objective::default()
         },
         optimiser: Optimiser::Adagrad,
