@@ -5,7 +5,8 @@
 //! sound types ([`CLASSES`]) a recording is, with no label written by hand. Many paths say
 //! nothing (a game's `sounds/explosion.wav`): those files have no kind. `echoic train
 //! --contrast-kind` uses the kinds to draw contrastive partners from other recordings, and other
-//! packages, of the same kind.
+//! packages, of the same kind; with `--contrast-drum-types` a drum one-shot's type (kick,
+//! snare, hi-hat, cymbal, tom) is its kind for the contrast instead ([`contrast_kind`]).
 //!
 //! The words are matched whole, after splitting the path into its runs of letters (digits and
 //! every other character split words: `kick01` is `kick`), and the rules are tried in order,
