@@ -17,6 +17,7 @@ use super::instruments::{
 };
 use super::packages::{extracted_dir, require_tool, walk};
 use super::{hash_str, sanitize, CorpusConfig};
+use crate::adaptation::scenarios::DRUM_TYPES;
 use crate::audio_file::has_extension;
 
 /// Bump when the phrases, grooves or their lengths change, so that they are rendered again.
@@ -100,9 +101,9 @@ pub(super) fn render_soundfonts(cfg: &CorpusConfig, pkg: &str) -> Result<()> {
         if cfg.with_drum_hits {
             let dir = drum_hits_dir(&cfg.cache_dir, pkg).join(&stem);
             fs::create_dir_all(&dir)?;
-            for (drum, keys) in key::DRUM_TYPES {
+            for (t, keys) in key::DRUM_TYPE_KEYS.iter().enumerate() {
                 for study in 0..HITS_PER_TYPE {
-                    let name = format!("{DRUM_HITS_STEM}_{drum}_{study:02}");
+                    let name = drum_hits_name(t, study);
                     let notes = drum_hits(keys, RENDER_SECONDS, &mut seed_of(&name));
                     let (mid, wav) = render_paths(&dir, &name);
                     let midi = midi_file(PERCUSSION_CHANNEL, 0, HITS_BPM, &notes);
@@ -112,6 +113,14 @@ pub(super) fn render_soundfonts(cfg: &CorpusConfig, pkg: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The file stem of study `study` of drum type `t` (an index into [`DRUM_TYPES`]):
+/// `drum_hits_<type>_NN`, the type's name without its hyphen (`hihat`), which
+/// [`drum_label`](crate::adaptation::scenarios::drum_label) reads back as `t`. Allocates.
+fn drum_hits_name(t: usize, study: usize) -> String {
+    let word = DRUM_TYPES[t].replace('-', "");
+    format!("{DRUM_HITS_STEM}_{word}_{study:02}")
 }
 
 /// The tempo a drum-hit study's MIDI file is written at; its hits are placed in seconds, so
@@ -146,14 +155,14 @@ mod key {
     pub const TOMS: [u8; 6] = [50, 48, 47, 45, 43, 41]; // high to low
     pub const CRASHES: [u8; 2] = [49, 57];
     pub const HAND_PERCUSSION: [u8; 8] = [54, 56, 60, 61, 62, 63, 64, 69]; // tambourine, cowbell, bongos, congas, cabasa
-    /// The drum types of the drum-hit studies, each named by a word its type is read from
-    /// (`adaptation::scenarios::drum_label`), with its keys.
-    pub const DRUM_TYPES: [(&str, &[u8]); 5] = [
-        ("kick", &KICKS),
-        ("snare", &[38, 40]),
-        ("hihat", &[42, 44, 46]),              // closed, pedal and open
-        ("cymbal", &[49, 57, 51, 59, 52, 55]), // crashes, rides, china, splash
-        ("tom", &TOMS),
+    /// The keys the drum-hit studies strike for each drum type, in the order of
+    /// `adaptation::scenarios::DRUM_TYPES` (kick, snare, hi-hat, cymbal, tom).
+    pub const DRUM_TYPE_KEYS: [&[u8]; 5] = [
+        &KICKS,
+        &[38, 40],
+        &[42, 44, 46],             // closed, pedal and open
+        &[49, 57, 51, 59, 52, 55], // crashes, rides, china, splash
+        &TOMS,
     ];
 }
 
@@ -289,11 +298,10 @@ mod tests {
 
     #[test]
     fn drum_hits_strike_one_drum_and_are_named_for_its_type() {
-        for (drum, keys) in key::DRUM_TYPES {
-            let name = format!("{DRUM_HITS_STEM}_{drum}_00");
+        for (t, keys) in key::DRUM_TYPE_KEYS.iter().enumerate() {
+            let name = drum_hits_name(t, 0);
             let label = crate::adaptation::scenarios::drum_label(&format!("TimGM6mb__{name}.wav"));
-            let want = key::DRUM_TYPES.iter().position(|(d, _)| *d == drum);
-            assert_eq!(label, want, "{name}");
+            assert_eq!(label, Some(t), "{name}");
             for seed in 0..10 {
                 let notes = drum_hits(keys, RENDER_SECONDS, &mut SplitMix64(seed));
                 assert!(keys.contains(&notes[0].key));

@@ -107,17 +107,22 @@ pub(super) fn kind_of(path: &str) -> Option<u8> {
 }
 
 /// The kind a file has for the contrast: its weak `kind`, except that with `drum_types` a
-/// drums file whose name says its drum type ([`drum_label`]) has that type, numbered after the
-/// [`CLASSES`] (`CLASSES.len() + ` its index in [`DRUM_TYPES`]). Allocates the words.
+/// drums file whose name says its drum type ([`drum_label`]) has that type's kind
+/// ([`drum_type_kind`]). Allocates the words of a drums file's name.
 pub(super) fn contrast_kind(kind: Option<u8>, path: &Path, drum_types: bool) -> Option<u8> {
-    let drums = class_index("drums");
-    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
     match kind {
-        Some(k) if drum_types && k == drums => {
-            drum_label(&file_name).map_or(kind, |t| Some(CLASSES.len() as u8 + t as u8))
+        Some(k) if drum_types && k == class_index("drums") => {
+            let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+            drum_label(&file_name).map_or(kind, |t| Some(drum_type_kind(t)))
         }
         _ => kind,
     }
+}
+
+/// The contrast kind of drum type `t` (an index into [`DRUM_TYPES`]): numbered after the
+/// [`CLASSES`], so that no type shares a number with a broad kind.
+pub(super) fn drum_type_kind(t: usize) -> u8 {
+    (CLASSES.len() + t) as u8
 }
 
 /// How many of `kinds` (contrast kinds, one per file) each drum type holds, for the training
@@ -127,7 +132,7 @@ pub(super) fn drum_type_summary(kinds: &[Option<u8>]) -> String {
         .iter()
         .enumerate()
         .map(|(t, name)| {
-            let kind = Some((CLASSES.len() + t) as u8);
+            let kind = Some(drum_type_kind(t));
             format!("{name} {}", kinds.iter().filter(|&&k| k == kind).count())
         })
         .collect::<Vec<_>>()
@@ -269,7 +274,12 @@ mod tests {
         let groove = "timgm6mb-soundfont/TimGM6mb__groove_03.wav";
         let voice = "hedgewars-data/games__hedgewars__Data__Sounds__voices__Pirate__Hello.wav";
         let drums = Some(class_index("drums"));
-        let type_kind = |t: usize| Some((CLASSES.len() + t) as u8);
+        let type_kind = |t: usize| Some(drum_type_kind(t));
+        // Every type has its own kind, apart from the broad kinds and from the other types.
+        let numbers: std::collections::BTreeSet<u8> = (0..CLASSES.len() as u8)
+            .chain((0..DRUM_TYPES.len()).map(drum_type_kind))
+            .collect();
+        assert_eq!(numbers.len(), CLASSES.len() + DRUM_TYPES.len());
         assert_eq!(contrast(snare, false), drums);
         assert_eq!(contrast(snare, true), type_kind(1));
         assert_eq!(contrast(kick, true), type_kind(0));
