@@ -156,8 +156,9 @@ mod key {
     pub const CRASHES: [u8; 2] = [49, 57];
     pub const HAND_PERCUSSION: [u8; 8] = [54, 56, 60, 61, 62, 63, 64, 69]; // tambourine, cowbell, bongos, congas, cabasa
     /// The keys the drum-hit studies strike for each drum type, in the order of
-    /// `adaptation::scenarios::DRUM_TYPES` (kick, snare, hi-hat, cymbal, tom).
-    pub const DRUM_TYPE_KEYS: [&[u8]; 5] = [
+    /// `adaptation::scenarios::DRUM_TYPES` (kick, snare, hi-hat, cymbal, tom), one entry per
+    /// type (its length is that list's, so a type added there fails to compile here).
+    pub const DRUM_TYPE_KEYS: [&[u8]; super::DRUM_TYPES.len()] = [
         &KICKS,
         &[38, 40],
         &[42, 44, 46],             // closed, pedal and open
