@@ -13,7 +13,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use echoic_core::dilated::{DilatedSpec, Pooling};
 use echoic_core::listener::adapt::{AdaptConfig, AdaptContrast};
 use echoic_core::listener::encoder::Device as ListenerDevice;
-use echoic_core::listener::lstm::{Geometry, Optimiser, SameKind};
+use echoic_core::listener::lstm::{Geometry, Optimiser, PeakUnits, SameKind};
 use echoic_core::listener::{Activation, Level, Listener, ModelConfig};
 use echoic_core::worker::ListenSettings;
 
@@ -237,6 +237,24 @@ impl From<PoolingArg> for Pooling {
     }
 }
 
+/// Where `echoic train`'s peak-band cross-entropy reads a frame's loudest band ([`PeakUnits`]).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PeakUnitsArg {
+    /// In dB.
+    Db,
+    /// In the model's units, as the original Listener's peak-band accuracy counts it.
+    Model,
+}
+
+impl From<PeakUnitsArg> for PeakUnits {
+    fn from(arg: PeakUnitsArg) -> Self {
+        match arg {
+            PeakUnitsArg::Db => PeakUnits::Decibels,
+            PeakUnitsArg::Model => PeakUnits::ModelUnits,
+        }
+    }
+}
+
 /// Arguments of `echoic embed`.
 #[derive(Debug, clap::Args)]
 pub struct EmbedArgs {
@@ -428,6 +446,10 @@ pub struct TrainArgs {
     /// Temperature of the peak-band softmax, in dB.
     #[arg(long, default_value_t = 1.0, value_parser = positive_f32)]
     pub peak_temperature: f32,
+    /// Where the peak-band cross-entropy reads each frame's loudest band: in dB, or in the
+    /// model's units, where the original Listener counted peak-band accuracy.
+    #[arg(long, value_enum, default_value_t = PeakUnitsArg::Db)]
+    pub peak_units: PeakUnitsArg,
     /// Weight of a contrastive loss that pulls two augmented views of one sound together and
     /// pushes other moments apart (0: off; use with --augment).
     #[arg(long, default_value_t = 0.0)]
@@ -643,6 +665,7 @@ fn train_config(args: TrainArgs) -> TrainConfig {
             peak_bands: args.peak_bands,
             peak_loss_weight: args.peak_loss,
             peak_temperature_db: args.peak_temperature,
+            peak_units: args.peak_units.into(),
             contrast_weight: args.contrast_weight,
             contrast_temperature: args.contrast_temperature,
             contrast_geometry: match args.contrast_geometry.as_str() {

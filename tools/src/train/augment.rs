@@ -17,7 +17,7 @@
 
 pub use echoic_core::listener::augment::Augmentation;
 use echoic_core::listener::format::Normalisation;
-use echoic_core::listener::lstm::{Contrast, Geometry, PeakLoss, SameKind};
+use echoic_core::listener::lstm::{Contrast, Geometry, PeakLoss, PeakUnits, SameKind};
 use echoic_core::rng::SplitMix64;
 
 /// What the loss asks for beyond plain reconstruction (see the module documentation).
@@ -44,6 +44,10 @@ pub struct Objective {
     /// The peak-band softmax's temperature, in dB: about the gap by which a frame's loudest
     /// band leads the next.
     pub peak_temperature_db: f32,
+    /// Where the peak-band cross-entropy reads a frame's loudest band: in dB, or in the model's
+    /// units, where the original Listener's peak-band accuracy counts it and where a loss read
+    /// in dB lifted the figure less.
+    pub peak_units: PeakUnits,
     /// Weight of the contrastive loss on the embeddings (the engine's `Contrast`): every
     /// batch then holds two independently augmented (and masked) views of each moment, and
     /// each view's embedding is pulled towards its twin and pushed from the other moments.
@@ -106,6 +110,7 @@ impl Objective {
             PeakLoss::new(
                 self.peak_loss_weight,
                 self.peak_temperature_db,
+                self.peak_units,
                 normalisation,
             )
         })

@@ -1013,8 +1013,8 @@ pub fn train(cfg: &TrainConfig, progress: ProgressDrawTarget) -> Result<TrainRep
     if let Some(peak_loss) = &peak_loss {
         learner.set_peak_loss(peak_loss);
         say(format!(
-            "peak-band cross-entropy: weight {}, temperature {} dB",
-            peak_loss.weight, cfg.objective.peak_temperature_db
+            "peak-band cross-entropy: weight {}, temperature {} dB, read in {:?}",
+            peak_loss.weight, cfg.objective.peak_temperature_db, cfg.objective.peak_units
         ));
     }
 

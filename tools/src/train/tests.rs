@@ -4,7 +4,7 @@ use super::*;
 use crate::audio_file::write_wav_mono;
 use echoic_core::dilated::{DilatedSpec, Pooling};
 use echoic_core::listener::encoder::Device as ListenerDevice;
-use echoic_core::listener::lstm::Optimiser;
+use echoic_core::listener::lstm::{Optimiser, PeakUnits};
 use echoic_core::listener::{Activation, Listener};
 
 /// Writes a few seconds of synthetic audio per file into `dir/pkg/`.
@@ -481,8 +481,8 @@ fn averaging_keeps_the_mean_of_the_last_epochs_weights() {
 }
 
 /// Every training option together (max pooling, relative level, augmentation, speed changes,
-/// masking, peak weights, the peak loss, package and kind balance, kind partners and
-/// positives, drum types as kinds, Adagrad) trains a loadable model that
+/// masking, peak weights, the peak loss in model units, package and kind balance, kind partners
+/// and positives, drum types as kinds, Adagrad) trains a loadable model that
 /// listens as it was trained, and `resume` continues from a checkpoint where it left off.
 #[test]
 fn training_with_every_option_runs_and_resumes() {
@@ -509,6 +509,7 @@ fn training_with_every_option_runs_and_resumes() {
             peak_bands: 2,
             peak_loss_weight: 0.001,
             peak_temperature_db: 1.0,
+            peak_units: PeakUnits::ModelUnits,
             contrast_weight: 0.01,
             contrast_temperature: 0.2,
             contrast_kind_share: 0.3,

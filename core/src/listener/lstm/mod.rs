@@ -54,7 +54,7 @@ mod tests;
 
 pub use batch::{Contrast, Example, Geometry, SameKind, Workspace};
 pub use network::Network;
-pub use peak::PeakLoss;
+pub use peak::{PeakLoss, PeakUnits};
 pub(crate) use single::SingleEncoder;
 pub use trainer::{Optimiser, Trainer, TrainerConfig, ADAGRAD_INITIAL_ACCUMULATOR, MAX_THREADS};
 

@@ -9,8 +9,24 @@
 //!
 //! The dB of a band is `value / scale + offset` in the model's normalisation; the buffer's own
 //! level is common to its bands and drops out of both the softmax and the argmax.
+//!
+//! The loss can instead read frames in the model's units ([`PeakUnits::ModelUnits`]), where
+//! each band's value is measured from its own typical level. The original Listener counted
+//! peaks there, and a frame's loudest band in model units is often not its loudest in dB: a
+//! band that is usually quiet peaks in model units when it is merely less quiet than usual.
 
 use crate::listener::format::Normalisation;
+
+/// Where [`PeakLoss`] reads a frame's loudest band.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PeakUnits {
+    /// In dB, as `echoic eval`'s peak-band accuracy in dB counts it.
+    #[default]
+    Decibels,
+    /// In the model's units, as the original Listener's peak-band accuracy counts it. The
+    /// temperature stays in dB, converted at the bands' mean scale.
+    ModelUnits,
+}
 
 /// The peak-band cross-entropy, added to the squared error as `weight · mean ℓ` over frames
 /// (see the module documentation). Set on a workspace with
@@ -28,12 +44,26 @@ pub struct PeakLoss {
 
 impl PeakLoss {
     /// The loss for a model normalised by `normalisation`, at `weight` and a softmax temperature
-    /// of `temperature_db` decibels. Allocates.
+    /// of `temperature_db` decibels, reading peaks in `units`. Allocates.
     ///
     /// # Panics
     /// If the temperature is not positive.
-    pub fn new(weight: f32, temperature_db: f32, normalisation: &Normalisation) -> Self {
+    pub fn new(
+        weight: f32,
+        temperature_db: f32,
+        units: PeakUnits,
+        normalisation: &Normalisation,
+    ) -> Self {
         assert!(temperature_db > 0.0, "the temperature must be positive");
+        if units == PeakUnits::ModelUnits {
+            let n = normalisation.scale.len();
+            let mean_scale = normalisation.scale.iter().sum::<f32>() / n as f32;
+            return Self {
+                weight,
+                logit_per_unit: vec![1.0 / (mean_scale * temperature_db); n],
+                logit_offset: vec![0.0; n],
+            };
+        }
         Self {
             weight,
             logit_per_unit: normalisation
@@ -116,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_flat_frame_costs_log_n_and_the_peak_is_judged_in_db() {
-        let loss = PeakLoss::new(1.0, 2.0, &normalisation());
+        let loss = PeakLoss::new(1.0, 2.0, PeakUnits::Decibels, &normalisation());
         // Model values giving -10 dB in every band: a flat softmax.
         let flat = [0.2, 5.0, 1.6];
         assert!((loss.cross_entropy(&flat, &flat, None) - 3f64.ln()).abs() < 1e-6);
@@ -130,8 +160,33 @@ mod tests {
     }
 
     #[test]
+    fn in_model_units_the_peak_is_the_largest_value() {
+        let loss = PeakLoss::new(1.0, 2.0, PeakUnits::ModelUnits, &normalisation());
+        // Band 1 is quietest in dB but largest in model units, so the gradient now lowers
+        // band 1's error and raises the others'.
+        let flat = [0.5, 0.5, 0.5];
+        assert!((loss.cross_entropy(&flat, &flat, None) - 3f64.ln()).abs() < 1e-6);
+        let target = [0.1, 0.9, 0.8];
+        let mut d = [0.0; 3];
+        loss.cross_entropy(&flat, &target, Some((&mut d, 1.0)));
+        assert!(d[1] < 0.0 && d[0] > 0.0 && d[2] > 0.0, "{d:?}");
+        // The temperature is 2 dB at the mean scale (0.16 / 3): a frame whose peak leads the
+        // other two bands by that many units costs ln(1 + 2/e).
+        let lead = 2.0 * 0.16 / 3.0;
+        let y = [0.0, lead, 0.0];
+        let expected = (1.0 + 2.0 / std::f64::consts::E).ln();
+        assert!((loss.cross_entropy(&y, &target, None) - expected).abs() < 1e-5);
+    }
+
+    #[test]
     fn the_gradient_matches_central_differences() {
-        let loss = PeakLoss::new(1.0, 1.5, &normalisation());
+        for units in [PeakUnits::Decibels, PeakUnits::ModelUnits] {
+            gradient_matches_central_differences(units);
+        }
+    }
+
+    fn gradient_matches_central_differences(units: PeakUnits) {
+        let loss = PeakLoss::new(1.0, 1.5, units, &normalisation());
         let target = [0.1, 0.9, 0.8, 0.5, 0.2, 0.3];
         let mut y = [0.3, 2.0, 1.0, 0.1, 4.0, 0.7];
         let mut d = [0.0; 6];
@@ -147,7 +202,7 @@ mod tests {
             let numeric = 0.5 * (up - down) / (2.0 * f64::from(eps));
             assert!(
                 (numeric - f64::from(d[i])).abs() < 2e-3 * (1.0 + numeric.abs()),
-                "value {i}: {} analytic, {numeric} numeric",
+                "{units:?} value {i}: {} analytic, {numeric} numeric",
                 d[i]
             );
         }

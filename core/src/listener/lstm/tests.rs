@@ -129,8 +129,9 @@ fn gradients_match_central_differences_on_a_tiny_model() {
     assert!(err < 5e-4, "relative error {err}");
 }
 
-/// The peak-band cross-entropy through the whole network: the workspace's gradient of
-/// `mse + weight · mean ℓ` against central differences of the loss it returns.
+/// The peak-band cross-entropy through the whole network, read in dB and in model units: the
+/// workspace's gradient of `mse + weight · mean ℓ` against central differences of the loss it
+/// returns.
 #[test]
 fn the_peak_loss_gradient_matches_central_differences_on_a_tiny_model() {
     let cfg = tiny_config();
@@ -142,15 +143,19 @@ fn the_peak_loss_gradient_matches_central_differences_on_a_tiny_model() {
         scale: vec![0.05, 0.1, 0.2],
         level: Level::Relative,
     };
-    let mut workspace = Workspace::new(&net, b);
-    workspace.set_peak_loss(Some(PeakLoss::new(0.5, 2.0, &normalisation)));
-    let err = error_against_central_differences(&mut net, &mut workspace, &x, b);
-    eprintln!("peak loss through the network against central differences: {err:.2e}");
-    assert!(err < 5e-4, "relative error {err}");
-    // It joined the loss: without it the same batch costs less.
-    let with_peaks = workspace.gradients(&net, &x, b, b);
-    workspace.set_peak_loss(None);
-    assert!(workspace.gradients(&net, &x, b, b) < with_peaks);
+    for units in [PeakUnits::Decibels, PeakUnits::ModelUnits] {
+        let mut workspace = Workspace::new(&net, b);
+        workspace.set_peak_loss(Some(PeakLoss::new(0.5, 2.0, units, &normalisation)));
+        let err = error_against_central_differences(&mut net, &mut workspace, &x, b);
+        eprintln!(
+            "{units:?} peak loss through the network, against central differences: {err:.2e}"
+        );
+        assert!(err < 5e-4, "relative error {err}");
+        // It joined the loss: without it the same batch costs less.
+        let with_peaks = workspace.gradients(&net, &x, b, b);
+        workspace.set_peak_loss(None);
+        assert!(workspace.gradients(&net, &x, b, b) < with_peaks);
+    }
 }
 
 #[test]
@@ -196,7 +201,12 @@ fn the_forward_only_loss_is_the_training_loss() {
             scale: vec![0.02; cfg.n_bands],
             level: Level::Relative,
         };
-        workspace.set_peak_loss(Some(PeakLoss::new(0.3, 1.0, &normalisation)));
+        workspace.set_peak_loss(Some(PeakLoss::new(
+            0.3,
+            1.0,
+            PeakUnits::Decibels,
+            &normalisation,
+        )));
         let trained = workspace.gradients_for(&net, example, b, b);
         assert_eq!(workspace.loss_for(&net, example, b, b), trained);
         workspace.set_peak_loss(None);
