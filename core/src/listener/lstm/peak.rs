@@ -55,27 +55,29 @@ impl PeakLoss {
         normalisation: &Normalisation,
     ) -> Self {
         assert!(temperature_db > 0.0, "the temperature must be positive");
-        if units == PeakUnits::ModelUnits {
-            let n = normalisation.scale.len();
-            let mean_scale = normalisation.scale.iter().sum::<f32>() / n as f32;
-            return Self {
-                weight,
-                logit_per_unit: vec![1.0 / (mean_scale * temperature_db); n],
-                logit_offset: vec![0.0; n],
-            };
-        }
+        let (logit_per_unit, logit_offset) = match units {
+            PeakUnits::Decibels => (
+                normalisation
+                    .scale
+                    .iter()
+                    .map(|s| 1.0 / (s * temperature_db))
+                    .collect(),
+                normalisation
+                    .offset
+                    .iter()
+                    .map(|o| o / temperature_db)
+                    .collect(),
+            ),
+            PeakUnits::ModelUnits => {
+                let n = normalisation.scale.len();
+                let mean_scale = normalisation.scale.iter().sum::<f32>() / n as f32;
+                (vec![1.0 / (mean_scale * temperature_db); n], vec![0.0; n])
+            }
+        };
         Self {
             weight,
-            logit_per_unit: normalisation
-                .scale
-                .iter()
-                .map(|s| 1.0 / (s * temperature_db))
-                .collect(),
-            logit_offset: normalisation
-                .offset
-                .iter()
-                .map(|o| o / temperature_db)
-                .collect(),
+            logit_per_unit,
+            logit_offset,
         }
     }
 
